@@ -1,0 +1,184 @@
+"""The one place that knows how OPCS-4 codes are spelt.
+
+Exports write the same code many ways (`V52.2`, `v522`, `"V522 "`, `V55. 1`, `V5221` with a local
+fifth character). Everything downstream sees only the normalised four-character form (`V522`), or
+a `code_kind` saying why a field holds no procedure.
+
+NHS Data Dictionary, OPCS-4 CODE: format an4 — a chapter letter and three digits; the dot before
+the last digit is presentational. There is no chapter I. A locally added fifth character must be
+removed before national submission, so we record it and drop it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+# Kinds of value a procedure field can hold.
+PROCEDURE = "procedure"
+NO_OPERATION = "no-operation"  # "-" : HES "no operation performed"
+NOT_KNOWN = "not-known"  # "&" : HES "not known"
+BLANK = "blank"  # empty slot: not a procedure
+INVALID = "invalid"
+CODE_KINDS = (PROCEDURE, NO_OPERATION, NOT_KNOWN, BLANK, INVALID)
+
+_CHAPTER = "[A-HJ-Z]"  # every letter but I
+_FULL_CODE = rf"^{_CHAPTER}[0-9]{{3}}$"
+_LOCAL_FIFTH = rf"^{_CHAPTER}[0-9]{{3}}[0-9A-Z]$"
+# Why a value is invalid, most specific first; the first pattern that matches gives the reason.
+_INVALID_REASONS = (
+    (r"^I[0-9]{3,4}$", "OPCS-4 has no chapter I"),
+    (rf"^{_CHAPTER}[0-9]{{2}}$", "three characters: a category, not a full code"),
+    (r"^[0-9]+$", "digits only: no chapter letter"),
+    (r"^.{6,}$", "too long for an OPCS-4 code"),
+    (r"", "not a letter followed by three digits"),
+)
+
+
+def cleaned(raw: pl.Expr) -> pl.Expr:
+    """Upper-case and remove white space and dots: `v55. 1` -> `V551`."""
+    return raw.str.to_uppercase().str.replace_all(r"[\s.]", "")
+
+
+def normalised_columns(raw: pl.Expr) -> list[pl.Expr]:
+    """Columns `code`, `code_kind`, `local_suffix`, `invalid_reason` derived from a raw field."""
+    value = cleaned(raw)
+    is_blank = value.is_null() | (value == "")
+    is_full = value.str.contains(_FULL_CODE)
+    is_local = value.str.contains(_LOCAL_FIFTH)
+    kind = (
+        pl.when(is_blank)
+        .then(pl.lit(BLANK))
+        .when(value == "-")
+        .then(pl.lit(NO_OPERATION))
+        .when(value == "&")
+        .then(pl.lit(NOT_KNOWN))
+        .when(is_full | is_local)
+        .then(pl.lit(PROCEDURE))
+        .otherwise(pl.lit(INVALID))
+    )
+    reason = pl.when(is_blank | is_full | is_local | value.is_in(["-", "&"])).then(
+        pl.lit(None, dtype=pl.String)
+    )
+    for pattern, text in _INVALID_REASONS:
+        reason = reason.when(value.str.contains(pattern)).then(pl.lit(text))
+    return [
+        pl.when(is_full | is_local).then(value.str.slice(0, 4)).alias("code"),
+        kind.cast(pl.Enum(CODE_KINDS)).alias("code_kind"),
+        pl.when(is_local).then(value.str.slice(4, 1)).alias("local_suffix"),
+        reason.alias("invalid_reason"),
+    ]
+
+
+@dataclass(frozen=True)
+class NormalisedCode:
+    code: str | None
+    kind: str
+    local_suffix: str | None
+    invalid_reason: str | None
+
+
+def normalise(value: str | None) -> NormalisedCode:
+    """Normalise one value, through the same expressions used on whole frames."""
+    row = (
+        pl.DataFrame({"raw": [value]}, schema={"raw": pl.String})
+        .select(normalised_columns(pl.col("raw")))
+        .row(0)
+    )
+    return NormalisedCode(*row)
+
+
+def display(code: str) -> str:
+    """`V522` -> `V52.2`, the spelling coders read."""
+    return f"{code[:3]}.{code[3:]}" if len(code) == 4 else code
+
+
+def display_expr(code: pl.Expr) -> pl.Expr:
+    return pl.concat_str([code.str.slice(0, 3), pl.lit("."), code.str.slice(3)])
+
+
+def chapter(code: pl.Expr) -> pl.Expr:
+    return code.str.slice(0, 1)
+
+
+def is_levels(code: pl.Expr) -> pl.Expr:
+    """V55 Levels of spine: a qualifier, not an action (NICE spinal pages)."""
+    return code.str.starts_with("V55")
+
+
+def is_laterality(code: pl.Expr) -> pl.Expr:
+    """Z94 laterality (Z94.1 bilateral, Z94.2 right, Z94.3 left)."""
+    return code.str.starts_with("Z94")
+
+
+def is_subsidiary(code: pl.Expr) -> pl.Expr:
+    """Chapters Y (methods, approaches) and Z (sites) are only ever secondary codes."""
+    return chapter(code).is_in(["Y", "Z"])
+
+
+def is_action(code: pl.Expr) -> pl.Expr:
+    """An action code: outside Chapters Y and Z, and not V55. Null codes are not actions."""
+    return (~is_subsidiary(code) & ~is_levels(code)).fill_null(False)
+
+
+def is_site(code: pl.Expr) -> pl.Expr:
+    """A Chapter Z site code (Z94 is laterality, not a site)."""
+    return (chapter(code) == "Z") & ~is_laterality(code)
+
+
+# --- Patterns: how the catalogue names codes -------------------------------------------------
+
+_EXACT = re.compile(rf"^{_CHAPTER}[0-9]{{3}}$")
+_CATEGORY = re.compile(rf"^{_CHAPTER}[0-9]{{2}}-$")
+_CHAPTER_WILDCARD = re.compile(rf"^CHAPTER:({_CHAPTER})$")
+
+
+@dataclass(frozen=True)
+class CodePattern:
+    """An exact code (`V52.2`), a category (`V55.-`) or a whole chapter (`chapter:Z`).
+
+    Kept as distinct kinds so that a mistyped pattern fails loudly at load time instead of
+    silently matching nothing.
+    """
+
+    kind: str  # "exact" | "category" | "chapter"
+    prefix: str  # the normalised code, category or chapter letter
+    spelling: str  # as written in the catalogue
+
+    def expr(self, code: pl.Expr) -> pl.Expr:
+        if self.kind == "exact":
+            return code == self.prefix
+        return code.str.starts_with(self.prefix)
+
+    def matches(self, code: str) -> bool:
+        return code == self.prefix if self.kind == "exact" else code.startswith(self.prefix)
+
+    def __str__(self) -> str:
+        if self.kind == "exact":
+            return display(self.prefix)
+        if self.kind == "category":
+            return f"{self.prefix}.-"
+        return f"any Chapter {self.prefix} code"
+
+
+def parse_pattern(spelling: str) -> CodePattern:
+    """Parse a catalogue code spelling; raises ValueError naming what is wrong."""
+    value = re.sub(r"[\s.]", "", str(spelling).upper())
+    if _EXACT.match(value):
+        return CodePattern("exact", value, spelling)
+    if _CATEGORY.match(value):
+        return CodePattern("category", value[:3], spelling)
+    if m := _CHAPTER_WILDCARD.match(value):
+        return CodePattern("chapter", m.group(1), spelling)
+    raise ValueError(
+        f"{spelling!r} is not an OPCS-4 code (V52.2), category (V55.-) or chapter (chapter:Z)"
+    )
+
+
+def any_of(patterns: tuple[CodePattern, ...], code: pl.Expr) -> pl.Expr:
+    expr = pl.lit(False)
+    for pattern in patterns:
+        expr = expr | pattern.expr(code)
+    return expr

@@ -1,0 +1,38 @@
+"""Parsing the dates exports write.
+
+Exports mix ISO `yyyy-mm-dd` (HES, SUS) and `dd/mm/yyyy` (PAS reports opened in Excel). HES uses
+`1800-01-01` for a null date and `1801-01-01` for an invalid one (HES data dictionary); those
+placeholders are treated as no date. An impossible date (`2026-02-30`) is no date too, and is
+counted so the report can show it.
+"""
+
+from datetime import date
+
+import polars as pl
+
+PLACEHOLDERS = (date(1800, 1, 1), date(1801, 1, 1))
+
+
+def parse_date(raw: pl.Expr) -> pl.Expr:
+    """A Date, or null when the value is blank, a placeholder or not a real date."""
+    text = raw.cast(pl.String).str.strip_chars()
+    iso = (
+        pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}([ T].*)?$"))
+        .then(text.str.slice(0, 10))
+        .str.to_date("%Y-%m-%d", strict=False)
+    )
+    uk = (
+        pl.when(text.str.contains(r"^\d{1,2}/\d{1,2}/\d{4}$"))
+        .then(text)
+        .str.to_date("%d/%m/%Y", strict=False)
+    )
+    parsed = pl.coalesce(iso, uk)
+    return pl.when(parsed.is_in(PLACEHOLDERS)).then(None).otherwise(parsed)
+
+
+def is_unparseable(raw: pl.Expr) -> pl.Expr:
+    """A non-blank value that is neither a date nor a known placeholder."""
+    text = raw.cast(pl.String).str.strip_chars()
+    return (text != "") & parse_date(raw).is_null() & ~text.str.slice(0, 10).is_in(
+        [d.isoformat() for d in PLACEHOLDERS]
+    )

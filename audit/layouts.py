@@ -1,0 +1,278 @@
+"""Which columns of an export hold what: layout detection and column-mapping files.
+
+A `ColumnPlan` names, for one file, the source column behind each canonical field. The loader
+reads only those columns.
+
+- `hes`: HES APC extract, `EPIKEY` + `OPERTN_01..24` / `OPDATE_01..24`.
+- `hes-derived`: NHS Digital's derived `OPERTN_4_01..24` (no procedure dates), as in the
+  artificial HES files.
+- `long`: one row per procedure: `episode_id`, `position`, `code` (+ optional dates).
+- `mapped`: anything else, described by a TOML mapping file (`--mapping`).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audit.errors import InputError, UserError
+
+LAYOUTS = ("hes", "hes-derived", "long", "mapped")
+
+# Episode-level canonical fields, with the source columns that supply them (first found wins).
+HES_EPISODE_COLUMNS = {
+    "admission_date": ("ADMIDATE",),
+    "episode_start": ("EPISTART",),
+    "episode_end": ("EPIEND",),
+    "provider": ("PROCODE5", "PROCODE3", "PROCODE"),
+    "specialty": ("TRETSPEF", "MAINSPEF"),
+    "consultant": ("CONSULT", "PCONSULT", "CONSULTANT_CODE"),
+}
+LONG_EPISODE_COLUMNS = {
+    "admission_date": ("admission_date",),
+    "episode_start": ("episode_start",),
+    "episode_end": ("episode_end",),
+    "provider": ("provider",),
+    "specialty": ("specialty", "treatment_specialty"),
+    "consultant": ("consultant",),
+}
+EPISODE_FIELDS = tuple(HES_EPISODE_COLUMNS)
+DATE_FIELDS = ("admission_date", "episode_start", "episode_end")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One procedure field of a wide export."""
+
+    position: int
+    code: str
+    date: str | None
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    layout: str
+    shape: str  # "wide" (one row per episode) or "long" (one row per procedure)
+    episode_id: str
+    slots: tuple[Slot, ...] = ()  # wide only
+    position: str | None = None  # long only
+    code: str | None = None  # long only
+    procedure_date: str | None = None  # long only
+    episode_columns: dict[str, str] = field(default_factory=dict)  # canonical -> source
+
+    def source_columns(self) -> list[str]:
+        columns = [self.episode_id, *self.episode_columns.values()]
+        for slot in self.slots:
+            columns += [slot.code] + ([slot.date] if slot.date else [])
+        columns += [c for c in (self.position, self.code, self.procedure_date) if c]
+        return list(dict.fromkeys(columns))
+
+
+def _lookup(header: list[str]) -> dict[str, str]:
+    """Case- and space-insensitive header lookup: exports disagree on both."""
+    return {name.strip().upper(): name for name in header}
+
+
+def _episode_columns(lookup: dict[str, str], candidates: dict[str, tuple[str, ...]]):
+    found = {}
+    for canonical, names in candidates.items():
+        for name in names:
+            if name.upper() in lookup:
+                found[canonical] = lookup[name.upper()]
+                break
+    return found
+
+
+def _numbered(lookup: dict[str, str], prefix: str) -> dict[int, str]:
+    pattern = re.compile(rf"^{re.escape(prefix)}(\d{{1,2}})$")
+    return {int(m.group(1)): lookup[k] for k in lookup if (m := pattern.match(k))}
+
+
+def _hes_plan(lookup: dict[str, str], layout: str) -> ColumnPlan:
+    prefix = "OPERTN_" if layout == "hes" else "OPERTN_4_"
+    codes = _numbered(lookup, prefix)
+    dates = _numbered(lookup, "OPDATE_") if layout == "hes" else {}
+    slots = tuple(Slot(n, codes[n], dates.get(n)) for n in sorted(codes) if n >= 1)
+    return ColumnPlan(
+        layout=layout,
+        shape="wide",
+        episode_id=lookup["EPIKEY"],
+        slots=slots,
+        episode_columns=_episode_columns(lookup, HES_EPISODE_COLUMNS),
+    )
+
+
+def _long_plan(lookup: dict[str, str]) -> ColumnPlan:
+    date = lookup.get("PROCEDURE_DATE")
+    return ColumnPlan(
+        layout="long",
+        shape="long",
+        episode_id=lookup["EPISODE_ID"],
+        position=lookup["POSITION"],
+        code=lookup["CODE"],
+        procedure_date=date,
+        episode_columns=_episode_columns(lookup, LONG_EPISODE_COLUMNS),
+    )
+
+
+def detect_layout(header: list[str]) -> str | None:
+    lookup = _lookup(header)
+    if "EPIKEY" in lookup and _numbered(lookup, "OPERTN_"):
+        return "hes"
+    if "EPIKEY" in lookup and _numbered(lookup, "OPERTN_4_"):
+        return "hes-derived"
+    if {"EPISODE_ID", "POSITION", "CODE"} <= lookup.keys():
+        return "long"
+    return None
+
+
+def plan_for(path: Path, header: list[str], layout: str | None, mapping: Mapping | None):
+    """The column plan for one file: `layout` forces one; else detect; else use the mapping."""
+    lookup = _lookup(header)
+    chosen = layout or detect_layout(header) or ("mapped" if mapping else None)
+    if chosen is None:
+        raise InputError(
+            path,
+            "unknown layout: the header has neither EPIKEY with OPERTN_nn columns (HES) nor "
+            "episode_id, position and code (long); describe it with --mapping FILE",
+        )
+    if chosen == "mapped":
+        if mapping is None:
+            raise UserError("--layout mapped needs --mapping FILE")
+        return mapping.plan(path, lookup)
+    required = {
+        "hes": ["EPIKEY", "OPERTN_01"],
+        "hes-derived": ["EPIKEY", "OPERTN_4_01"],
+        "long": ["EPISODE_ID", "POSITION", "CODE"],
+    }[chosen]
+    missing = [name for name in required if name not in lookup]
+    if missing:
+        raise InputError(path, f"missing required column(s) for layout {chosen}: {', '.join(missing)}")
+    return _long_plan(lookup) if chosen == "long" else _hes_plan(lookup, chosen)
+
+
+# --- Mapping files ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A TOML description of an export the tool does not recognise. See examples/README.md.
+
+    shape = "wide": `procedure_codes` lists the code columns in position order (a `*` in a name
+    matches a number, expanded in numeric order), `procedure_dates` the matching date columns.
+    shape = "long": `position`, `code`, optional `procedure_date`.
+    Both: `episode_id`, and optional `admission_date`, `episode_start`, `episode_end`,
+    `provider`, `specialty`, `consultant`.
+    """
+
+    source: Path
+    shape: str
+    episode_id: str
+    procedure_codes: tuple[str, ...] = ()
+    procedure_dates: tuple[str, ...] = ()
+    position: str | None = None
+    code: str | None = None
+    procedure_date: str | None = None
+    episode_columns: dict[str, str] = field(default_factory=dict)
+
+    def _expand(self, names, lookup, path) -> list[str]:
+        columns = []
+        for name in names:
+            if "*" in name:
+                pattern = re.compile(
+                    "^" + re.escape(name.strip().upper()).replace(r"\*", r"(\d+)") + "$"
+                )
+                hits = sorted((int(m.group(1)), k) for k in lookup if (m := pattern.match(k)))
+                columns += [lookup[k] for _, k in hits]
+            elif name.strip().upper() in lookup:
+                columns.append(lookup[name.strip().upper()])
+            else:
+                raise InputError(path, f"column {name!r} named in {self.source.name} is not in the header")
+        return columns
+
+    def plan(self, path: Path, lookup: dict[str, str]) -> ColumnPlan:
+        def column(name: str | None) -> str | None:
+            if name is None:
+                return None
+            if name.strip().upper() not in lookup:
+                raise InputError(path, f"column {name!r} named in {self.source.name} is not in the header")
+            return lookup[name.strip().upper()]
+
+        episode_columns = {k: column(v) for k, v in self.episode_columns.items()}
+        if self.shape == "long":
+            return ColumnPlan(
+                layout="mapped",
+                shape="long",
+                episode_id=column(self.episode_id),
+                position=column(self.position),
+                code=column(self.code),
+                procedure_date=column(self.procedure_date),
+                episode_columns=episode_columns,
+            )
+        codes = self._expand(self.procedure_codes, lookup, path)
+        dates = self._expand(self.procedure_dates, lookup, path)
+        if not codes:
+            raise InputError(path, f"no procedure code columns match {self.source.name}")
+        if dates and len(dates) != len(codes):
+            raise InputError(
+                path, f"{len(codes)} procedure code columns but {len(dates)} date columns"
+            )
+        slots = tuple(
+            Slot(n, code, dates[n - 1] if dates else None) for n, code in enumerate(codes, 1)
+        )
+        return ColumnPlan(
+            layout="mapped",
+            shape="wide",
+            episode_id=column(self.episode_id),
+            slots=slots,
+            episode_columns=episode_columns,
+        )
+
+
+def load_mapping(path: Path) -> Mapping:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: mapping file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not a valid TOML mapping file ({error})") from None
+
+    def text(key, required=False):
+        value = data.get(key)
+        if value is None and required:
+            raise UserError(f"{path}: mapping needs {key!r}")
+        if value is not None and not isinstance(value, str):
+            raise UserError(f"{path}: {key!r} must be a column name (a string)")
+        return value
+
+    def names(key):
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UserError(f"{path}: {key!r} must be a list of column names")
+        return tuple(value)
+
+    shape = data.get("shape", "wide")
+    if shape not in ("wide", "long"):
+        raise UserError(f"{path}: 'shape' must be \"wide\" or \"long\"")
+    unknown = set(data) - {
+        "shape", "episode_id", "procedure_codes", "procedure_dates", "position", "code",
+        "procedure_date", *EPISODE_FIELDS,
+    }
+    if unknown:
+        raise UserError(f"{path}: unknown mapping key(s): {', '.join(sorted(unknown))}")
+    mapping = Mapping(
+        source=Path(path),
+        shape=shape,
+        episode_id=text("episode_id", required=True),
+        procedure_codes=names("procedure_codes"),
+        procedure_dates=names("procedure_dates"),
+        position=text("position", required=shape == "long"),
+        code=text("code", required=shape == "long"),
+        procedure_date=text("procedure_date"),
+        episode_columns={k: text(k) for k in EPISODE_FIELDS if text(k)},
+    )
+    if shape == "wide" and not mapping.procedure_codes:
+        raise UserError(f"{path}: a wide mapping needs 'procedure_codes'")
+    return mapping

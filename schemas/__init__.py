@@ -1,0 +1,7 @@
+"""pandera schemas: the data contracts between pipeline stages.
+
+- `inputs`: what a row of each input shape must hold to be audited at all (failures become
+  rejected rows with a reason, never exceptions).
+- `canonical`: the procedures and episodes frames every later stage relies on.
+- `outputs`: findings and episode statuses, the contract for the report and for scripts.
+"""

@@ -1,0 +1,88 @@
+"""Row-level contracts for input rows, as pandera schemas over polars frames.
+
+Each check is named by a stable id; `REJECTION_REASONS` gives the plain-English reason written to
+`rejected.csv` for a row that fails it. Checks are listed in the order reasons are preferred
+when a row fails several.
+"""
+
+import polars as pl
+import pandera.polars as pa
+
+REJECTION_REASONS = {
+    "episode-id-missing": "no episode id",
+    "position-invalid": "position is not a whole number from 1 to 999",
+    "code-missing": "no procedure code in a long-format row",
+    "episode-id-duplicated": (
+        "episode id appears on more than one row; every copy is rejected because the tool cannot "
+        "tell which one is current"
+    ),
+    "episode-in-several-files": (
+        "episode id appears in more than one input file; every copy is rejected because the tool "
+        "cannot tell which one is current"
+    ),
+    "position-duplicated": "episode lists the same position twice; all its rows are rejected",
+}
+
+
+def position_number(raw: pl.Expr) -> pl.Expr:
+    """`"2"`, `" 2 "` or `"2.0"` (a float written by a spreadsheet) -> 2; anything else null."""
+    text = raw.str.strip_chars()
+    return (
+        pl.when(text.str.contains(r"^\d{1,3}(\.0+)?$"))
+        .then(text.str.replace(r"\.0+$", ""))
+        .cast(pl.Int32, strict=False)
+    )
+
+
+def _present(column: str) -> pl.Expr:
+    return pl.col(column).str.strip_chars().fill_null("") != ""
+
+
+def _check(expr: pl.Expr, name: str) -> pa.Check:
+    return pa.Check(lambda data: data.lazyframe.select(expr), name=name)
+
+
+_BASE_COLUMNS = {
+    "episode_id": pa.Column(pl.String, nullable=True),
+    "source_file": pa.Column(pl.String),
+    "source_row": pa.Column(pl.Int64),
+}
+
+# One file's rows, whatever the shape.
+WIDE_ROWS = pa.DataFrameSchema(
+    _BASE_COLUMNS,
+    checks=[_check(_present("episode_id"), "episode-id-missing")],
+    name="wide export rows",
+)
+LONG_ROWS = pa.DataFrameSchema(
+    {**_BASE_COLUMNS, "position": pa.Column(pl.String, nullable=True),
+     "code_raw": pa.Column(pl.String, nullable=True)},
+    checks=[
+        _check(_present("episode_id"), "episode-id-missing"),
+        _check(
+            position_number(pl.col("position")).is_between(1, 999).fill_null(False),
+            "position-invalid",
+        ),
+        _check(_present("code_raw"), "code-missing"),
+    ],
+    name="long export rows",
+)
+
+# All files' rows together (after stripping ids): an episode's identity must be unambiguous.
+IDENTITY = pa.DataFrameSchema(
+    {**_BASE_COLUMNS, "shape": pa.Column(pl.String), "position": pa.Column(pl.String, nullable=True)},
+    checks=[
+        _check(pl.col("source_file").n_unique().over("episode_id") == 1, "episode-in-several-files"),
+        _check(
+            ~((pl.col("shape") == "wide") & (pl.len().over("episode_id") > 1)),
+            "episode-id-duplicated",
+        ),
+        _check(
+            (~pl.struct("episode_id", position_number(pl.col("position"))).is_duplicated())
+            .all()
+            .over("episode_id"),
+            "position-duplicated",
+        ),
+    ],
+    name="episode identity across files",
+)

@@ -1,0 +1,39 @@
+"""Shared helpers: paths, and running the pipeline in-process on small inline tables."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SHARED = ROOT.parent / "shared"
+ARTIFICIAL_HES = SHARED / "data" / "artificial_hes_apc_0102.csv"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PINNED_TIME = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
+AS_OF = date(2026, 11, 21)
+
+
+def table(text: str) -> pl.DataFrame:
+    """An inline, pipe-separated table (all strings), as used in the rule tests."""
+    lines = [line.strip().strip("|") for line in textwrap.dedent(text).strip().splitlines()]
+    rows = [[cell.strip() for cell in line.split("|")] for line in lines if not set(line) <= {"-", "|", " "}]
+    return pl.DataFrame(rows[1:], schema=rows[0], orient="row")
+
+
+def write_csv(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def needs_shared():
+    if not ARTIFICIAL_HES.exists():
+        pytest.skip("../shared/data is not beside this checkout")
+    return ARTIFICIAL_HES

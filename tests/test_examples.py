@@ -1,0 +1,45 @@
+"""The examples produce exactly the outcomes examples/README.md states."""
+
+from collections import Counter
+
+import polars as pl
+import pytest
+
+from audit.catalogue import load_catalogue
+from audit.pipeline import AuditOptions, run_audit
+from tests.conftest import AS_OF, EXAMPLES, PINNED_TIME
+
+
+def expected_outcomes() -> dict[str, tuple[set[str], Counter]]:
+    """Parse the README's table: episode_id -> (statuses, findings)."""
+    expected = {}
+    for line in (EXAMPLES / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or cells[0] in ("episode_id", "") or set(cells[0]) <= {"-"}:
+            continue
+        episode_id, _, _, statuses, findings = cells
+        expected[episode_id] = (set(statuses.split()), Counter(findings.split()))
+    return expected
+
+
+@pytest.fixture(scope="module")
+def example_audit():
+    options = AuditOptions(inputs=[EXAMPLES], as_of=AS_OF)
+    return run_audit(options, load_catalogue(), PINNED_TIME)
+
+
+def test_readme_lists_every_example_episode(example_audit):
+    assert set(expected_outcomes()) == set(example_audit.data.episodes["episode_id"])
+
+
+@pytest.mark.parametrize("episode_id", sorted(expected_outcomes()))
+def test_example_outcome(example_audit, episode_id):
+    statuses, findings = expected_outcomes()[episode_id]
+    pairs = example_audit.episodes.filter(pl.col("episode_id") == episode_id)
+    actual_statuses = {f"{g}:{s}" for g, s in pairs.select("guidance_id", "status").iter_rows()}
+    rows = example_audit.findings.filter(pl.col("episode_id") == episode_id)
+    actual_findings = Counter(
+        f"{rule}@{guidance}" if guidance else rule
+        for rule, guidance in rows.select("rule_id", "guidance_id").iter_rows()
+    )
+    assert (actual_statuses, actual_findings) == (statuses, findings)
