@@ -25,7 +25,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/nice-audit run examples/ --out $(OUT)
+	$(BIN)/nice-audit run examples/ --mapping examples/warehouse_mapping.toml --out $(OUT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

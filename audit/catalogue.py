@@ -66,9 +66,10 @@ class Component:
     scope: str  # where the code may stand: the index code's qualifiers, or anywhere after it
     recommended: tuple[CodePattern, ...]  # sites: the category the guidance names
     note: str
+    icd10: tuple[str, ...] = ()  # diagnosis components: shown to readers, not audited
 
     def __str__(self) -> str:
-        return " or ".join(str(p) for p in self.patterns)
+        return " or ".join([str(p) for p in self.patterns] + list(self.icd10))
 
 
 @dataclass(frozen=True)
@@ -179,10 +180,13 @@ def _component(raw, field: str, problems: _Problems) -> Component | None:
     scope = raw.get("scope", "qualifiers")
     if scope not in SCOPES:
         problems.add(f"{field}.scope", f"must be one of {', '.join(SCOPES)}")
-    if role == "diagnosis":  # ICD-10: recorded for readers, not audited (exports carry no link)
+    icd10: tuple[str, ...] = ()
+    if role == "diagnosis":  # ICD-10: recorded for readers, not audited (no diagnoses are read)
         codes = raw.get("codes")
         if not isinstance(codes, list) or not all(isinstance(c, str) and _ICD10.match(c) for c in codes):
             problems.add(f"{field}.codes", "diagnosis codes must be ICD-10 codes such as C78.7 or C18.-")
+        else:
+            icd10 = tuple(codes)
         patterns = ()
     else:
         patterns = _patterns(raw.get("codes"), f"{field}.codes", problems)
@@ -196,7 +200,7 @@ def _component(raw, field: str, problems: _Problems) -> Component | None:
         problems.add(field, "the index component must be required and identify the procedure")
     return Component(
         role=role, patterns=patterns, requirement=requirement, identifies=identifies is True,
-        scope=scope, recommended=recommended, note=str(raw.get("note", "")),
+        scope=scope, recommended=recommended, note=str(raw.get("note", "")), icd10=icd10,
     )
 
 

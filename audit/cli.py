@@ -177,7 +177,7 @@ def catalogue_show(
         f"  file:         {g.source_file}",
     ]
     if not g.code_sets:
-        lines.append("  code set:     not recovered (kept for lineage)")
+        lines.append("  code set:     none recorded, so not audited by code set (see notes)")
     for code_set in g.code_sets:
         lines.append(f"  code set '{code_set.name}':")
         for c in code_set.components:
@@ -188,7 +188,7 @@ def catalogue_show(
                 extra.append("anywhere later in the episode")
             if c.recommended:
                 extra.append("recommended " + " or ".join(str(p) for p in c.recommended))
-            codes_text = str(c) if c.patterns else "(ICD-10, not audited)"
+            codes_text = str(c) if c.patterns else f"{c} (ICD-10, not audited)"
             lines.append(f"    {c.role:<10} {codes_text:<28} {', '.join(extra)}")
     lines += [f"  source:       {s}" for s in g.sources]
     lines += [f"  uncertain:    {u}" for u in g.uncertain]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from audit.catalogue import Catalogue
-from audit.rules import ERROR, SUPERSEDED, WARNING
+from audit import codes
+from audit.catalogue import Catalogue, CodeSet, Component
+from audit.rules import ERROR, SUPERSEDED, WARNING, image_control
 
 STATUSES = ("compliant", "non-compliant", "superseded", "predates-guidance")
 
@@ -29,7 +30,61 @@ EPISODE_STATUS_SCHEMA = {
     "specialty": pl.String,
     "consultant": pl.String,
     "source_file": pl.String,
+    "actual_sequence": pl.String,
+    "expected_sequence": pl.String,
 }
+
+# Where each role stands in the expected sequence (PYZ: action, V55, Y method, Y approach, Z site).
+_ROLE_ORDER = ("index", "levels", "method", "approach", "site")
+
+
+def _recorded(component: Component, patterns) -> pl.Expr:
+    """The first code among the qualifiers (or later codes) that fills this component."""
+    column = "following" if component.scope == "episode" else "qualifiers"
+    match = codes.any_of(patterns, pl.element())
+    if component.role == "site":
+        match = match & codes.is_site(pl.element())
+    return pl.col(column).list.eval(pl.element().filter(match)).list.first()
+
+
+def _expected_part(component: Component) -> pl.Expr | None:
+    if component.role == "index":
+        return codes.display_expr(pl.col("code"))
+    if component.role == "levels":
+        return pl.when(codes.is_levels(pl.col("next_code")).fill_null(False)).then(
+            codes.display_expr(pl.col("next_code"))).otherwise(pl.lit(str(component)))
+    patterns = image_control(component) if component.role == "approach" else component.patterns
+    wanted = str(component)
+    if component.role == "site" and component.recommended:
+        patterns, wanted = component.recommended, " or ".join(str(p) for p in component.recommended)
+    elif component.role == "site":
+        wanted = "Z site"
+    if component.requirement == "conditional":
+        wanted = f"[{wanted} if done]"
+    return pl.coalesce(codes.display_expr(_recorded(component, patterns)), pl.lit(wanted))
+
+
+def sequence_columns(code_set: CodeSet) -> list[pl.Expr]:
+    """`actual_sequence`: the index code and its qualifiers as recorded; `expected_sequence`:
+    what the code set asks for, filled with the recorded codes where they are right."""
+    parts = [
+        part
+        for role in _ROLE_ORDER
+        for component in code_set.of_role(role)
+        if (part := _expected_part(component)) is not None
+    ]
+    laterality = pl.col("qualifiers").list.eval(
+        pl.element().filter(codes.is_laterality(pl.element()))).list.eval(codes.display_expr(pl.element()))
+    companions = [
+        pl.lit(f"… {c}" if c.requirement == "required" else f"… [{c} if done]")
+        for c in code_set.of_role("companion")
+    ]
+    actual = pl.concat_list(pl.col("code"), pl.col("qualifiers")).list.eval(codes.display_expr(pl.element()))
+    return [
+        actual.list.join(" ").alias("actual_sequence"),
+        pl.concat_str([*parts, laterality.list.join(" ").replace("", None), *companions],
+                      separator=" ", ignore_nulls=True).alias("expected_sequence"),
+    ]
 
 
 def judge(occurrences: pl.DataFrame, findings: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
@@ -52,6 +107,14 @@ def judge(occurrences: pl.DataFrame, findings: pl.DataFrame, catalogue: Catalogu
     )
     # The pair is dated by its first occurrence (lowest position).
     pairs = occurrences.sort("position").unique(["episode_id", "guidance_id"], keep="first")
+    pairs = pl.concat(
+        [
+            pairs.filter((pl.col("guidance_id") == g.id) & (pl.col("code_set") == cs.name))
+            .with_columns(sequence_columns(cs))
+            for g in catalogue.auditable()
+            for cs in g.code_sets
+        ]
+    )
     return (
         pairs.join(counts, on=["episode_id", "guidance_id"], how="left")
         .join(published, on="guidance_id", how="left")

@@ -97,6 +97,9 @@ def _csv_source(path: Path, encoding: str) -> tuple[object, str]:
                 data = handle.read()
         elif encoding in ("auto", "utf-8"):
             with open(path, "rb") as handle:
+                if b"\x00" in handle.read(65536):
+                    raise InputError(path, "binary content: not a CSV or Parquet export")
+                handle.seek(0)
                 if encoding == "utf-8" or _is_utf8(handle):
                     return path, "utf-8"
             data = path.read_bytes()
@@ -105,6 +108,8 @@ def _csv_source(path: Path, encoding: str) -> tuple[object, str]:
     except (EOFError, OSError, zlib.error) as error:
         problem = "truncated or corrupt gzip file" if gz else f"cannot be read ({error.strerror})"
         raise InputError(path, problem) from None
+    if b"\x00" in data[:65536]:
+        raise InputError(path, "binary content: not a CSV or Parquet export")
     if encoding == "auto":
         encoding = "utf-8" if _is_utf8(io.BytesIO(data)) else "cp1252"
         if encoding == "cp1252":

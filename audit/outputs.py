@@ -22,7 +22,27 @@ FINDINGS_CSV = "findings.csv"
 FINDINGS_PARQUET = "findings.parquet"
 EPISODES_CSV = "episodes.csv"
 REJECTED_CSV = "rejected.csv"
+SEQUENCES_CSV = "sequences.csv"
 SUMMARY_JSON = "summary.json"
+
+
+def sequences(result: AuditResult) -> pl.DataFrame:
+    """The full procedure sequence of every episode with a finding or a guidance match, for the
+    report's worksheet (which reads only output files)."""
+    flagged = pl.concat([result.findings.select("episode_id"), result.episodes.select("episode_id")]).unique()
+    return (
+        result.data.procedures.join(flagged, on="episode_id", how="semi")
+        .select(
+            "episode_id",
+            "position",
+            pl.when(pl.col("code").is_not_null())
+            .then(codes.display_expr(pl.col("code")))
+            .otherwise(pl.col("code_raw").str.strip_chars())
+            .alias("code"),
+            "code_kind",
+        )
+        .sort("episode_id", "position")
+    )
 
 
 def _counts(frame: pl.DataFrame, column: str, keys) -> dict[str, int]:
@@ -89,6 +109,7 @@ def write_outputs(result: AuditResult, out: Path) -> Path:
     findings.write_parquet(staging / FINDINGS_PARQUET, statistics=False)
     result.episodes.write_csv(staging / EPISODES_CSV, date_format="%Y-%m-%d")
     result.data.rejected.write_csv(staging / REJECTED_CSV)
+    sequences(result).write_csv(staging / SEQUENCES_CSV)
     text = json.dumps(summary(result), indent=2, sort_keys=False, default=int)
     (staging / SUMMARY_JSON).write_text(text + "\n", encoding="utf-8")
     _swap_into_place(staging, out)

@@ -150,7 +150,7 @@ def _levels_rules(component: Component) -> list[Rule]:
     return rules
 
 
-def _image_control(component: Component) -> tuple[codes.CodePattern, ...]:
+def image_control(component: Component) -> tuple[codes.CodePattern, ...]:
     """Y68 'Other approach to organ under image control' is accepted wherever Y53 is asked for:
     the OPCS-4.9 TAVI standard (PCSK1) allows it [unverified], and demanding Y53 alone would
     flag correct coding."""
@@ -163,7 +163,7 @@ def _missing_rule(rule_id: str, component: Component, what: str) -> Rule | None:
     severity = _severity(component, rule_id)
     if severity is None or (component.identifies and component.role != "index"):
         return None
-    patterns = _image_control(component) if component.role == "approach" else component.patterns
+    patterns = image_control(component) if component.role == "approach" else component.patterns
     accepted = replace(component, patterns=patterns)
     expected = " or ".join(str(p) for p in patterns)
     where = "later in the episode" if component.scope == "episode" else "among the codes after it"
@@ -354,8 +354,14 @@ def findings_from(frame: pl.DataFrame, rules: list[Rule], guidance_id, code_set,
         rows = failing.filter(pl.col("check_number") == number).select("index")
         if rows.height == 0:
             continue
+        # Messages may look across the episode (window expressions), so evaluate them over the
+        # failing rows' whole episodes, then keep the failing rows.
+        episodes = indexed.join(rows, on="index", how="semi").select("episode_id").unique()
         parts.append(
-            indexed.join(rows, on="index", how="semi").select(
+            indexed.join(episodes, on="episode_id", how="semi")
+            .with_columns(pl.col("index").is_in(rows["index"].implode()).alias("_failing"))
+            .select(
+                "_failing",
                 "episode_id",
                 pl.lit(guidance_id, pl.String).alias("guidance_id"),
                 pl.lit(code_set, pl.String).alias("code_set"),
@@ -367,6 +373,8 @@ def findings_from(frame: pl.DataFrame, rules: list[Rule], guidance_id, code_set,
                 rule.message.alias("message"),
                 "provider", "specialty", "consultant", "source_file",
             )
+            .filter("_failing")
+            .drop("_failing")
         )
     return pl.concat(parts) if parts else empty_findings()
 

@@ -37,3 +37,38 @@ def needs_shared():
     if not ARTIFICIAL_HES.exists():
         pytest.skip("../shared/data is not beside this checkout")
     return ARTIFICIAL_HES
+
+
+def audit_long(tmp_path: Path, text: str, *, as_of: date = AS_OF, catalogue=None):
+    """Run the whole pipeline over an inline long-format table (columns as in the long layout)."""
+    from audit.catalogue import load_catalogue
+    from audit.pipeline import AuditOptions, run_audit
+
+    path = tmp_path / "episodes.csv"
+    table(text).write_csv(path)
+    options = AuditOptions(inputs=[path], as_of=as_of)
+    return run_audit(options, catalogue or load_catalogue(), PINNED_TIME)
+
+
+def findings_of(result, episode_id: str | None = None) -> list[tuple]:
+    """(rule_id, guidance_id, position, severity) for each finding, in output order."""
+    frame = result.findings
+    if episode_id is not None:
+        frame = frame.filter(pl.col("episode_id") == episode_id)
+    return frame.select("rule_id", "guidance_id", "position", "severity").rows()
+
+
+def status_of(result, episode_id: str, guidance_id: str) -> str | None:
+    rows = result.episodes.filter(
+        (pl.col("episode_id") == episode_id) & (pl.col("guidance_id") == guidance_id)
+    )
+    return rows["status"].item() if rows.height else None
+
+
+def run_cli(*args: str):
+    """Invoke the CLI in-process; stdout and stderr are kept apart."""
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "120"})

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 
 from audit.catalogue import load_catalogue
+from audit.layouts import load_mapping
 from audit.pipeline import AuditOptions, run_audit
 from tests.conftest import AS_OF, EXAMPLES, PINNED_TIME
 
@@ -24,7 +25,9 @@ def expected_outcomes() -> dict[str, tuple[set[str], Counter]]:
 
 @pytest.fixture(scope="module")
 def example_audit():
-    options = AuditOptions(inputs=[EXAMPLES], as_of=AS_OF)
+    options = AuditOptions(
+        inputs=[EXAMPLES], mapping=load_mapping(EXAMPLES / "warehouse_mapping.toml"), as_of=AS_OF
+    )
     return run_audit(options, load_catalogue(), PINNED_TIME)
 
 

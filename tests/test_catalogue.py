@@ -1,0 +1,147 @@
+"""The guidance catalogue: built-in content, and precise messages for broken entries."""
+
+import textwrap
+from datetime import date
+
+import pytest
+
+from audit.catalogue import CatalogueError, load_catalogue
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    return load_catalogue()
+
+
+def test_seed_guidance_exactly_as_published(catalogue):
+    ipg319 = catalogue.guidance["IPG319"].code_sets[0]
+    assert [(c.role, str(c), c.requirement) for c in ipg319.components] == [
+        ("index", "V52.2", "required"),
+        ("levels", "V55.-", "required"),
+        ("method", "Y10.2", "required"),
+        ("approach", "Y53.-", "required"),
+        ("site", "any Chapter Z code", "required"),
+    ]
+    assert [str(p) for p in ipg319.components[-1].recommended] == ["Z99.-"]
+    ipg366 = catalogue.guidance["IPG366"].code_sets[0]
+    assert [(c.role, str(c), c.requirement) for c in ipg366.components] == [
+        ("index", "V40.1", "required"),
+        ("levels", "V55.-", "required"),
+        ("approach", "Y53.-", "conditional"),
+        ("site", "any Chapter Z code", "required"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "old, new, replaced_on",
+    [("IPG81", "IPG319", date(2009, 1, 1)), ("IPG319", "IPG544", date(2016, 1, 1)),
+     ("IPG183", "IPG366", date(2010, 11, 1))],
+)
+def test_lineage(catalogue, old, new, replaced_on):
+    assert catalogue.guidance[old].replaced_by == new
+    assert old in catalogue.guidance[new].replaces
+    assert catalogue.guidance[old].replaced_on.start == replaced_on
+
+
+def test_every_reference_guidance_is_present(catalogue):
+    with_code_sets = {"IPG319", "IPG366", "IPG365", "IPG306", "IPG387", "IPG179", "IPG327", "IPG211",
+                      "IPG406", "IPG214", "IPG444", "IPG421", "IPG436", "IPG352", "IPG78", "IPG193",
+                      "IPG424", "IPG8"}
+    lineage_only = {"IPG81", "IPG544", "IPG183", "IPG83", "IPG545", "IPG165", "IPG100", "IPG92", "IPG220",
+                    "IPG266", "IPG237", "IPG16", "IPG553", "IPG270", "IPG403"}
+    assert {g.id for g in catalogue.auditable()} == with_code_sets
+    assert lineage_only <= set(catalogue.guidance) - with_code_sets
+    assert all(g.sources for g in catalogue.guidance.values())
+
+
+GOOD = """\
+id = "LOCAL1"
+title = "A local procedure"
+url = "https://example.org/local1"
+published = "2020-04"
+code_set_recovered = true
+sources = ["local coding policy"]
+
+[[code_sets]]
+components = [{ role = "index", codes = ["W37.1"] }, { role = "site", codes = ["chapter:Z"] }]
+"""
+
+
+def check(tmp_path, text):
+    path = tmp_path / "local.toml"
+    path.write_text(textwrap.dedent(text))
+    return run_cli("catalogue", "check", str(path)), path
+
+
+def test_check_accepts_a_good_entry(tmp_path):
+    result, _ = check(tmp_path, GOOD)
+    assert (result.exit_code, result.stdout.strip()) == (0, "OK: 1 entry in 1 path(s), no problems.")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (('codes = ["W37.1"]', 'codes = ["W37"]'),
+         "LOCAL1: code_sets[0].components[0].codes: 'W37' is not an OPCS-4 code (V52.2), category (V55.-) or chapter (chapter:Z)"),
+        (('role = "site"', 'role = "place"'),
+         "LOCAL1: code_sets[0].components[1].role: must be one of index, levels, method, approach, site, companion, diagnosis"),
+        (('published = "2020-04"', 'published = "2020-13"'),
+         "LOCAL1: published: '2020-13' is not a real date (yyyy, yyyy-mm or yyyy-mm-dd)"),
+        (('published = "2020-04"', 'published = "Apr 2020"'),
+         "LOCAL1: published: must be written yyyy, yyyy-mm or yyyy-mm-dd"),
+        (('title = "A local procedure"\n', ''), "LOCAL1: title: missing"),
+        (('sources = ["local coding policy"]', 'sources = []'), "LOCAL1: sources: cite at least one source"),
+        (('{ role = "index", codes = ["W37.1"] }, ', ''),
+         'LOCAL1: code_sets[0].components: must have exactly one component with role = "index"'),
+        (('code_set_recovered = true', 'code_set_recovered = "yes"'), "LOCAL1: code_set_recovered: must be true or false"),
+        (('code_set_recovered = true', 'code_set_recovered = true\nreplaced_by = "IPG999"'),
+         'LOCAL1: replaced_on: missing: give the date, or "unknown"'),
+        (('code_set_recovered = true', 'code_set_recovered = true\nreplaced_by = "IPG319"\nreplaced_on = "2021"'),
+         "LOCAL1: replaced_by: IPG319 does not list LOCAL1 in replaces"),
+        (('url = "https://example.org/local1"', 'url = "example.org"'), "LOCAL1: url: must be an http(s) address"),
+        (('code_set_recovered = true', 'code_set_recovered = true\ncolour = "red"'), "LOCAL1: colour: unknown field"),
+        (('{ role = "site", codes = ["chapter:Z"] }', '{ role = "site", codes = ["chapter:Z"], requirement = "maybe" }'),
+         "LOCAL1: code_sets[0].components[1].requirement: must be one of required, conditional, optional"),
+        (('id = "LOCAL1"', 'id = "IPG319"'), "IPG319: id: already defined in ipg319.toml"),
+        (('id = "LOCAL1"', 'id = [1]'), "?: id: missing or not a guidance id such as IPG319"),
+    ],
+)
+def test_check_rejects_malformed_entries(tmp_path, change, message):
+    result, path = check(tmp_path, GOOD.replace(*change))
+    assert result.exit_code == 2
+    assert f"nice-audit: error: {path}: {message}" in result.stderr.splitlines()
+
+
+def test_check_reports_invalid_toml(tmp_path):
+    result, path = check(tmp_path, "id = [\n")
+    assert result.exit_code == 2 and result.stderr.startswith(f"nice-audit: error: {path}: not valid TOML")
+
+
+def test_broken_extra_catalogue_stops_a_run(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD.replace("W37.1", "W3"))
+    with pytest.raises(CatalogueError):
+        load_catalogue([path])
+    result = run_cli("run", "examples", "--catalogue", str(path), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and "W3" in result.stderr
+
+
+def test_user_entry_is_audited(tmp_path):
+    from tests.conftest import audit_long, status_of
+
+    path = tmp_path / "local.toml"
+    path.write_text(GOOD)
+    table = "| episode_id | position | code | procedure_date |\n| E1 | 1 | W371 | 2021-01-01 |"
+    result = audit_long(tmp_path, table, catalogue=load_catalogue([path]))
+    assert status_of(result, "E1", "LOCAL1") == "non-compliant"
+    assert result.findings["rule_id"].to_list() == ["site-missing"]
+
+
+def test_list_and_show():
+    listed = run_cli("catalogue", "list")
+    assert listed.exit_code == 0 and any(line.startswith("IPG319 ") for line in listed.stdout.splitlines())
+    shown = run_cli("catalogue", "show", "ipg319")
+    assert shown.exit_code == 0 and "replaced by IPG544, January 2016" in shown.stdout
+    missing = run_cli("catalogue", "show", "IPG9999")
+    assert missing.exit_code == 2 and "no guidance 'IPG9999'" in missing.stderr

@@ -1,0 +1,119 @@
+"""The command line as users and schedulers meet it."""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.conftest import ARTIFICIAL_HES, EXAMPLES, ROOT, run_cli
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "nice-audit"
+
+
+def demo_command(out: Path) -> list[str]:
+    """The `make demo` command line, read from the Makefile so the two cannot drift apart."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^demo:.*\n\t(.+)$", makefile, re.MULTILINE).group(1)
+    recipe = recipe.replace("$(BIN)/nice-audit", str(CONSOLE_SCRIPT)).replace("$(OUT)", str(out))
+    return shlex.split(recipe)
+
+
+@pytest.mark.slow
+def test_make_demo_command_line(tmp_path):
+    out = tmp_path / "demo"
+    done = subprocess.run(demo_command(out), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"Outputs written to {out}/" in done.stdout
+    for name in ("findings.csv", "findings.parquet", "episodes.csv", "rejected.csv", "summary.json"):
+        assert (out / name).is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["totals"]["episodes_audited"] == 58
+
+
+@pytest.mark.slow
+def test_artificial_hes_export(tmp_path, needs_shared):
+    out = tmp_path / "out"
+    done = subprocess.run([str(CONSOLE_SCRIPT), "run", str(ARTIFICIAL_HES), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    totals = summary["totals"]
+    assert (totals["rows_read"], totals["rows_rejected"], totals["rows_audited"]) == (2075, 0, 2075)
+    assert totals["episodes_audited"] == 2075
+    # No NICE index codes in this file: nothing matches.
+    assert totals["matched_pairs"] == 0 and summary["by_guidance"] == {}
+    findings = pl.read_csv(out / "findings.csv", infer_schema=False)
+    rules = set(findings["rule_id"])
+    # Codes recorded after a "-" primary, and a malformed "8", are reported.
+    assert rules == {"no-operation-with-codes", "invalid-code"}
+    assert findings["guidance_id"].is_null().all()
+    # Nothing episode-level reaches the console.
+    episode_ids = set(pl.read_csv(ARTIFICIAL_HES, columns=["EPIKEY"], infer_schema=False)["EPIKEY"])
+    assert not any(e in done.stdout + done.stderr for e in episode_ids)
+
+
+def test_outputs_are_byte_identical_across_runs(tmp_path):
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        args = ["run", str(EXAMPLES), "--mapping", str(EXAMPLES / "warehouse_mapping.toml"), "--out", str(out)]
+        os.environ.update(env)
+        try:
+            assert run_cli(*args).exit_code == 0
+        finally:
+            os.environ.pop("SOURCE_DATE_EPOCH")
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outputs[0] == outputs[1]
+
+
+def test_a_rerun_replaces_the_previous_outputs_whole(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an older run")
+    assert run_cli("run", str(EXAMPLES / "hes_episodes.csv"), "--out", str(out)).exit_code == 0
+    assert not (out / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folders left behind
+
+
+def test_bad_as_of_is_a_usage_error(tmp_path):
+    result = run_cli("run", str(EXAMPLES), "--as-of", "yesterday", "--out", str(tmp_path))
+    assert (result.exit_code, result.stderr.strip()) == (
+        2, "nice-audit: error: --as-of 'yesterday' is not a date (yyyy-mm-dd)")
+
+
+def test_unknown_option_is_exit_2(tmp_path):
+    assert run_cli("run", str(EXAMPLES), "--colour", "red").exit_code == 2
+
+
+def test_internal_error_is_exit_3_with_a_log(tmp_path, monkeypatch):
+    import audit.pipeline
+
+    def broken(*args, **kwargs):
+        raise KeyError("episode 123")
+
+    monkeypatch.setattr(audit.pipeline, "run_audit", broken)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cli("run", str(EXAMPLES), "--out", str(out))
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        f"nice-audit: error: internal error (KeyError); details in {out / 'nice-audit-error.log'}. Please report it.")
+    assert "episode 123" not in result.stderr
+    assert "KeyError" in (out / "nice-audit-error.log").read_text()
+
+
+def test_quiet_prints_nothing_on_success(tmp_path):
+    result = run_cli("run", str(EXAMPLES / "hes_episodes.csv"), "--out", str(tmp_path / "o"), "--quiet")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("nice-audit ")

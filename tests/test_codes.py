@@ -1,0 +1,78 @@
+"""The normalisation table: every spelling exports use, and why a value is invalid."""
+
+import polars as pl
+import pytest
+
+from audit import codes
+
+
+@pytest.mark.parametrize(
+    "raw, code, kind, suffix",
+    [
+        ("V522", "V522", codes.PROCEDURE, None),
+        ("v52.2", "V522", codes.PROCEDURE, None),  # lower case and the presentational dot
+        ("V522 ", "V522", codes.PROCEDURE, None),  # space padding to the field width
+        ("V55. 1", "V551", codes.PROCEDURE, None),  # NICE IPG387 prints 'V55. 1'
+        (" y53.4", "Y534", codes.PROCEDURE, None),
+        ("O161", "O161", codes.PROCEDURE, None),  # overflow chapter O
+        ("V5221", "V522", codes.PROCEDURE, "1"),  # local fifth character recorded, dropped
+        ("v52.2a", "V522", codes.PROCEDURE, "A"),
+        ("-", None, codes.NO_OPERATION, None),
+        ("-   ", None, codes.NO_OPERATION, None),  # artificial HES pads '-' to four characters
+        ("&", None, codes.NOT_KNOWN, None),
+        ("", None, codes.BLANK, None),
+        ("   ", None, codes.BLANK, None),
+        (None, None, codes.BLANK, None),
+    ],
+)
+def test_normalises(raw, code, kind, suffix):
+    result = codes.normalise(raw)
+    assert (result.code, result.kind, result.local_suffix, result.invalid_reason) == (code, kind, suffix, None)
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("I123", "OPCS-4 has no chapter I"),
+        ("V52", "three characters: a category, not a full code"),
+        ("Z94", "three characters: a category, not a full code"),
+        ("12345", "digits only: no chapter letter"),
+        ("8", "digits only: no chapter letter"),
+        ("V52222", "too long for an OPCS-4 code"),
+        ("V5", "not a letter followed by three digits"),
+        ("V52.2X!", "too long for an OPCS-4 code"),
+        ("--", "not a letter followed by three digits"),
+        ("<script>", "too long for an OPCS-4 code"),
+    ],
+)
+def test_invalid_values_are_kept_with_a_reason(raw, reason):
+    result = codes.normalise(raw)
+    assert (result.code, result.kind, result.invalid_reason) == (None, codes.INVALID, reason)
+
+
+@pytest.mark.parametrize(
+    "spelling, kind, prefix",
+    [("V52.2", "exact", "V522"), ("V55.-", "category", "V55"), ("v55 .-", "category", "V55"),
+     ("chapter:Z", "chapter", "Z"), ("V55. 1", "exact", "V551")],
+)
+def test_catalogue_patterns(spelling, kind, prefix):
+    pattern = codes.parse_pattern(spelling)
+    assert (pattern.kind, pattern.prefix) == (kind, prefix)
+
+
+@pytest.mark.parametrize("spelling", ["V5", "I12.3", "V55", "Z", "chapter:I", "V55.*"])
+def test_bad_catalogue_patterns_fail_loudly(spelling):
+    with pytest.raises(ValueError, match="is not an OPCS-4 code"):
+        codes.parse_pattern(spelling)
+
+
+def test_category_matches_codes_in_it_only():
+    frame = pl.DataFrame({"code": ["V551", "V559", "V552", "V561", None]})
+    matched = frame.select(codes.parse_pattern("V55.-").expr(pl.col("code")))
+    assert matched.to_series().to_list() == [True, True, True, False, None]
+
+
+@pytest.mark.parametrize("code, shown", [("V522", "V52.2"), ("Z942", "Z94.2")])
+def test_display(code, shown):
+    assert codes.display(code) == shown
+    assert pl.select(codes.display_expr(pl.lit(code))).item() == shown

@@ -1,0 +1,98 @@
+"""Input files: each failure mode is either a one-line error (exit 2) or an audited run whose
+rows all add up. One fixture file per failure mode, in tests/fixtures/."""
+
+import json
+
+import polars as pl
+import pytest
+
+from tests.conftest import FIXTURES, run_cli
+
+
+@pytest.mark.parametrize(
+    "fixture, problem",
+    [
+        ("empty.csv", "file is empty"),
+        ("no_procedure_columns.csv", "unknown layout"),
+        ("long_missing_position.csv", "unknown layout"),
+        ("ragged_too_many_fields.csv", "malformed CSV"),
+        ("truncated.csv.gz", "truncated or corrupt gzip file"),
+        ("binary_garbage.csv", "binary content"),
+    ],
+)
+def test_unusable_file_is_one_line_exit_2(tmp_path, fixture, problem):
+    result = run_cli("run", str(FIXTURES / fixture), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nice-audit: error: ")
+    assert str(FIXTURES / fixture) in lines[0] and problem in lines[0]
+    assert "Traceback" not in result.output + result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_file(tmp_path):
+    result = run_cli("run", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "out"))
+    assert (result.exit_code, result.stderr.strip()) == (
+        2, f"nice-audit: error: {tmp_path / 'nope.csv'}: no such file or directory")
+
+
+def test_forced_layout_with_missing_columns(tmp_path):
+    result = run_cli("run", str(FIXTURES / "no_procedure_columns.csv"), "--layout", "hes",
+                     "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "missing required column(s) for layout hes: OPERTN_01" in result.stderr
+
+
+def audited(tmp_path, fixture, *extra):
+    out = tmp_path / "out"
+    result = run_cli("run", str(FIXTURES / fixture), "--out", str(out), "--as-of", "2026-11-21", *extra)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    totals = summary["totals"]
+    assert totals["rows_read"] == totals["rows_rejected"] + totals["rows_audited"]
+    return summary, out
+
+
+@pytest.mark.parametrize(
+    "fixture, rows_read, rejected, episodes",
+    [
+        ("header_only.csv", 0, 0, 0),
+        ("missing_episode_id.csv", 2, 1, 1),
+        ("duplicate_episode_ids.csv", 3, 2, 1),
+        ("ragged_too_few_fields.csv", 2, 0, 2),
+        ("quoted_commas_and_newlines.csv", 2, 0, 2),
+        ("utf8_bom.csv", 1, 0, 1),
+        ("cp1252_names.csv", 1, 0, 1),
+        ("crlf_line_ends.csv", 1, 0, 1),
+    ],
+)
+def test_every_row_is_accounted_for(tmp_path, fixture, rows_read, rejected, episodes):
+    summary, out = audited(tmp_path, fixture)
+    totals = summary["totals"]
+    assert (totals["rows_read"], totals["rows_rejected"], totals["episodes_audited"]) == (rows_read, rejected, episodes)
+    assert pl.read_csv(out / "rejected.csv").height == rejected
+
+
+def test_rejected_rows_name_file_row_and_reason(tmp_path):
+    _, out = audited(tmp_path, "duplicate_episode_ids.csv")
+    rejected = pl.read_csv(out / "rejected.csv", infer_schema=False)
+    assert rejected.select("source_row", "episode_id").rows() == [("1", "100000000001"), ("2", "100000000001")]
+    assert rejected["reason"].str.starts_with("episode id appears on more than one row").all()
+    assert rejected["source_file"].str.ends_with("duplicate_episode_ids.csv").all()
+
+
+def test_cp1252_is_read_with_a_notice(tmp_path):
+    result = run_cli("run", str(FIXTURES / "cp1252_names.csv"), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0
+    assert "not valid UTF-8; read as cp1252" in result.stderr
+    assert "José" not in result.stderr  # never echo episode values
+
+
+def test_utf8_bom_does_not_hide_the_first_column(tmp_path):
+    summary, _ = audited(tmp_path, "utf8_bom.csv")
+    assert summary["inputs"][0]["layout"] == "hes"
+
+
+def test_forced_encoding_is_honoured(tmp_path):
+    summary, _ = audited(tmp_path, "cp1252_names.csv", "--encoding", "latin-1")
+    assert summary["inputs"][0]["encoding"] == "latin-1"
