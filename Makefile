@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv chromium clean
 
 # Debian's python3 may lack ensurepip (package python3-venv); fall back to virtualenv from PyPI.
 $(BIN)/python:
@@ -27,8 +27,18 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/nice-audit run examples/ --mapping examples/warehouse_mapping.toml --out $(OUT)
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m pytest
+
+# The report's browser tests drive Debian's headless Chromium; install it when we can (root with
+# apt-get), otherwise those tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing chromium for the browser tests (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+				|| echo "chromium could not be installed: browser tests will be skipped"; \
+		else echo "chromium not found and not root: browser tests will be skipped"; fi; }
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
