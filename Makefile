@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
-.PHONY: demo test venv chromium clean
+.PHONY: demo test bench venv chromium clean
 
 # Debian's python3 may lack ensurepip (package python3-venv); fall back to virtualenv from PyPI.
 $(BIN)/python:
@@ -29,6 +29,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m pytest
+
+# Generates seeded HES-style exports and times the full audit against polars merely reading them.
+# BENCH_ARGS="--episodes 10000000 --formats csv" for the national-scale run.
+bench: $(VENV)/.installed-test
+	$(BIN)/python tests/benchmarks/bench.py $(BENCH_ARGS)
 
 # The report's browser tests drive Debian's headless Chromium; install it when we can (root with
 # apt-get), otherwise those tests skip and say why.

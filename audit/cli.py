@@ -1,11 +1,13 @@
 """The command line: parse options, call the pipeline, map errors to exit codes.
 
-Exit codes (README): 0 success; 2 usage or input error; 3 internal error.
+Exit codes (README): 0 success; 1 findings at or above --fail-on; 2 usage or input error;
+3 internal error.
 Console output never contains episode-level values: only counts and paths.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -19,7 +21,8 @@ import typer
 
 from audit import __version__
 from audit.catalogue import CatalogueError, load_catalogue
-from audit.errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, UserError
+from audit.config import load_settings
+from audit.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, UserError
 from audit.layouts import LAYOUTS, load_mapping
 from audit.load import ENCODINGS
 
@@ -105,46 +108,96 @@ def _parse_as_of(value: str | None) -> date:
         raise UserError(f"--as-of {value!r} is not a date (yyyy-mm-dd)") from None
 
 
+SEVERITY_RANK = {"warning": 1, "superseded": 2, "error": 3}  # --fail-on: at or above
+
+
+def fails(findings_severities: set[str], fail_on: str) -> bool:
+    """True when any finding is at or above --fail-on (warning < superseded < error)."""
+    if fail_on == "never":
+        return False
+    return any(SEVERITY_RANK[s] >= SEVERITY_RANK[fail_on] for s in findings_severities)
+
+
+def _progress(quiet: bool):
+    """A spinner naming the stage, on interactive terminals only (never in cron logs)."""
+    if quiet or not sys.stderr.isatty():
+        return contextlib.nullcontext(lambda stage: log.debug(stage))
+    from rich.console import Console
+
+    status = Console(stderr=True).status("Starting")
+
+    @contextlib.contextmanager
+    def running():
+        with status:
+            yield lambda stage: status.update(stage)
+
+    return running()
+
+
 @app.command()
 @guarded(log_dir_param="out")
 def run(
-    inputs: Annotated[list[Path], typer.Argument(help="Export files (CSV, .csv.gz, Parquet) or folders of them.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the outputs (replaced whole).")],
+    inputs: Annotated[Optional[list[Path]], typer.Argument(help="Export files (CSV, .csv.gz, Parquet) or folders of them.", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the outputs (replaced whole).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Config file (default: ./nice-audit.toml if present).")] = None,
     layout: Annotated[Optional[str], typer.Option(help=f"Force a layout: {', '.join(LAYOUTS)}.")] = None,
     mapping: Annotated[Optional[Path], typer.Option(help="TOML column mapping for unrecognised exports.")] = None,
-    encoding: Annotated[str, typer.Option(help=f"Text encoding: {', '.join(ENCODINGS)}.")] = "auto",
+    encoding: Annotated[Optional[str], typer.Option(help=f"Text encoding: {', '.join(ENCODINGS)} (default auto).")] = None,
     catalogue: CatalogueOption = None,
+    history: Annotated[Optional[Path], typer.Option(help="SQLite run history (enables 'what changed').")] = None,
+    scope: Annotated[Optional[str], typer.Option(help="Name of the series of runs to compare with (default: the input paths).")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Date for undated episodes (default today).")] = None,
+    worksheet_cap: Annotated[Optional[int], typer.Option(help="Report worksheet episodes per rule (default 200).")] = None,
+    fail_on: Annotated[Optional[str], typer.Option(help="Exit 1 when findings reach: never, warning, superseded, error.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
 ) -> None:
-    """Audit episode exports and write findings, episode statuses and a summary into --out."""
-    from audit.outputs import write_outputs  # imported here so `--help` stays fast
-    from audit.pipeline import AuditOptions, run_audit
+    """Audit episode exports; write findings, statuses, a summary and report.html into --out."""
+    from audit.pipeline import audit_to_directory  # imported here so `--help` stays fast
 
     _setup_logging(quiet)
     if layout is not None and layout not in LAYOUTS:
         raise UserError(f"--layout must be one of {', '.join(LAYOUTS)}")
-    options = AuditOptions(
-        inputs=list(inputs),
-        layout=layout,
-        mapping=load_mapping(mapping) if mapping else None,
-        encoding=encoding,
-        as_of=_parse_as_of(as_of),
-    )
-    result = run_audit(options, load_catalogue(catalogue or []), _run_time())
-    written = write_outputs(result, out)
+    settings, _ = load_settings(config, {
+        "inputs": inputs, "out": out, "layout": layout, "mapping": mapping, "encoding": encoding,
+        "catalogue": catalogue, "history": history, "scope": scope,
+        "as_of": _parse_as_of(as_of) if as_of else None, "worksheet_cap": worksheet_cap, "fail_on": fail_on,
+    })
+    if not settings.inputs:
+        raise UserError("no inputs: name export files or folders (or set 'inputs' in nice-audit.toml)")
+    if settings.out is None:
+        raise UserError("no output folder: give --out DIR (or set 'out' in nice-audit.toml)")
+    started = _run_time()
+    with _progress(quiet) as progress:
+        outcome = audit_to_directory(settings, load_catalogue(list(settings.catalogue)), started, progress)
+    totals, by_status = outcome.summary["totals"], outcome.summary["by_status"]
+    log.debug("run finished: %s episodes, %s findings", totals["episodes_audited"], totals["findings"])
     if not quiet:
-        totals = result.episodes
-        non_compliant = (totals["status"] == "non-compliant").sum()
-        superseded = (totals["status"] == "superseded").sum()
         typer.echo(
-            f"Audited {result.data.episodes.height:,} episodes from {len(result.data.files)} file(s) "
-            f"({result.data.rejected.height:,} rows rejected); "
-            f"{totals['episode_id'].n_unique():,} matched NICE guidance; "
-            f"{non_compliant:,} non-compliant; {superseded:,} follow superseded guidance; "
-            f"{result.findings.height:,} findings."
+            f"Audited {totals['episodes_audited']:,} episodes from {len(outcome.summary['inputs'])} file(s) "
+            f"({totals['rows_rejected']:,} rows rejected); {totals['matched_episodes']:,} matched NICE guidance; "
+            f"{by_status['non-compliant']:,} non-compliant; {by_status['superseded']:,} follow superseded "
+            f"guidance; {totals['findings']:,} findings."
         )
-        typer.echo(f"Outputs written to {written}/")
+        typer.echo(f"Report: {outcome.out / 'report.html'}")
+        typer.echo(f"Outputs written to {outcome.out}/")
+    if fails(set(outcome.result.findings["severity"].unique()), settings.fail_on):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command()
+@guarded(log_dir_param="directory")
+def report(
+    directory: Annotated[Path, typer.Argument(help="Output folder of an earlier run.")],
+    catalogue: CatalogueOption = None,
+    worksheet_cap: Annotated[int, typer.Option(help="Worksheet episodes per rule.")] = 200,
+) -> None:
+    """Re-render report.html from an earlier run's outputs, without auditing again."""
+    from reports.render import render_report
+
+    if not (directory / "summary.json").is_file():
+        raise UserError(f"{directory}: not the output folder of a run (no summary.json)")
+    path = render_report(directory, load_catalogue(catalogue or []), worksheet_cap=worksheet_cap)
+    typer.echo(f"Report: {path}")
 
 
 @catalogue_app.command("list")
@@ -209,6 +262,91 @@ def catalogue_check(
         _fail(str(error), EXIT_USER_ERROR)
     added = len(loaded.guidance) - len(load_catalogue().guidance)
     typer.echo(f"OK: {added} entr{'y' if added == 1 else 'ies'} in {len(paths)} path(s), no problems.")
+
+
+history_app = typer.Typer(help="Past runs recorded in the history file.", invoke_without_command=True)
+app.add_typer(history_app, name="history")
+config_app = typer.Typer(help="The effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+HistoryOption = Annotated[Optional[Path], typer.Option("--history", help="History file (default: from nice-audit.toml).")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Config file (default: ./nice-audit.toml if present).")]
+
+
+def _history_connection(history_path: Path | None, config: Path | None):
+    from audit import history
+
+    settings, _ = load_settings(config, {"history": history_path})
+    if settings.history is None:
+        raise UserError("no history file: give --history PATH (or set 'history' in nice-audit.toml)")
+    if not settings.history.is_file():
+        raise UserError(f"{settings.history}: no such history file")
+    return history, contextlib.closing(history.connect(settings.history))
+
+
+@history_app.callback(invoke_without_command=True)
+@guarded()
+def history_list(
+    ctx: typer.Context,
+    history_path: HistoryOption = None,
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 30,
+) -> None:
+    """List past runs: date, inputs, episodes, non-compliant, superseded."""
+    if ctx.invoked_subcommand:
+        return
+    history, connection = _history_connection(history_path, config)
+    with connection as conn:
+        past = history.runs(conn, limit)
+    if not past:
+        typer.echo("No runs recorded yet.")
+        return
+    typer.echo(f"{'run id':<24} {'started':<25} {'episodes':>9} {'non-compliant':>13} {'superseded':>10}  inputs")
+    for run in past:
+        s = run["summary"]
+        inputs = ", ".join(Path(i["path"]).name for i in s["inputs"])
+        typer.echo(f"{run['run_id']:<24} {run['started']:<25} {s['totals']['episodes_audited']:>9,} "
+                   f"{s['by_status']['non-compliant']:>13,} {s['by_status']['superseded']:>10,}  {inputs}")
+
+
+@history_app.command("show")
+@guarded()
+def history_show(
+    run_id: Annotated[str, typer.Argument(help="Run id, as listed by 'nice-audit history'.")],
+    history_path: HistoryOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """One run's summary."""
+    history, connection = _history_connection(history_path, config)
+    with connection as conn:
+        match = [r for r in history.runs(conn) if r["run_id"] == run_id]
+    if not match:
+        raise UserError(f"no run {run_id!r} in the history")
+    run, s = match[0], match[0]["summary"]
+    lines = [
+        f"run {run['run_id']}  started {run['started']}  finished {run['finished']}",
+        f"scope: {run['scope']}",
+        f"tool {s['tool_version']}, catalogue {s['catalogue_version']}, as of {s['as_of']}",
+    ]
+    lines += [f"input: {i['path']}  sha256 {i['sha256'][:12]}  rows {i['rows_read']:,}  rejected {i['rows_rejected']:,}"
+              for i in s["inputs"]]
+    lines += [f"{key.replace('_', ' ')}: {value:,}" for key, value in s["totals"].items()]
+    lines += [f"status {key}: {value:,}" for key, value in s["by_status"].items()]
+    lines += [f"guidance {g}: " + ", ".join(f"{k} {v:,}" for k, v in c.items()) for g, c in s["by_guidance"].items()]
+    if s.get("changes"):
+        c = s["changes"]
+        lines.append(f"since {c['previous_run']}: {c['new']:,} new, {c['resolved']:,} resolved, {c['still-open']:,} still open")
+    typer.echo("\n".join(lines))
+
+
+@config_app.command("show")
+@guarded()
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective configuration (config file plus defaults)."""
+    from audit.config import describe
+
+    settings, source = load_settings(config, {})
+    typer.echo(describe(settings, source))
 
 
 def version_callback(value: bool) -> None:

@@ -1,7 +1,8 @@
 """Stage 7: write the findings, episode statuses, rejected rows and summary into --out.
 
-Files are written into a fresh directory beside --out and swapped into place only when all of
-them are complete, so a run that dies leaves the previous outputs intact.
+Files are written into a fresh folder beside --out (`stage`) and swapped into place only when all
+of them, the report included, are complete (`publish`), so a run killed at any moment leaves the
+previous outputs intact and readable.
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from audit import __version__, codes
+from audit.history import FINDING_KEY, Changes
 from audit.judge import STATUSES
-from audit.pipeline import AuditResult
 from audit.rules import RULES, SEVERITIES
+
+if TYPE_CHECKING:
+    from audit.pipeline import AuditResult
 
 FINDINGS_CSV = "findings.csv"
 FINDINGS_PARQUET = "findings.parquet"
@@ -24,6 +30,8 @@ EPISODES_CSV = "episodes.csv"
 REJECTED_CSV = "rejected.csv"
 SEQUENCES_CSV = "sequences.csv"
 SUMMARY_JSON = "summary.json"
+CHANGES_CSV = "changes.csv"
+TREND_CSV = "trend.csv"
 
 
 def sequences(result: AuditResult) -> pl.DataFrame:
@@ -98,30 +106,78 @@ def summary(result: AuditResult) -> dict:
     }
 
 
-def write_outputs(result: AuditResult, out: Path) -> Path:
+def _with_first_seen(findings: pl.DataFrame, changes: Changes | None, today: str) -> pl.DataFrame:
+    """`first_seen`: from the history when there is one, else this run's date."""
+    if changes is None:
+        return findings.with_columns(first_seen=pl.lit(today))
+    seen = changes.keys.filter(pl.col("change") != "resolved").select(*FINDING_KEY, "first_seen")
+    return (
+        findings.with_columns(_guidance=pl.col("guidance_id").fill_null(""), _position=pl.col("position").cast(pl.Int64))
+        .join(seen.rename({"guidance_id": "_guidance", "position": "_position"}),
+              on=["episode_id", "_guidance", "rule_id", "_position"], how="left", nulls_equal=True)
+        .drop("_guidance", "_position")
+        .with_columns(pl.col("first_seen").fill_null(today))
+    )
+
+
+def _changes_summary(changes: Changes | None) -> dict | None:
+    if changes is None:
+        return None
+    counts = _counts(changes.keys, "change", ("new", "resolved", "still-open"))
+    return {"previous_run": changes.previous_run, "previous_started": changes.previous_started, **counts}
+
+
+def stage(result: AuditResult, out: Path, *, changes: Changes | None = None,
+          trend: pl.DataFrame | None = None) -> tuple[Path, dict]:
+    """Write every output into a fresh folder beside `out`; returns it and the summary."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    findings = result.findings
+    today = result.started.date().isoformat()
+    findings = _with_first_seen(result.findings, changes, today)
     findings.write_csv(staging / FINDINGS_CSV, date_format="%Y-%m-%d")
     findings.write_parquet(staging / FINDINGS_PARQUET, statistics=False)
     result.episodes.write_csv(staging / EPISODES_CSV, date_format="%Y-%m-%d")
     result.data.rejected.write_csv(staging / REJECTED_CSV)
     sequences(result).write_csv(staging / SEQUENCES_CSV)
-    text = json.dumps(summary(result), indent=2, sort_keys=False, default=int)
+    if changes is not None:
+        changes.keys.write_csv(staging / CHANGES_CSV)
+    if trend is not None:
+        trend.write_csv(staging / TREND_CSV)
+    content = summary(result)
+    content["changes"] = _changes_summary(changes)
+    text = json.dumps(content, indent=2, default=int)
     (staging / SUMMARY_JSON).write_text(text + "\n", encoding="utf-8")
-    _swap_into_place(staging, out)
-    return out
+    return staging, content
 
 
-def _swap_into_place(staging: Path, out: Path) -> None:
+@contextmanager
+def _lock(out: Path):
+    """Serialise concurrent runs that publish into the same folder (POSIX advisory lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: runs into one folder must not overlap
+        yield
+        return
+    with open(out.with_name(f".{out.name}.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def publish(staging: Path, out: Path) -> Path:
     """Replace `out` with `staging`; the old outputs stay whole until the new ones are complete."""
-    if out.exists():
-        retired = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, retired)
-        os.replace(staging, out)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, out)
+    out = Path(out)
+    with _lock(out):
+        if out.exists():
+            retired = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, retired)
+            os.replace(staging, out)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    return out

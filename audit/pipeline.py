@@ -1,16 +1,26 @@
-"""The stages, in order. The CLI calls `run_audit`; tests call it too."""
+"""The stages, in order. `run_audit` audits in memory; `audit_to_directory` is a whole nightly
+run: audit, compare with history, write outputs and the report, publish, record."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import polars as pl
 
-from audit import canonical, judge, load, match, rules
+from audit import canonical, history, judge, load, match, outputs, rules
 from audit.catalogue import Catalogue
-from audit.layouts import Mapping
+from audit.config import Settings
+from audit.layouts import Mapping, load_mapping
+
+Progress = Callable[[str], None]
+
+
+def _quiet(stage: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -33,12 +43,65 @@ class AuditResult:
     started: datetime
 
 
-def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime) -> AuditResult:
+def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
+              progress: Progress = _quiet) -> AuditResult:
+    progress("Reading exports")
     exports = load.read_exports(
         options.inputs, layout=options.layout, mapping=options.mapping, encoding=options.encoding
     )
+    progress("Validating rows")
     data = canonical.build(exports)
+    progress("Matching guidance")
     occurrences = match.find_occurrences(data.procedures, catalogue, options.as_of)
+    progress("Checking coding rules")
     findings = rules.audit_findings(data.procedures, occurrences, catalogue, options.as_of)
     episodes = judge.judge(occurrences, findings, catalogue)
     return AuditResult(options, catalogue, data, occurrences, findings, episodes, started)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: AuditResult
+    summary: dict
+    out: Path
+    run_id: str | None  # in the history, when one is kept
+
+
+def audit_to_directory(settings: Settings, catalogue: Catalogue, started: datetime,
+                       progress: Progress = _quiet) -> Outcome:
+    from reports.render import render_report  # the report is the last stage, not a dependency of the others
+
+    options = AuditOptions(
+        inputs=list(settings.inputs),
+        layout=settings.layout,
+        mapping=load_mapping(settings.mapping) if settings.mapping else None,
+        encoding=settings.encoding,
+        as_of=settings.as_of or started.date(),
+    )
+    result = run_audit(options, catalogue, started, progress)
+    conn = history.connect(settings.history) if settings.history else None
+    with closing(conn) if conn else nullcontext():
+        changes = trend = None
+        scope = settings.effective_scope()
+        if conn:
+            progress("Comparing with the previous run")
+            changes = history.compare(conn, scope, result.findings, started.date().isoformat())
+            trend = history.trend(conn, scope, settings.trend_runs - 1)
+        progress("Writing outputs")
+        staging, summary = outputs.stage(result, settings.out, changes=changes, trend=None)
+        if trend is not None:
+            current = pl.DataFrame(
+                [(None, summary["run_started"], g, c["episodes"], c["compliant"])
+                 for g, c in summary["by_guidance"].items()],
+                schema=trend.schema, orient="row",
+            )
+            pl.concat([trend, current]).write_csv(staging / outputs.TREND_CSV)
+        progress("Rendering the report")
+        render_report(staging, catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
+        published = outputs.publish(staging, settings.out)
+        run_id = None
+        if conn:
+            run_id = history.record(conn, scope=scope, started=started, finished=datetime.now(timezone.utc),
+                                    summary=summary, changes=changes)
+    return Outcome(result, summary, published, run_id)
+

@@ -1,0 +1,118 @@
+"""The configuration file, `nice-audit.toml`, for unattended runs.
+
+Found in the working directory, or given with `--config`. Command-line options override it.
+Relative paths in the file are relative to the file's own folder, so a crontab can run the tool
+from anywhere.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from datetime import date
+from pathlib import Path
+
+from audit.errors import UserError
+
+CONFIG_NAME = "nice-audit.toml"
+FAIL_ON = ("never", "warning", "superseded", "error")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting a run takes, with its default."""
+
+    inputs: tuple[Path, ...] = ()
+    out: Path | None = None
+    layout: str | None = None
+    mapping: Path | None = None
+    encoding: str = "auto"
+    catalogue: tuple[Path, ...] = ()
+    history: Path | None = None
+    scope: str | None = None  # which earlier runs count as "the same inputs"; default: the inputs
+    as_of: date | None = None
+    worksheet_cap: int = 200
+    trend_runs: int = 10
+    fail_on: str = "never"
+
+    def effective_scope(self) -> str:
+        return self.scope or " ".join(sorted(str(p) for p in self.inputs))
+
+
+_PATHS = {"out", "mapping", "history"}
+_PATH_LISTS = {"inputs", "catalogue"}
+
+
+def _typed(key: str, value, base: Path, source: str):
+    def bad(expected: str):
+        return UserError(f"{source}: {key}: must be {expected}")
+
+    if key in _PATH_LISTS:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of paths")
+        return tuple(base / v for v in value)
+    if key in _PATHS:
+        if not isinstance(value, str):
+            raise bad("a path")
+        return base / value
+    if key == "as_of":
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            raise bad("a date (yyyy-mm-dd)") from None
+    if key in ("worksheet_cap", "trend_runs"):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise bad("a whole number of at least 1")
+        return value
+    if key == "fail_on" and value not in FAIL_ON:
+        raise bad(f"one of {', '.join(FAIL_ON)}")
+    if not isinstance(value, str):
+        raise bad("text")
+    return value
+
+
+def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path | None]:
+    """Defaults, then the config file, then the command line (None means 'not given')."""
+    path = config if config is not None else (Path.cwd() / CONFIG_NAME)
+    values: dict = {}
+    used = None
+    if config is not None or path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"{path}: config file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise UserError(f"{path}: not valid TOML ({error})") from None
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+        values = {k: _typed(k, v, path.parent, str(path)) for k, v in data.items()}
+        used = path
+    for key, value in overrides.items():
+        if value is None or value == [] or value == ():
+            continue
+        if key == "fail_on" and value not in FAIL_ON:
+            raise UserError(f"--fail-on must be one of {', '.join(FAIL_ON)}")
+        values[key] = tuple(value) if isinstance(value, list) else value
+    return Settings(**values), used
+
+
+def describe(settings: Settings, source: Path | None) -> str:
+    """The effective configuration, as TOML a user could paste into nice-audit.toml."""
+    lines = [f"# effective configuration ({f'from {source}' if source else 'no config file'}, plus options)"]
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if value is None or value == ():
+            lines.append(f"# {f.name} = (not set)")
+        elif isinstance(value, tuple):
+            lines.append(f"{f.name} = [{', '.join(repr(str(v)) for v in value)}]".replace("'", '"'))
+        elif isinstance(value, int):
+            lines.append(f"{f.name} = {value}")
+        else:
+            lines.append(f'{f.name} = "{value}"')
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""Unattended operation: history, what changed, config, exit codes, safe outputs."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from audit import history
+from audit.cli import fails
+from tests.conftest import EXAMPLES, run_cli
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "nice-audit"
+HEADER = "episode_id,position,code,procedure_date\n"
+
+
+def night(tmp_path, rows: str, *extra, name="exports.csv"):
+    """One nightly run over a long export with the given rows, into tmp_path/out."""
+    export = tmp_path / name
+    export.write_text(HEADER + rows)
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--history", str(tmp_path / "h.sqlite"),
+                     "--scope", "nightly", "--as-of", "2026-11-21", *extra)
+    assert result.exit_code == 0, result.stderr
+    return tmp_path / "out"
+
+
+def changes(out: Path) -> set[tuple]:
+    frame = pl.read_csv(out / "changes.csv", infer_schema=False)
+    return set(frame.select("episode_id", "rule_id", "change").iter_rows())
+
+
+FIRST = "A,1,V522,2012-01-01\nA,2,Y102,2012-01-01\nB,1,Y534,2012-01-01\nC,1,W371,2012-01-01\n"
+# A's levels fixed, B still wrong, C now has an invalid code.
+SECOND = "A,1,V522,2012-01-01\nA,2,V551,2012-01-01\nA,3,Y102,2012-01-01\nB,1,Y534,2012-01-01\nC,1,V5,2012-01-01\n"
+
+
+def test_second_night_reports_new_resolved_and_still_open(tmp_path):
+    first = night(tmp_path, FIRST)
+    assert {c for _, _, c in changes(first)} == {"new"}
+    second = night(tmp_path, SECOND)
+    assert changes(second) == {
+        ("A", "levels-not-second", "resolved"),
+        ("A", "approach-missing", "still-open"),
+        ("A", "site-missing", "still-open"),
+        ("B", "subsidiary-code-primary", "still-open"),
+        ("C", "invalid-code", "new"),
+    }
+    summary = json.loads((second / "summary.json").read_text())
+    assert {k: summary["changes"][k] for k in ("new", "resolved", "still-open")} == {
+        "new": 1, "resolved": 1, "still-open": 3}
+    findings = pl.read_csv(second / "findings.csv", infer_schema=False)
+    assert "first_seen" in findings.columns and findings["first_seen"].is_not_null().all()
+    with sqlite3.connect(tmp_path / "h.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+        # Only open findings are stored per run: 4 after the first night, 4 after the second.
+        assert conn.execute("SELECT count(*) FROM findings").fetchone()[0] == 8
+
+
+def test_history_commands(tmp_path):
+    night(tmp_path, FIRST)
+    night(tmp_path, SECOND)
+    listed = run_cli("history", "--history", str(tmp_path / "h.sqlite"))
+    assert listed.exit_code == 0
+    lines = listed.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("run id")
+    run_id = lines[1].split()[0]
+    shown = run_cli("history", "show", run_id, "--history", str(tmp_path / "h.sqlite"))
+    assert shown.exit_code == 0 and "1 new, 1 resolved, 3 still open" in shown.stdout
+    missing = run_cli("history", "show", "nope", "--history", str(tmp_path / "h.sqlite"))
+    assert missing.exit_code == 2
+
+
+def test_history_file_from_an_older_schema_is_upgraded(tmp_path):
+    path = tmp_path / "h.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    history.migrate(conn, target=1)
+    summary = {"by_guidance": {}, "inputs": [], "tool_version": "0.0.1", "catalogue_version": "x"}
+    conn.execute("INSERT INTO runs VALUES ('old-run', '2026-11-19T02:00:00+00:00', '2026-11-19T02:01:00+00:00',"
+                 " 'nightly', ?)", (json.dumps(summary),))
+    conn.execute("INSERT INTO findings VALUES ('old-run', 'B', '', 'subsidiary-code-primary', 1)")
+    conn.close()
+    out = night(tmp_path, FIRST)
+    assert ("B", "subsidiary-code-primary", "still-open") in changes(out)
+    first_seen = pl.read_csv(out / "findings.csv", infer_schema=False).filter(pl.col("episode_id") == "B")["first_seen"]
+    assert first_seen.to_list() == ["2026-11-19"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION
+
+
+def test_two_runs_at_once_are_both_recorded(tmp_path):
+    export = tmp_path / "e.csv"
+    export.write_text(HEADER + FIRST)
+    procs = [
+        subprocess.Popen([str(CONSOLE_SCRIPT), "run", str(export), "--out", str(tmp_path / f"out{i}"),
+                          "--history", str(tmp_path / "h.sqlite"), "--quiet"])
+        for i in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert history.integrity_ok(tmp_path / "h.sqlite")
+    with sqlite3.connect(tmp_path / "h.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.3, 1.8, 2.5])
+def test_killed_run_leaves_previous_outputs_intact(tmp_path, delay):
+    out, db = tmp_path / "out", tmp_path / "h.sqlite"
+    args = [str(CONSOLE_SCRIPT), "run", str(EXAMPLES), "--mapping", str(EXAMPLES / "warehouse_mapping.toml"),
+            "--out", str(out), "--history", str(db), "--quiet"]
+    subprocess.run(args, check=True, timeout=120)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = subprocess.Popen(args)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    # Either the old outputs, untouched, or (if the run got to the end) a complete new set.
+    assert after.keys() == before.keys()
+    if after != before:
+        assert json.loads(after["summary.json"])["totals"] == json.loads(before["summary.json"])["totals"]
+    assert history.integrity_ok(db)
+
+
+@pytest.mark.parametrize(
+    "severities, fail_on, expected",
+    [
+        (set(), "error", False), ({"warning"}, "never", False), ({"error"}, "never", False),
+        ({"warning"}, "warning", True), ({"superseded"}, "warning", True), ({"error"}, "warning", True),
+        ({"warning"}, "superseded", False), ({"superseded"}, "superseded", True), ({"error"}, "superseded", True),
+        ({"warning", "superseded"}, "error", False), ({"error"}, "error", True),
+    ],
+)
+def test_fail_on_levels(severities, fail_on, expected):
+    assert fails(severities, fail_on) is expected
+
+
+@pytest.mark.parametrize(
+    "rows, fail_on, code",
+    [
+        ("A,1,W371,2012-01-01\n", "error", 0),
+        ("A,1,Y534,2012-01-01\n", "error", 1),
+        ("A,1,V401,2012-01-01\nA,2,V552,2012-01-01\nA,3,Z676,2012-01-01\n", "warning", 1),
+        ("A,1,V401,2012-01-01\nA,2,V552,2012-01-01\nA,3,Z676,2012-01-01\n", "error", 0),
+        ("A,1,V522,2017-01-01\nA,2,V551,\nA,3,Y102,\nA,4,Y534,\nA,5,Z992,\n", "superseded", 1),
+        ("A,1,Y534,2012-01-01\n", "never", 0),
+    ],
+)
+def test_exit_code_follows_fail_on(tmp_path, rows, fail_on, code):
+    export = tmp_path / "e.csv"
+    export.write_text(HEADER + rows)
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--fail-on", fail_on, "--quiet")
+    assert (result.exit_code, result.stdout) == (code, "")
+
+
+def test_bad_fail_on_is_a_usage_error(tmp_path):
+    result = run_cli("run", str(EXAMPLES), "--out", str(tmp_path / "o"), "--fail-on", "sometimes")
+    assert result.exit_code == 2 and "--fail-on must be one of" in result.stderr
+
+
+def test_config_file_supplies_settings_and_options_override(tmp_path, monkeypatch):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "e.csv").write_text(HEADER + "A,1,Y534,2012-01-01\n")
+    (tmp_path / "nice-audit.toml").write_text(
+        'inputs = ["exports"]\nout = "nightly"\nhistory = "h.sqlite"\nfail_on = "error"\nworksheet_cap = 50\n')
+    monkeypatch.chdir(tmp_path)
+    shown = run_cli("config", "show")
+    assert shown.exit_code == 0
+    assert f'out = "{tmp_path / "nightly"}"' in shown.stdout and "worksheet_cap = 50" in shown.stdout
+    assert run_cli("run", "--quiet").exit_code == 1  # fail_on = "error" from the file
+    assert (tmp_path / "nightly" / "findings.csv").is_file() and (tmp_path / "h.sqlite").is_file()
+    assert run_cli("run", "--quiet", "--fail-on", "never").exit_code == 0
+
+
+def test_bad_config_file_is_one_line(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('fail_on = "always"\n')
+    result = run_cli("run", "--config", str(config))
+    assert (result.exit_code, result.stderr.strip()) == (
+        2, f"nice-audit: error: {config}: fail_on: must be one of never, warning, superseded, error")
+    config.write_text('colour = "red"\n')
+    assert "unknown setting(s): colour" in run_cli("run", "--config", str(config)).stderr
+
+
+def test_run_without_inputs_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("run", "--out", "o")
+    assert result.exit_code == 2 and "no inputs" in result.stderr
