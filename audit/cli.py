@@ -52,8 +52,9 @@ def _fail(message: str, code: int) -> None:
 def _internal_error(log_dir: Path | None) -> None:
     """Unexpected exceptions: a short line on the console, the details in a log file."""
     kind = sys.exc_info()[0].__name__
-    target = (log_dir if log_dir and log_dir.is_dir() else Path.cwd()) / "nice-audit-error.log"
+    target = (log_dir or Path.cwd()) / "nice-audit-error.log"
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(traceback.format_exc(), encoding="utf-8")
         where = f"; details in {target}"
     except OSError:

@@ -96,3 +96,61 @@ def test_utf8_bom_does_not_hide_the_first_column(tmp_path):
 def test_forced_encoding_is_honoured(tmp_path):
     summary, _ = audited(tmp_path, "cp1252_names.csv", "--encoding", "latin-1")
     assert summary["inputs"][0]["encoding"] == "latin-1"
+
+
+def test_parquet_with_wrong_column_types_is_read_as_text(tmp_path):
+    summary, out = audited(tmp_path, "wrong_types.parquet")
+    assert summary["totals"]["episodes_audited"] == 2
+    findings = pl.read_csv(out / "findings.csv", infer_schema=False)
+    # 5221 (an integer where a code belongs) is kept and reported, not lost.
+    assert findings.select("rule_id", "code").rows() == [("invalid-code", "5221")]
+
+
+def test_a_100000_character_field_is_audited_not_echoed(tmp_path):
+    summary, out = audited(tmp_path, "field_100k_characters.csv")
+    assert summary["totals"]["episodes_audited"] == 2
+    findings = pl.read_csv(out / "findings.csv", infer_schema=False)
+    assert findings.select("episode_id", "rule_id").rows() == [("100000000002", "invalid-code")]
+    assert findings["message"].item().endswith("too long for an OPCS-4 code")
+
+
+def test_messy_code_spellings(tmp_path):
+    _, out = audited(tmp_path, "codes_messy.csv")
+    findings = pl.read_csv(out / "findings.csv", infer_schema=False)
+    invalid = findings.filter(pl.col("rule_id") == "invalid-code").select("position", "code").rows()
+    assert invalid == [("5", "Z99"), ("6", "I123"), ("7", "12345")]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data_quality"]["local_fifth_characters"] == 1  # Y5341
+
+
+def test_messy_dates(tmp_path):
+    summary, out = audited(tmp_path, "dates_messy.csv")
+    episodes = pl.read_csv(out / "episodes.csv", infer_schema=False)
+    dated = dict(episodes.select("episode_id", "episode_date").iter_rows())
+    assert dated == {
+        "D1": "2012-03-04", "D2": "2012-03-04",  # ISO and dd/mm/yyyy
+        "D3": "2012-05-05", "D4": "2012-05-05",  # HES placeholders: fall back to episode end
+        "D5": "2012-05-05", "D7": "2012-05-05",  # impossible or unreadable: fall back, and counted
+        "D6": "2099-01-01",  # a future date is taken as given
+    }
+    assert summary["data_quality"]["invalid_dates"] == 2
+
+
+def test_markup_in_every_text_column_is_kept_as_data(tmp_path):
+    summary, out = audited(tmp_path, "markup_in_every_text_column.csv")
+    assert summary["totals"]["rows_read"] == 3
+    findings = pl.read_csv(out / "findings.csv", infer_schema=False)
+    assert "<script>alert(1)</script>" in findings["episode_id"].to_list()
+    report = (out / "report.html").read_text()
+    assert "<script>alert(1)</script>" not in report and "&lt;script&gt;alert(1)&lt;/script&gt;" in report
+    assert "<img src=x" not in report and "{{ 7*7 }}" in report and "49" not in findings["episode_id"].to_list()
+
+
+def test_nhs_number_column_is_never_copied(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("run", str(FIXTURES / "nhs_number_column.csv"), "--out", str(out))
+    assert result.exit_code == 0
+    for number in ("9434765919", "4010232137"):
+        assert number not in result.stdout + result.stderr
+        for path in out.iterdir():
+            assert number.encode() not in path.read_bytes(), path.name
