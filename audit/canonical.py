@@ -60,33 +60,34 @@ def _episode_fields(frame: pl.DataFrame) -> list[pl.Expr]:
     return exprs
 
 
-def _invalid_date_count(frame: pl.DataFrame) -> int:
-    date_columns = [c for c in frame.columns if c in DATE_FIELDS or c.startswith("date_")]
-    date_columns += ["procedure_date"] if "procedure_date" in frame.columns else []
-    if not date_columns or frame.height == 0:
+def _unparseable_dates(frame: pl.DataFrame, columns: list[str]) -> int:
+    """How many non-blank date values are neither dates nor HES placeholders."""
+    present = [c for c in columns if c in frame.columns]
+    if not present or frame.height == 0:
         return 0
-    return int(
-        frame.select(pl.sum_horizontal(is_unparseable(pl.col(c)).fill_null(False) for c in date_columns).sum())
-        .item()
-    )
+    flags = [is_unparseable(pl.col(c)).fill_null(False) for c in present]
+    return int(frame.select(pl.sum_horizontal(flags).sum()).item())
 
 
-def _wide_procedures(rows: pl.DataFrame) -> pl.DataFrame:
-    slots = sorted(int(c.split("_")[1]) for c in rows.columns if c.startswith("code_") and c != "code_raw")
-    if not slots:
-        return pl.DataFrame(schema={"episode_id": pl.String, "position": pl.Int32,
-                                    "code_raw": pl.String, "procedure_date": pl.String})
-    return pl.concat(
-        [
-            rows.select(
-                "episode_id",
-                pl.lit(n, pl.Int32).alias("position"),
-                pl.col(f"code_{n}").alias("code_raw"),
-                pl.col(f"date_{n}").alias("procedure_date"),
-            )
-            for n in slots
-        ]
-    )
+def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per non-empty procedure field. Most of a wide export's slots are empty, so each
+    slot is filtered before anything else is done with it."""
+    slots = sorted(int(c.split("_")[1]) for c in rows.columns if c.startswith("code_"))
+    parts = [
+        rows.filter(pl.col(f"code_{n}").is_not_null() & (pl.col(f"code_{n}") != "")).select(
+            "episode_id",
+            pl.lit(n, pl.Int32).alias("position"),
+            pl.col(f"code_{n}").alias("code_raw"),
+            pl.col(f"date_{n}").alias("procedure_date"),
+            "source_file",
+            "source_row",
+        )
+        for n in slots
+    ]
+    if not parts:
+        return pl.DataFrame(schema={"episode_id": pl.String, "position": pl.Int32, "code_raw": pl.String,
+                                    "procedure_date": pl.String, "source_file": pl.String, "source_row": pl.Int64})
+    return pl.concat(parts)
 
 
 def build(exports: list[RawExport]) -> Canonical:
@@ -115,7 +116,8 @@ def build(exports: list[RawExport]) -> Canonical:
     for export, ok in accepted:
         ok = ok.join(ambiguous.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
         episodes.append(_episodes(ok, export.plan.shape))
-        procedures.append(_procedures(ok, export.plan.shape))
+        file_procedures, unreadable_dates = _procedures(ok, export.plan.shape)
+        procedures.append(file_procedures)
         files.append(
             FileCounts(
                 path=str(export.path),
@@ -125,7 +127,7 @@ def build(exports: list[RawExport]) -> Canonical:
                 rows_read=export.frame.height,
                 rows_rejected=rejected_frame.filter(pl.col("source_file") == str(export.path)).height,
                 episodes_audited=ok["episode_id"].n_unique(),
-                invalid_dates=_invalid_date_count(export.frame),
+                invalid_dates=unreadable_dates + _unparseable_dates(ok, list(DATE_FIELDS)),
                 columns_present=tuple(export.plan.episode_columns),
             )
         )
@@ -162,11 +164,10 @@ def _episodes(rows: pl.DataFrame, shape: str) -> pl.DataFrame:
     return typed
 
 
-def _procedures(rows: pl.DataFrame, shape: str) -> pl.DataFrame:
+def _procedures(rows: pl.DataFrame, shape: str) -> tuple[pl.DataFrame, int]:
+    """The procedure rows, and how many of their dates could not be read."""
     if shape == "wide":
-        slots = _wide_procedures(rows).join(
-            rows.select("episode_id", "source_file", "source_row"), on="episode_id"
-        )
+        slots = _wide_slots(rows)
     else:
         slots = rows.select(
             "episode_id",
@@ -176,13 +177,16 @@ def _procedures(rows: pl.DataFrame, shape: str) -> pl.DataFrame:
             "source_file",
             "source_row",
         )
-    return (
-        slots.with_columns(codes.normalised_columns(pl.col("code_raw")))
+    procedures = (
+        codes.with_normalised_codes(slots, "code_raw")
         .filter(pl.col("code_kind") != codes.BLANK)
-        .with_columns(parse_date(pl.col("procedure_date")).alias("procedure_date"))
-        .select(
-            "episode_id", "position", "code", "code_raw", "code_kind", "local_suffix",
-            "invalid_reason", "procedure_date", "source_file", "source_row",
-        )
+        .with_columns(parse_date(pl.col("procedure_date")).alias("procedure_date_parsed"))
     )
-
+    unreadable = _unparseable_dates(procedures, ["procedure_date"])
+    return (
+        procedures.select(
+            "episode_id", "position", "code", "code_raw", "code_kind", "local_suffix",
+            "invalid_reason", pl.col("procedure_date_parsed").alias("procedure_date"), "source_file", "source_row",
+        ),
+        unreadable,
+    )

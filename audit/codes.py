@@ -42,14 +42,13 @@ def cleaned(raw: pl.Expr) -> pl.Expr:
     return raw.str.to_uppercase().str.replace_all(r"[\s.]", "")
 
 
-def normalised_columns(raw: pl.Expr) -> list[pl.Expr]:
-    """Columns `code`, `code_kind`, `local_suffix`, `invalid_reason` derived from a raw field."""
-    value = cleaned(raw)
-    is_blank = value.is_null() | (value == "")
+def with_normalised_codes(frame: pl.DataFrame, raw: str) -> pl.DataFrame:
+    """Add `code`, `code_kind`, `local_suffix` and `invalid_reason` derived from column `raw`."""
+    value = pl.col("_clean")
     is_full = value.str.contains(_FULL_CODE)
     is_local = value.str.contains(_LOCAL_FIFTH)
     kind = (
-        pl.when(is_blank)
+        pl.when(value.is_null() | (value == ""))
         .then(pl.lit(BLANK))
         .when(value == "-")
         .then(pl.lit(NO_OPERATION))
@@ -59,17 +58,23 @@ def normalised_columns(raw: pl.Expr) -> list[pl.Expr]:
         .then(pl.lit(PROCEDURE))
         .otherwise(pl.lit(INVALID))
     )
-    reason = pl.when(is_blank | is_full | is_local | value.is_in(["-", "&"])).then(
-        pl.lit(None, dtype=pl.String)
-    )
+    # Reasons are worked out only for the (rare) invalid values: other rows see a null.
+    invalid = pl.when(pl.col("code_kind") == INVALID).then(value)
+    reason = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
     for pattern, text in _INVALID_REASONS:
-        reason = reason.when(value.str.contains(pattern)).then(pl.lit(text))
-    return [
-        pl.when(is_full | is_local).then(value.str.slice(0, 4)).alias("code"),
-        kind.cast(pl.Enum(CODE_KINDS)).alias("code_kind"),
-        pl.when(is_local).then(value.str.slice(4, 1)).alias("local_suffix"),
-        reason.alias("invalid_reason"),
-    ]
+        reason = reason.when(invalid.str.contains(pattern)).then(pl.lit(text))
+    return (
+        frame.lazy()
+        .with_columns(cleaned(pl.col(raw)).alias("_clean"))
+        .with_columns(
+            pl.when(is_full | is_local).then(value.str.slice(0, 4)).alias("code"),
+            kind.cast(pl.Enum(CODE_KINDS)).alias("code_kind"),
+            pl.when(is_local).then(value.str.slice(4, 1)).alias("local_suffix"),
+        )
+        .with_columns(reason.alias("invalid_reason"))
+        .drop("_clean")
+        .collect()
+    )
 
 
 @dataclass(frozen=True)
@@ -82,12 +87,8 @@ class NormalisedCode:
 
 def normalise(value: str | None) -> NormalisedCode:
     """Normalise one value, through the same expressions used on whole frames."""
-    row = (
-        pl.DataFrame({"raw": [value]}, schema={"raw": pl.String})
-        .select(normalised_columns(pl.col("raw")))
-        .row(0)
-    )
-    return NormalisedCode(*row)
+    frame = with_normalised_codes(pl.DataFrame({"raw": [value]}, schema={"raw": pl.String}), "raw")
+    return NormalisedCode(*frame.select("code", "code_kind", "local_suffix", "invalid_reason").row(0))
 
 
 def display(code: str) -> str:

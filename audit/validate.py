@@ -50,7 +50,7 @@ def _failing_rows(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFra
 
 def split_rejected(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(accepted rows, rejected rows with reasons)."""
-    failing = _failing_rows(frame, schema)
+    failing = _failing_rows(frame.select(list(schema.columns)), schema)
     if failing.height == 0:
         return frame, pl.DataFrame(schema=REJECTED_SCHEMA)
     indexed = frame.with_row_index("index")
