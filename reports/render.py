@@ -1,0 +1,104 @@
+"""Render `report.html` from a run's output folder.
+
+jinja2 with autoescape on and StrictUndefined; one typed context (`ReportPage`) per page. The CSS
+and JavaScript are inlined from `templates/` and pinned by a Content-Security-Policy that allows
+only those two blocks (by hash) and no network access, so the page works on networks with no
+internet and any markup that slipped into the data could not run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from audit import __version__
+from audit.catalogue import Catalogue
+from reports.context import build_page
+from reports.page import ReportPage
+from reports.frames import load_outputs
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+REPORT_HTML = "report.html"
+MAX_BYTES = 9_500_000  # the page must stay under 10 MB whatever the caps asked for
+
+
+@dataclass(frozen=True)
+class Assets:
+    css: Markup
+    js: Markup
+    csp: str
+    generator: str
+
+
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+@cache
+def _assets() -> Assets:
+    css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    js = (TEMPLATES / "report.js").read_text(encoding="utf-8")
+    for name, text, closing in (("report.css", css, "</style"), ("report.js", js, "</script")):
+        if closing in text.lower():
+            raise RuntimeError(f"{name} must not contain {closing}")
+    csp = (
+        f"default-src 'none'; style-src '{_sha256(css)}'; script-src '{_sha256(js)}'; "
+        "img-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'"
+    )
+    # Trusted static files of this package, not data: Markup keeps them verbatim.
+    return Assets(Markup(css), Markup(js), csp, f"nice-audit {__version__}")
+
+
+def render_html(page: ReportPage) -> str:
+    return _environment().get_template("report.html").render(page=page, assets=_assets())
+
+
+def render_report(out_dir: Path, catalogue: Catalogue, *, worksheet_cap: int = 200, findings_cap: int = 200,
+                  generated: datetime | None = None) -> Path:
+    """Read the output files in `out_dir`, write `out_dir/report.html` and return its path.
+
+    worksheet_cap: episodes shown per rule in the worksheet (and per guidance among superseded);
+    findings_cap: findings shown per rule in the findings table. True totals are always shown. If
+    the page would pass MAX_BYTES, both caps are lowered (and the page says so).
+    generated: the time printed as "generated"; defaults to the run's start (summary.json), so the
+    same outputs always give the same bytes.
+    """
+    out_dir = Path(out_dir)
+    outputs = load_outputs(out_dir)
+    caps, note = (worksheet_cap, findings_cap), ""
+    while True:
+        page = build_page(outputs, catalogue, worksheet_cap=caps[0], findings_cap=caps[1],
+                          generated=generated, size_note=note)
+        html = render_html(page)
+        size = len(html.encode("utf-8"))
+        smaller = tuple(min(cap, max(1, int(cap * MAX_BYTES * 0.9 / size))) for cap in caps)
+        if size <= MAX_BYTES or smaller == caps:
+            break
+        caps = smaller
+        note = (f"To keep this page under 10 MB it shows at most {caps[0]:,} worksheet episodes per rule "
+                f"(asked for {worksheet_cap:,}) and {caps[1]:,} findings per rule (asked for {findings_cap:,}).")
+    target = out_dir / REPORT_HTML
+    staging = out_dir / f".{REPORT_HTML}.tmp-{os.getpid()}"
+    staging.write_text(html, encoding="utf-8", newline="\n")
+    os.replace(staging, target)
+    return target

@@ -1,0 +1,657 @@
+"""report.html: rendered from the output files, asserted on by parsing the HTML (stdlib only)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from audit.catalogue import load_catalogue
+from audit.errors import UserError
+from audit import outputs
+from audit.pipeline import AuditOptions, run_audit
+from audit.rules import RULES
+from reports import align, render_report
+from reports.render import TEMPLATES
+from tests.conftest import AS_OF, EXAMPLES, FIXTURES, PINNED_TIME
+
+HOSTILE = ("<script>alert(1)</script>", "{{ 7*7 }}")
+PAGE_TAGS = {
+    "#document", "html", "head", "meta", "title", "style", "body", "script", "header", "nav", "main", "section",
+    "footer", "article", "div", "p", "h1", "h2", "h3", "dl", "dt", "dd", "ul", "li", "a", "span", "em", "b", "i",
+    "small", "code", "br", "details", "summary", "table", "caption", "colgroup", "col", "thead", "tbody", "tr",
+    "th", "td", "form", "label", "input", "select", "option", "button", "output",
+}
+EXAMPLE_FILES = [EXAMPLES / "hes_episodes.csv", EXAMPLES / "long_procedures.csv"]
+
+
+# --- A tiny DOM over html.parser -----------------------------------------------------------------
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+@dataclass
+class Node:
+    tag: str
+    attrs: dict[str, str | None]
+    children: list = field(default_factory=list)
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def words(self) -> str:
+        return " ".join(self.text().split())
+
+    def iter(self):
+        yield self
+        for child in self.children:
+            if isinstance(child, Node):
+                yield from child.iter()
+
+    def find_all(self, tag: str | None = None, **attrs) -> list[Node]:
+        """Elements with this tag whose attributes equal the given values (True: present)."""
+        wanted = {k.rstrip("_").replace("_", "-"): v for k, v in attrs.items()}
+        return [
+            n for n in self.iter()
+            if (tag is None or n.tag == tag)
+            and all((k in n.attrs) if v is True else n.attrs.get(k) == v for k, v in wanted.items())
+        ]
+
+    def find(self, tag: str | None = None, **attrs) -> Node:
+        found = self.find_all(tag, **attrs)
+        assert len(found) == 1, f"expected one <{tag}> with {attrs}, found {len(found)}"
+        return found[0]
+
+    def classes(self) -> set[str]:
+        return set((self.attrs.get("class") or "").split())
+
+    @property
+    def hidden(self) -> bool:
+        return "hidden" in self.attrs
+
+
+class _Builder(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#document", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, dict(attrs))
+        self.stack[-1].children.append(node)
+        if tag not in VOID:
+            self.stack.append(node)
+
+    def handle_startendtag(self, tag, attrs):
+        self.stack[-1].children.append(Node(tag, dict(attrs)))
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        for i in range(len(self.stack) - 1, 0, -1):
+            if self.stack[i].tag == tag:
+                del self.stack[i:]
+                return
+        raise AssertionError(f"</{tag}> closes nothing")
+
+    def handle_data(self, data):
+        self.stack[-1].children.append(data)
+
+
+def parse_html(text: str) -> Node:
+    builder = _Builder()
+    builder.feed(text)
+    builder.close()
+    assert builder.stack == [builder.root], f"unclosed: {[n.tag for n in builder.stack[1:]]}"
+    return builder.root
+
+
+def read_frame(out: Path, name: str) -> pl.DataFrame:
+    return pl.read_csv(out / name, infer_schema=False).with_columns(pl.all().fill_null(""))
+
+
+# --- Fixtures ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rendered:
+    out: Path
+    html: str
+    dom: Node
+    findings: pl.DataFrame
+    episodes: pl.DataFrame
+    sequences: pl.DataFrame
+
+
+def audit_into(inputs: list[Path], out: Path) -> Path:
+    """The output files of a run (without its report)."""
+    result = run_audit(AuditOptions(inputs=inputs, as_of=AS_OF), load_catalogue(), PINNED_TIME)
+    staging, _ = outputs.stage(result, out)
+    return outputs.publish(staging, out)
+
+
+def rendered(out: Path, **options) -> Rendered:
+    path = render_report(out, load_catalogue(), **options)
+    html = path.read_text(encoding="utf-8")
+    return Rendered(out, html, parse_html(html), read_frame(out, "findings.csv"),
+                    read_frame(out, "episodes.csv"), read_frame(out, "sequences.csv"))
+
+
+@pytest.fixture(scope="module")
+def example_outputs(tmp_path_factory) -> Path:
+    return audit_into(EXAMPLE_FILES, tmp_path_factory.mktemp("examples") / "out")
+
+
+@pytest.fixture(scope="module")
+def report(example_outputs) -> Rendered:
+    return rendered(example_outputs)
+
+
+def worksheet_episode_ids(findings: pl.DataFrame, episodes: pl.DataFrame) -> set[str]:
+    """Non-compliant or superseded with a guidance, or an error / superseded finding."""
+    by_status = episodes.filter(pl.col("status").is_in(["non-compliant", "superseded"]))["episode_id"]
+    by_finding = findings.filter(pl.col("severity").is_in(["error", "superseded"]))["episode_id"]
+    return set(by_status) | set(by_finding)
+
+
+def card(report: Rendered, episode_id: str) -> Node:
+    return report.dom.find("article", data_episode_id=episode_id)
+
+
+def count(node: Node, key: str) -> int:
+    return int(node.find(data_count=key).words().replace(",", ""))
+
+
+# --- Header and summary --------------------------------------------------------------------------
+
+
+def test_header_names_run_inputs_catalogue_and_version(report):
+    summary = json.loads((report.out / "summary.json").read_text(encoding="utf-8"))
+    header = report.dom.find("header").words()
+    assert "21 November 2026, 02:00 UTC" in header  # run date
+    assert "As of 21 November 2026" in header
+    for f in summary["inputs"]:
+        assert Path(f["path"]).name in header
+        assert f"{f['rows_read']} rows, sha256 {f['sha256'][:12]}" in header
+    assert summary["catalogue_version"] in header
+    assert f"nice-audit {summary['tool_version']}" in header
+    assert "Guidance matched IPG319, IPG366" in header
+
+
+def test_summary_sentence_gives_the_frames_counts(report):
+    sentence = report.dom.find("p", id="summary").words()
+    matched = report.episodes["episode_id"].n_unique()
+    non_compliant = report.episodes.filter(pl.col("status") == "non-compliant")["episode_id"].n_unique()
+    superseded = report.episodes.filter(pl.col("status") == "superseded")["episode_id"].n_unique()
+    totals = json.loads((report.out / "summary.json").read_text(encoding="utf-8"))["totals"]
+    assert sentence.startswith(f"{totals['episodes_audited']} episodes audited from 2 files "
+                               f"({totals['rows_read']} rows read, {totals['rows_rejected']} rejected)")
+    assert f"; {matched} matched NICE guidance; {non_compliant} non-compliant; " \
+           f"{superseded} follow superseded guidance" in sentence
+    assert f"{report.findings.height} findings" in sentence
+    worksheet = len(worksheet_episode_ids(report.findings, report.episodes))
+    assert f"The worksheet lists {worksheet} episodes to send back to coders." in sentence
+
+
+# --- Compliance by guidance ----------------------------------------------------------------------
+
+
+def test_compliance_counts_equal_the_episodes_frame(report):
+    table = report.dom.find("table", id="compliance-table")
+    rows = table.find_all("tr", data_guidance_row=True)
+    assert {r.attrs["data-guidance-row"] for r in rows} == set(report.episodes["guidance_id"])
+    for row in rows:
+        these = report.episodes.filter(pl.col("guidance_id") == row.attrs["data-guidance-row"])
+        statuses = these["status"].value_counts()
+        by_status = dict(zip(statuses["status"], statuses["count"]))
+        assert count(row, "episodes") == these.height
+        for status in ("compliant", "non-compliant", "superseded", "predates-guidance"):
+            assert count(row, status) == by_status.get(status, 0), status
+        judged = these.height - by_status.get("predates-guidance", 0)
+        assert row.find(data_count="percent").words() == f"{by_status.get('compliant', 0) / judged:.1%}"
+
+
+def test_compliance_links_to_nice_and_shows_lineage(report):
+    catalogue = load_catalogue()
+    table = report.dom.find("table", id="compliance-table")
+    for gid in ("IPG319", "IPG366"):
+        row = table.find("tr", data_guidance_row=gid)
+        link = row.find("a")
+        assert (link.attrs["href"], link.words()) == (catalogue.guidance[gid].url, gid)
+        assert catalogue.guidance[gid].title in row.words()
+    lineage = table.find("tr", data_guidance_row="IPG319").find(data_lineage=True)
+    assert lineage.words() == "IPG319 → replaced by IPG544, January 2016"
+    assert not table.find("tr", data_guidance_row="IPG366").find_all(data_lineage=True)
+
+
+# --- Findings by rule, severity, area ------------------------------------------------------------
+
+
+def test_rule_table_counts_each_rule_with_its_standard(report):
+    table = report.dom.find("table", id="rules-table")
+    for rule_id, info in RULES.items():
+        row = table.find("tr", data_rule_row=rule_id)
+        these = report.findings.filter(pl.col("rule_id") == rule_id)
+        assert info.standard in row.words()
+        assert count(row, "findings") == these.height
+        for severity in ("error", "warning", "superseded"):
+            assert count(row, severity) == these.filter(pl.col("severity") == severity).height
+        assert count(row, "episodes") == these["episode_id"].n_unique()
+
+
+def test_severity_table_counts(report):
+    table = report.dom.find("table", id="severity-table")
+    for severity in ("error", "warning", "superseded"):
+        these = report.findings.filter(pl.col("severity") == severity)
+        row = table.find("tr", data_severity_row=severity)
+        assert (count(row, "findings"), count(row, "episodes")) == (these.height, these["episode_id"].n_unique())
+        assert severity in row.words()  # the label, not only the colour
+
+
+@pytest.mark.parametrize("column", ["provider", "specialty", "consultant"])
+def test_breakdowns_by_area_count_the_frames(report, column):
+    table = report.dom.find("table", id=f"by-{column}")
+    rows = {r.find("th").words(): [td.words() for td in r.find_all("td")] for r in table.find("tbody").find_all("tr")}
+    values = set(report.findings[column]) | set(report.episodes[column])
+    assert set(rows) == values
+    for value, cells in rows.items():
+        pairs = report.episodes.filter(pl.col(column) == value)
+        found = report.findings.filter(pl.col(column) == value)
+        assert int(cells[0]) == pairs.height
+        assert int(cells[1]) == pairs.filter(pl.col("status") == "compliant").height
+        assert int(cells[5]) == found.height
+        assert int(cells[6]) == found.filter(pl.col("severity") == "error").height
+
+
+# --- Findings table ------------------------------------------------------------------------------
+
+
+def test_findings_table_has_every_finding_with_filter_attributes(report):
+    rows = report.dom.find("table", id="findings-table").find("tbody").find_all("tr")
+    assert len(rows) == report.findings.height
+    statuses = {(e, g): s for e, g, s in report.episodes.select("episode_id", "guidance_id", "status").iter_rows()}
+    for row, finding in zip(rows, report.findings.iter_rows(named=True)):
+        assert row.attrs["data-episode-id"] == finding["episode_id"]
+        assert row.attrs["data-guidance"] == finding["guidance_id"]
+        assert row.attrs["data-rule"] == finding["rule_id"]
+        assert row.attrs["data-severity"] == finding["severity"]
+        assert row.attrs["data-status"] == statuses.get((finding["episode_id"], finding["guidance_id"]), "")
+        assert " ".join(finding["message"].split()) in row.words()
+
+
+# --- Worksheet -----------------------------------------------------------------------------------
+
+
+def test_worksheet_lists_every_episode_to_send_back(report):
+    cards = report.dom.find_all("article", data_filter_item="worksheet")
+    ids = [c.attrs["data-episode-id"] for c in cards]
+    assert ids == sorted(ids)
+    assert set(ids) == worksheet_episode_ids(report.findings, report.episodes)
+    assert {"900000000002", "900000000010", "900000000020", "L0009"} <= set(ids)
+    assert "900000000001" not in ids and "900000000003" not in ids  # compliant; a warning only
+
+
+def test_worksheet_cards_show_each_finding_and_mark_its_position(report):
+    for episode_id in sorted(worksheet_episode_ids(report.findings, report.episodes)):
+        node = card(report, episode_id)
+        findings = report.findings.filter(pl.col("episode_id") == episode_id)
+        items = node.find("ul", class_="card-findings").find_all("li")
+        assert sorted(i.attrs["data-rule"] for i in items) == sorted(findings["rule_id"])
+        for message in findings["message"]:
+            assert any(" ".join(message.split()) in i.words() for i in items)
+        flagged = set(findings["position"]) - {""}
+        for row in node.find("table", class_="data seq").find("tbody").find_all("tr"):
+            position = row.find("th").words()
+            if position in flagged:
+                rules = findings.filter(pl.col("position") == position)["rule_id"]
+                assert "off" in row.classes()
+                assert "⚠" in row.words()
+                assert all(rule in row.attrs["aria-label"] and rule in row.words() for rule in rules)
+            else:
+                assert "off" not in row.classes() and "aria-label" not in row.attrs
+
+
+def test_worksheet_shows_the_full_sequence_with_titles(report):
+    rows = card(report, "900000000002").find("table", class_="data seq").find("tbody").find_all("tr")
+    expected = report.sequences.filter(pl.col("episode_id") == "900000000002")
+    assert [(r.find("th").words(), r.find_all("td")[0].words().lstrip("⚠ ")) for r in rows] == \
+           list(expected.select("position", "code").iter_rows())
+    assert "Destruction of intervertebral disc NEC" in rows[0].words()
+    assert "Electrocauterisation of organ" in rows[1].words()
+    assert "off" in rows[1].classes()  # V55 should be at position 2; Y10.2 is there
+    invalid = card(report, "900000000028").find("table", class_="data seq").find("tbody").find_all("tr")[2]
+    assert "12345" in invalid.words() and "not an OPCS-4 code" in invalid.words()
+
+
+def test_worksheet_puts_recorded_beside_expected(report):
+    for pair in report.episodes.filter(pl.col("status").is_in(["non-compliant", "superseded"])).iter_rows(named=True):
+        table = card(report, pair["episode_id"]).find("table", data_guidance_id=pair["guidance_id"])
+        cells = [[td.words() for td in line.find_all("td")] for line in table.find("tbody").find_all("tr")]
+        assert " ".join(recorded for recorded, _, _ in cells if recorded != "—") == pair["actual_sequence"]
+        assert " ".join(expected for _, expected, _ in cells if expected != "—") == pair["expected_sequence"]
+        assert any(check != "✓" for _, _, check in cells) or pair["status"] == "superseded"
+
+
+def test_worksheet_marks_missing_and_misplaced_codes(report):
+    lines = card(report, "900000000009").find("table", data_guidance_id="IPG319").find("tbody").find_all("tr")
+    assert [(line.attrs.get("class", ""), " ".join(td.words() for td in line.find_all("td"))) for line in lines] == [
+        ("", "V52.2 V52.2 ✓"),
+        ("x l-misplaced", "— V55.- ⚠ out of place"),
+        ("", "Y10.2 Y10.2 ✓"),
+        ("x l-misplaced", "V55.1 — ⚠ out of place"),
+        ("", "Y53.4 Y53.4 ✓"),
+        ("", "Z99.2 Z99.2 ✓"),
+    ]
+
+
+# --- Superseded guidance and data quality --------------------------------------------------------
+
+
+def test_superseded_section_groups_episodes_by_guidance(report):
+    superseded = report.episodes.filter(pl.col("status") == "superseded")
+    section = report.dom.find("section", id="superseded")
+    tables = section.find_all("table", data_superseded_guidance=True)
+    assert {t.attrs["data-superseded-guidance"] for t in tables} == set(superseded["guidance_id"])
+    rows = section.find("table", data_superseded_guidance="IPG319").find("tbody").find_all("tr")
+    assert [r.find("th").words() for r in rows] == \
+           sorted(superseded.filter(pl.col("guidance_id") == "IPG319")["episode_id"])
+    assert all(r.find("a").attrs["href"].startswith("#ep-") for r in rows)
+    assert "IPG319 → replaced by IPG544, January 2016" in section.words()
+
+
+def test_data_quality_lists_invalid_values_and_codes_after_no_operation(report):
+    section = report.dom.find("section", id="data-quality")
+    invalid = {r.find("th").words() for r in section.find("table", id="invalid-values").find("tbody").find_all("tr")}
+    assert invalid == set(report.findings.filter(pl.col("rule_id") == "invalid-code")["code"])
+    assert invalid == {"Z94", "12345", "I123", "V5"}
+    no_op = {r.find("th").words(): r.find_all("td")[0].words()
+             for r in section.find("table", id="no-operation").find("tbody").find_all("tr")}
+    assert no_op == {"900000000026": "W90.3 Y53.4", "L0004": "W90.3 Y53.4"}
+    assert "No rows were rejected." in section.words()
+
+
+def test_rejected_rows_are_counted_by_reason(tmp_path, example_outputs):
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    pl.DataFrame({
+        "source_file": ["a.csv", "a.csv", "b.csv"], "source_row": ["2", "7", "3"],
+        "episode_id": ["", "X1", "X2"], "reason": ["missing episode id", "duplicate", "duplicate"],
+    }).write_csv(out / "rejected.csv")
+    table = rendered(out).dom.find("table", id="rejected-reasons")
+    rows = [(r.find("th").words(), r.find("td").words()) for r in table.find("tbody").find_all("tr")]
+    assert rows == [("duplicate", "2"), ("missing episode id", "1")]
+
+
+# --- Caps, determinism, robustness ---------------------------------------------------------------
+
+
+def test_caps_show_true_totals_and_point_to_findings_csv(tmp_path, example_outputs):
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    capped = rendered(out, worksheet_cap=1, findings_cap=1)
+    rules = set(capped.findings["rule_id"])
+    rows = capped.dom.find("table", id="findings-table").find("tbody").find_all("tr")
+    assert sorted(r.attrs["data-rule"] for r in rows) == sorted(rules)  # one per rule
+    findings_section = capped.dom.find("section", id="findings").words()
+    assert f"Showing {len(rules)} of {capped.findings.height} findings" in findings_section
+    assert "findings.csv" in findings_section
+    worksheet = capped.dom.find("section", id="worksheet")
+    total = len(worksheet_episode_ids(capped.findings, capped.episodes))
+    cards = worksheet.find_all("article")
+    assert len(cards) < total and f"Showing {len(cards)} of {total} episodes." in worksheet.words()
+    coverage = worksheet.find("table", id="worksheet-coverage")
+    errors = capped.findings.filter(pl.col("severity").is_in(["error", "superseded"]))
+    for rule_id in set(errors["rule_id"]):
+        row = coverage.find("tr", data_cap_rule=rule_id)
+        assert count(row, "total") == errors.filter(pl.col("rule_id") == rule_id)["episode_id"].n_unique()
+        assert 1 <= count(row, "shown")
+        assert sum(rule_id in c.attrs["data-rule"].split() for c in cards) == count(row, "shown")
+
+
+def test_same_outputs_give_the_same_bytes(tmp_path, example_outputs, report):
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    again = render_report(out, load_catalogue())
+    assert again.read_bytes() == (example_outputs / "report.html").read_bytes()
+    later = render_report(out, load_catalogue(), generated=datetime(2027, 1, 2, 3, 4, tzinfo=timezone.utc))
+    assert "2 January 2027, 03:04 UTC" in later.read_text(encoding="utf-8")
+
+
+def test_empty_run_renders(tmp_path):
+    source = tmp_path / "none.csv"
+    source.write_text("EPIKEY,EPISTART,OPERTN_01,OPDATE_01\n1,2020-01-01,W903,2020-01-01\n", encoding="utf-8")
+    empty = rendered(audit_into([source], tmp_path / "out"))
+    text = empty.dom.words()
+    assert "No episode matched any guidance in the catalogue." in text
+    assert "No findings: every audited episode follows the rules checked." in text
+    assert "No episode needs to go back to coders." in text
+    assert not empty.dom.find_all("article")
+
+
+def test_missing_outputs_are_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="summary.json: missing"):
+        render_report(tmp_path, load_catalogue())
+
+
+# --- Escaping ------------------------------------------------------------------------------------
+
+
+def hostile_outputs(out: Path) -> Path:
+    """A tiny output folder with markup in every text field the page shows."""
+    script, braces = HOSTILE
+    out.mkdir()
+    shutil.copy(EXAMPLES.parent / "examples" / "README.md", out / "README.md")  # unrelated files are ignored
+    summary = {
+        "tool_version": "0.1.0", "run_started": "2026-11-21T02:00:00+00:00", "as_of": "2026-11-21",
+        "catalogue_version": braces, "guidance_in_catalogue": 1,
+        "inputs": [{"path": f"in/{script}.csv", "layout": braces, "sha256": script, "rows_read": 1,
+                    "rows_rejected": 1, "rows_audited": 1, "episodes_audited": 1, "invalid_dates": 0,
+                    "columns_present": ["provider", "specialty", "consultant"]}],
+        "totals": {"rows_read": 2, "rows_rejected": 1, "rows_audited": 1, "episodes_audited": 1},
+        "data_quality": {},
+    }
+    (out / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    common = {"provider": script, "specialty": braces, "consultant": f"{script}{braces}", "source_file": script}
+    pl.DataFrame([
+        {"episode_id": script, "guidance_id": "IPG319", "code_set": braces, "rule_id": "levels-not-second",
+         "severity": "error", "position": "2", "code": script, "expected": braces, "message": f"{script} {braces}",
+         **common},
+        {"episode_id": braces, "guidance_id": "", "code_set": "", "rule_id": script, "severity": script,
+         "position": script, "code": braces, "expected": script, "message": braces, **common},
+        {"episode_id": braces, "guidance_id": "", "code_set": "", "rule_id": "invalid-code", "severity": "error",
+         "position": "1", "code": script, "expected": script, "message": script, **common},
+    ]).write_csv(out / "findings.csv")
+    pl.DataFrame([
+        {"episode_id": script, "guidance_id": "IPG319", "code_set": braces, "position": "1",
+         "episode_date": braces, "date_source": script, "status": "non-compliant", "errors": "1",
+         "warnings": "0", **common, "actual_sequence": f"V52.2 {script}", "expected_sequence": f"V52.2 {braces}"},
+    ]).write_csv(out / "episodes.csv")
+    pl.DataFrame([
+        {"episode_id": script, "position": "1", "code": "V52.2", "code_kind": "procedure"},
+        {"episode_id": script, "position": "2", "code": script, "code_kind": "invalid"},
+        {"episode_id": braces, "position": "1", "code": script, "code_kind": script},
+    ]).write_csv(out / "sequences.csv")
+    pl.DataFrame([{"source_file": script, "source_row": braces, "episode_id": script, "reason": script}]) \
+        .write_csv(out / "rejected.csv")
+    return out
+
+
+def assert_escaped(html: str, dom: Node, *, expect_braces: bool = True) -> None:
+    scripts = dom.find_all("script")
+    assert len(scripts) == 1 and not scripts[0].attrs  # only the report's own script
+    assert not [n for n in dom.iter() if any(k.startswith("on") for k in n.attrs)]
+    assert {n.tag for n in dom.iter()} <= PAGE_TAGS  # nothing injected
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "alert(1)" in dom.words()  # shown as text
+    assert "<script>alert" not in html
+    if expect_braces:
+        assert "{{ 7*7 }}" in dom.words()
+    assert "49" not in re.sub(r"<style>.*?</style>|<script>.*?</script>", "", html, flags=re.S)
+
+
+def test_hostile_field_values_are_shown_as_text(tmp_path):
+    out = hostile_outputs(tmp_path / "out")
+    page = rendered(out)
+    assert_escaped(page.html, page.dom)
+    script, braces = HOSTILE
+    row = page.dom.find("table", id="findings-table").find("tbody").find_all("tr")[0]
+    assert row.attrs["data-episode-id"] == script  # attribute values escaped, then parsed back intact
+    assert card(page, script).find("h3").words().startswith(f"Episode {script} IPG319")
+    assert card(page, braces).attrs["data-rule"] == " ".join(sorted(["invalid-code", script]))
+
+
+def test_markup_in_an_export_stays_text_end_to_end(tmp_path):
+    out = audit_into([FIXTURES / "markup_in_every_text_column.csv"], tmp_path / "out")
+    page = rendered(out)
+    assert_escaped(page.html, page.dom)
+    assert "<img src=x onerror=alert(2)>" in page.dom.words()
+
+
+# --- Self-contained, accessible, template rules --------------------------------------------------
+
+
+def test_page_is_self_contained(report):
+    dom, catalogue = report.dom, load_catalogue()
+    assert not [n for n in dom.iter() if "src" in n.attrs or "srcset" in n.attrs]
+    assert not dom.find_all("link") and not dom.find_all("iframe") and not dom.find_all("object")
+    style, script = dom.find("style").text(), dom.find("script").text()
+    assert not re.search(r"url\(|@import|https?:", style)
+    assert not re.search(r"fetch\(|XMLHttpRequest|WebSocket|EventSource|sendBeacon|import\(|https?:", script)
+    urls = {g.url for g in catalogue.guidance.values()}
+    for link in dom.find_all("a"):
+        href = link.attrs["href"]
+        assert href.startswith("#") or href in urls, href
+    meta = dom.find("meta", http_equiv="Content-Security-Policy").attrs["content"]
+    assert "default-src 'none'" in meta and "connect-src 'none'" in meta
+
+
+def test_content_security_policy_allows_exactly_the_inline_style_and_script(report):
+    meta = report.dom.find("meta", http_equiv="Content-Security-Policy").attrs["content"]
+
+    def digest(text: str) -> str:
+        return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+    assert f"style-src '{digest(report.dom.find('style').text())}'" in meta
+    assert f"script-src '{digest(report.dom.find('script').text())}'" in meta
+
+
+def test_tables_have_scoped_headers_and_badges_have_text(report):
+    for table in report.dom.find_all("table"):
+        assert table.find_all("thead"), "every table has a header row"
+        for th in table.find_all("th"):
+            assert th.attrs.get("scope") in ("col", "row"), th.words()
+    for badge in report.dom.find_all("span", class_=True):
+        if "badge" in badge.classes():
+            icon = "".join(n.words() for n in badge.find_all("i"))
+            assert badge.words().replace(icon, "").strip(), "a badge is never colour or icon alone"
+
+
+def test_filter_controls_are_hidden_without_javascript(report):
+    assert report.dom.find("div", id="filters").hidden
+    assert all(n.hidden for n in report.dom.find_all(data_js_only=True))
+
+
+def test_templates_do_no_arithmetic():
+    expression = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
+    for template in sorted(TEMPLATES.glob("*.html")):
+        for match in expression.finditer(template.read_text(encoding="utf-8")):
+            code = (match.group(1) or match.group(2) or "").strip("-").strip()
+            code = re.sub(r"\"[^\"]*\"|'[^']*'", "''", code)
+            assert not re.search(r"[+*/%]|\s-\s|\|\s*(sum|round|int|float|length|count)\b", code), \
+                f"{template.name}: {match.group(0)!r}"
+
+
+# --- Scale ---------------------------------------------------------------------------------------
+
+
+def worst_case_outputs(out: Path, per_rule: int, positions: int) -> Path:
+    """Every rule firing on `per_rule` distinct episodes, each with `positions` coded positions and
+    a long message: the most the caps can put on the page, whatever the size of the run."""
+    out.mkdir()
+    rule_ids = list(RULES)
+    n = len(rule_ids) * per_rule
+    ids = [f"{i:012d}" for i in range(n)]
+    where = {"provider": [f"R{i % 97:02d}" for i in range(n)], "specialty": [str(100 + i % 60) for i in range(n)],
+             "consultant": [f"C{i % 5000:07d}" for i in range(n)], "source_file": ["exports/hes_2026_11.csv"] * n}
+    message = ("V52.2 at position 1 needs an approach code (Y53.- or Y68.-) among the codes after it; none is "
+               "recorded, and the qualifiers are out of order")
+    pl.DataFrame({
+        "episode_id": ids, "guidance_id": ["IPG319"] * n, "code_set": ["percutaneous"] * n,
+        "rule_id": [rule_ids[i // per_rule] for i in range(n)], "severity": ["error"] * n, "position": ["2"] * n,
+        "code": ["Y10.2"] * n, "expected": ["V55.-"] * n, "message": [message] * n, **where,
+    }).write_csv(out / "findings.csv")
+    pl.DataFrame({
+        "episode_id": ids, "guidance_id": ["IPG319"] * n, "code_set": ["percutaneous"] * n, "position": ["1"] * n,
+        "episode_date": ["2013-05-20"] * n, "date_source": ["procedure_date"] * n, "status": ["non-compliant"] * n,
+        "errors": ["1"] * n, "warnings": ["0"] * n, **where, "actual_sequence": ["V52.2 Y10.2 V55.1 Y53.4 Z99.2"] * n,
+        "expected_sequence": ["V52.2 V55.- Y10.2 Y53.4 Z99.2"] * n,
+    }).write_csv(out / "episodes.csv")
+    codes = (["W90.3", "V52.2", "Y10.2", "V55.1", "Y53.4", "Z99.2", "Z94.2", "W08.1"] * 3)[:positions]
+    pl.DataFrame({
+        "episode_id": [i for i in ids for _ in codes], "position": [str(p) for _ in ids for p in range(1, positions + 1)],
+        "code": codes * n, "code_kind": ["procedure"] * (positions * n),
+    }).write_csv(out / "sequences.csv")
+    summary = {"run_started": "2026-11-21T02:00:00+00:00", "as_of": "2026-11-21", "inputs": [],
+               "totals": {"episodes_audited": 1_000_000}}
+    (out / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return out
+
+
+def test_default_caps_keep_the_page_small(tmp_path):
+    """200 episodes per rule, 8 codes each: everything the default caps allow fits under 10 MB."""
+    out = worst_case_outputs(tmp_path / "out", per_rule=201, positions=8)
+    started = time.perf_counter()
+    html = render_report(out, load_catalogue()).read_text(encoding="utf-8")
+    assert time.perf_counter() - started < 20
+    assert len(html.encode()) < 10_000_000
+    assert html.count("<article ") == len(RULES) * 200
+    assert html.count('<tr data-filter-item="findings"') == len(RULES) * 200
+    assert f"Showing {len(RULES) * 200:,} of {len(RULES) * 201:,} episodes." in html
+    assert "data-size-note" not in html
+
+
+@pytest.mark.slow
+def test_caps_are_lowered_rather_than_pass_10_mb(tmp_path):
+    """24 codes per episode at the default caps would pass 10 MB: the caps give way, and say so."""
+    out = worst_case_outputs(tmp_path / "out", per_rule=200, positions=24)
+    html = render_report(out, load_catalogue()).read_text(encoding="utf-8")
+    assert len(html.encode()) < 10_000_000
+    note = re.search(r"<p data-size-note>(.*?)</p>", html).group(1)
+    shown = int(re.search(r"at most ([0-9,]+) worksheet episodes per rule", note).group(1).replace(",", ""))
+    assert html.count("<article ") == len(RULES) * shown < len(RULES) * 200
+
+
+# --- Alignment of recorded and expected sequences ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("actual", "expected", "lines"),
+    [
+        ("V52.2 V55.1", "V52.2 V55.1", [("V52.2", "V52.2", "ok"), ("V55.1", "V55.1", "ok")]),
+        ("V52.2 Y10.2", "V52.2 V55.- Y10.2", [("V52.2", "V52.2", "ok"), ("", "V55.-", "missing"),
+                                              ("Y10.2", "Y10.2", "ok")]),
+        ("V52.2 Z67.6", "V52.2 Z99.-", [("V52.2", "V52.2", "ok"), ("Z67.6", "Z99.-", "differs")]),
+        ("V40.1 Z67.6", "V40.1 [Y53.- if done] Z67.6", [("V40.1", "V40.1", "ok"), ("", "[Y53.- if done]", "optional"),
+                                                       ("Z67.6", "Z67.6", "ok")]),
+        ("V40.1 Y53.4", "V40.1 Y53.4 Z site", [("V40.1", "V40.1", "ok"), ("Y53.4", "Y53.4", "ok"),
+                                               ("", "Z site", "missing")]),
+        ("M61.1 Y75.2", "M61.1 Y75.1 or Y75.2 … [V38.8 if done]",
+         [("M61.1", "M61.1", "ok"), ("Y75.2", "Y75.1 or Y75.2", "ok"), ("", "… [V38.8 if done]", "later")]),
+        ("V52.2 Z99.2 Y53.4", "V52.2 Y53.4 Z99.2", [("V52.2", "V52.2", "ok"), ("", "Y53.4", "misplaced"),
+                                                    ("Z99.2", "Z99.2", "ok"), ("Y53.4", "", "misplaced")]),
+        ("V52.2 W90.3", "V52.2", [("V52.2", "V52.2", "ok"), ("W90.3", "", "extra")]),
+        ("", "", []),
+    ],
+)
+def test_align(actual, expected, lines):
+    assert [(x.recorded, x.expected, x.state) for x in align.align(actual, expected)] == lines
