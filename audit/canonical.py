@@ -17,7 +17,9 @@ import polars as pl
 from audit import codes
 from audit.dates import is_unparseable, parse_date
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS
-from audit.load import RawExport
+from audit.codes import CodePattern
+from audit.load import Export
+from audit.prefilter import triage
 from audit.validate import REJECTED_SCHEMA, row_schema, split_rejected
 from schemas.canonical import EPISODES, PROCEDURES
 from schemas.inputs import IDENTITY, position_number
@@ -34,6 +36,10 @@ class FileCounts:
     episodes_audited: int
     invalid_dates: int
     columns_present: tuple[str, ...]
+    # Fields of episodes set aside by the prefilter (clean coding, no index code): counted here,
+    # since they never reach the procedures frame.
+    clean_procedures: int = 0
+    clean_no_operations: int = 0
 
     @property
     def rows_audited(self) -> int:
@@ -42,10 +48,14 @@ class FileCounts:
 
 @dataclass(frozen=True)
 class Canonical:
-    episodes: pl.DataFrame
-    procedures: pl.DataFrame
+    episodes: pl.DataFrame  # episodes that need the full audit (all of them without a prefilter)
+    procedures: pl.DataFrame  # their procedures
     rejected: pl.DataFrame
     files: tuple[FileCounts, ...]
+
+    @property
+    def episodes_audited(self) -> int:
+        return sum(f.episodes_audited for f in self.files)
 
 
 def _episode_fields(frame: pl.DataFrame) -> list[pl.Expr]:
@@ -61,12 +71,22 @@ def _episode_fields(frame: pl.DataFrame) -> list[pl.Expr]:
 
 
 def _unparseable_dates(frame: pl.DataFrame, columns: list[str]) -> int:
-    """How many non-blank date values are neither dates nor HES placeholders."""
+    """How many non-blank date values are neither dates nor HES placeholders.
+
+    Almost every value is a plain ISO date; only the others are examined in full (the full check
+    over millions of values costs more than the rest of the audit)."""
     present = [c for c in columns if c in frame.columns]
     if not present or frame.height == 0:
         return 0
-    flags = [is_unparseable(pl.col(c)).fill_null(False) for c in present]
-    return int(frame.select(pl.sum_horizontal(flags).sum()).item())
+    odd = frame.lazy().select(
+        (pl.col(c).str.to_date("%Y-%m-%d", strict=False).is_null() & (pl.col(c) != "")).alias(c) for c in present
+    ).collect()
+    total = 0
+    for name in present:
+        if odd[name].any():
+            values = frame.get_column(name).filter(odd[name])
+            total += int(values.to_frame().select(is_unparseable(pl.col(name)).sum()).item())
+    return total
 
 
 def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
@@ -90,59 +110,108 @@ def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts)
 
 
-def build(exports: list[RawExport]) -> Canonical:
-    accepted, rejected = [], []
-    for export in exports:
-        rows = export.frame.with_columns(pl.col("episode_id").str.strip_chars())
-        ok, bad = split_rejected(rows, row_schema(export.plan.shape))
-        accepted.append((export, ok))
-        rejected.append(bad)
+_TRIAGE = ["needs_audit", "filled", "no_operation"]
 
-    identity = pl.concat(
-        [
-            ok.select(
-                "episode_id", "source_file", "source_row",
+
+def _triage(rows: pl.DataFrame, export: Export, index: tuple[CodePattern, ...] | None) -> pl.DataFrame:
+    """Add the prefilter's columns; without an index (no prefilter) every row needs the audit."""
+    if index is None or export.plan.shape == "long":
+        return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(False))
+    return triage(rows, [slot.position for slot in export.plan.slots], index)
+
+
+def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None) -> Canonical:
+    """Validate every row, keep those that need the full audit, reshape them to procedures.
+
+    `index`: the catalogue's index-code patterns, to set aside wide rows that cannot fire any
+    rule (see audit.prefilter); None audits every row in full.
+    """
+    rejected, identity, kept, invalid_dates, rows_read = [], [], [], {}, {}
+    for number, export in enumerate(exports):
+        name = str(export.path)
+        rows_read[name], invalid_dates[name] = 0, 0
+        for batch in export.batches():
+            rows_read[name] += batch.height
+            rows = batch.with_columns(pl.col("episode_id").str.strip_chars())
+            ok, bad = split_rejected(rows, row_schema(export.plan.shape))
+            rejected.append(bad)
+            invalid_dates[name] += _unparseable_dates(ok, [c for c in ok.columns if c in DATE_FIELDS
+                                                           or c.startswith("date_") or c == "procedure_date"])
+            ok = _triage(ok, export, index)
+            identity.append(ok.select(
+                "episode_id",
+                pl.lit(str(number)).alias("source_file"),  # a file number keeps this frame small
+                "source_row",
                 pl.lit(export.plan.shape).alias("shape"),
                 (pl.col("position") if export.plan.shape == "long" else pl.lit(None, pl.String)).alias("position"),
-            )
-            for export, ok in accepted
-        ]
-    )
-    _, ambiguous = split_rejected(identity, IDENTITY)
+                *_TRIAGE,
+            ))
+            kept.append((export, ok.filter("needs_audit").drop(_TRIAGE)))
+
+    identity_frame = pl.concat(identity) if identity else pl.DataFrame()
+    ambiguous = _ambiguous(identity_frame, exports)
     rejected.append(ambiguous)
     rejected_frame = pl.concat(rejected).sort("source_file", "source_row")
 
-    episodes, procedures, files = [], [], []
-    for export, ok in accepted:
+    accepted = identity_frame.join(
+        ambiguous.select(pl.col("source_file").replace_strict({str(e.path): str(i) for i, e in enumerate(exports)}),
+                         "source_row"),
+        on=["source_file", "source_row"], how="anti",
+    ) if identity_frame.height else identity_frame
+    episodes, procedures = [], []
+    for export, ok in kept:
         ok = ok.join(ambiguous.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
         episodes.append(_episodes(ok, export.plan.shape))
-        file_procedures, unreadable_dates = _procedures(ok, export.plan.shape)
-        procedures.append(file_procedures)
-        files.append(
-            FileCounts(
-                path=str(export.path),
-                layout=export.plan.layout,
-                sha256=export.sha256,
-                encoding=export.encoding,
-                rows_read=export.frame.height,
-                rows_rejected=rejected_frame.filter(pl.col("source_file") == str(export.path)).height,
-                episodes_audited=ok["episode_id"].n_unique(),
-                invalid_dates=unreadable_dates + _unparseable_dates(ok, list(DATE_FIELDS)),
-                columns_present=tuple(export.plan.episode_columns),
-            )
-        )
-    episode_frame = pl.concat(episodes).sort("episode_id")
+        procedures.append(_procedures(ok, export.plan.shape))
+    files = tuple(
+        _file_counts(export, number, accepted, rejected_frame, rows_read, invalid_dates)
+        for number, export in enumerate(exports)
+    )
+    episode_frame = pl.concat(episodes).sort("episode_id") if episodes else _empty(EPISODES)
     procedure_frame = (
         pl.concat(procedures)
         .join(episode_frame.drop("source_file", "source_row"), on="episode_id", how="left")
         .select(PROCEDURE_COLUMNS)
         .sort("episode_id", "position")
-    )
+    ) if procedures else _empty(PROCEDURES)
     return Canonical(
         episodes=EPISODES.validate(episode_frame),
         procedures=PROCEDURES.validate(procedure_frame),
         rejected=rejected_frame.select(list(REJECTED_SCHEMA)),
-        files=tuple(files),
+        files=files,
+    )
+
+
+def _empty(schema) -> pl.DataFrame:
+    return pl.DataFrame(schema={name: column.dtype.type for name, column in schema.columns.items()})
+
+
+def _ambiguous(identity: pl.DataFrame, exports: list[Export]) -> pl.DataFrame:
+    """Rows whose episode identity is ambiguous across the whole run, with file paths restored."""
+    if identity.height == 0:
+        return pl.DataFrame(schema=REJECTED_SCHEMA)
+    _, ambiguous = split_rejected(identity, IDENTITY)
+    paths = {str(i): str(e.path) for i, e in enumerate(exports)}
+    return ambiguous.with_columns(pl.col("source_file").replace_strict(paths, return_dtype=pl.String))
+
+
+def _file_counts(export: Export, number: int, accepted: pl.DataFrame, rejected: pl.DataFrame,
+                 rows_read: dict, invalid_dates: dict) -> FileCounts:
+    name = str(export.path)
+    mine = accepted.filter(pl.col("source_file") == str(number)) if accepted.height else accepted
+    clean = mine.filter(~pl.col("needs_audit")) if mine.height else mine
+    return FileCounts(
+        path=name,
+        layout=export.plan.layout,
+        sha256=export.sha256,
+        encoding=export.encoding,
+        rows_read=rows_read[name],
+        rows_rejected=rejected.filter(pl.col("source_file") == name).height,
+        episodes_audited=mine["episode_id"].n_unique() if mine.height else 0,
+        invalid_dates=invalid_dates[name],
+        columns_present=tuple(export.plan.episode_columns),
+        clean_procedures=int((clean["filled"].cast(pl.Int64) - clean["no_operation"].cast(pl.Int64)).sum()) if clean.height else 0,
+        clean_no_operations=int(clean["no_operation"].sum()) if clean.height else 0,
     )
 
 
@@ -164,8 +233,7 @@ def _episodes(rows: pl.DataFrame, shape: str) -> pl.DataFrame:
     return typed
 
 
-def _procedures(rows: pl.DataFrame, shape: str) -> tuple[pl.DataFrame, int]:
-    """The procedure rows, and how many of their dates could not be read."""
+def _procedures(rows: pl.DataFrame, shape: str) -> pl.DataFrame:
     if shape == "wide":
         slots = _wide_slots(rows)
     else:
@@ -177,16 +245,12 @@ def _procedures(rows: pl.DataFrame, shape: str) -> tuple[pl.DataFrame, int]:
             "source_file",
             "source_row",
         )
-    procedures = (
+    return (
         codes.with_normalised_codes(slots, "code_raw")
         .filter(pl.col("code_kind") != codes.BLANK)
-        .with_columns(parse_date(pl.col("procedure_date")).alias("procedure_date_parsed"))
-    )
-    unreadable = _unparseable_dates(procedures, ["procedure_date"])
-    return (
-        procedures.select(
+        .select(
             "episode_id", "position", "code", "code_raw", "code_kind", "local_suffix",
-            "invalid_reason", pl.col("procedure_date_parsed").alias("procedure_date"), "source_file", "source_row",
-        ),
-        unreadable,
+            "invalid_reason", parse_date(pl.col("procedure_date")).alias("procedure_date"),
+            "source_file", "source_row",
+        )
     )

@@ -1,7 +1,7 @@
 """Stage 1: find the input files, read only the columns the audit needs, as text.
 
 Every value is read as a string so that nothing is lost to type inference (`0101` stays `0101`,
-`3.0` stays `3.0`); the canonical stage parses what it needs. Output: one `RawExport` per file,
+`3.0` stays `3.0`); the canonical stage parses what it needs. Output: one `Export` per file, read in batches with
 columns renamed to canonical names (`episode_id`, `code_1`/`date_1`… or `position`/`code`…),
 plus `source_file` and `source_row` (the 1-based data row, header excluded).
 """
@@ -15,6 +15,7 @@ import io
 import logging
 import zlib
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -29,13 +30,43 @@ ENCODINGS = ("auto", "utf-8", "cp1252", "latin-1")
 READ_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
 
 
+BATCH_ROWS = 500_000  # rows per batch: bounds memory on national-scale files
+
+
 @dataclass(frozen=True)
-class RawExport:
+class Export:
+    """One input file, ready to be read in batches of canonical columns (all text):
+    `episode_id`, episode fields, `code_1`/`date_1`… (wide) or `position`/`code_raw`/
+    `procedure_date` (long), plus `source_file` and `source_row`."""
+
     path: Path
     plan: ColumnPlan
-    frame: pl.DataFrame  # strings, canonical column names
     sha256: str
     encoding: str
+    source: object  # a path polars can scan, or UTF-8 bytes already decoded
+    batch_rows: int = BATCH_ROWS
+
+    def batches(self) -> Iterator[pl.DataFrame]:
+        """Long files come whole (an episode's rows must stay together); wide files in batches."""
+        rows = self.batch_rows if self.plan.shape == "wide" else None
+        try:
+            if is_parquet(self.path):
+                frame = pl.scan_parquet(self.path).select(
+                    pl.col(c).cast(pl.String, strict=False) for c in self.plan.source_columns())
+            elif isinstance(self.source, bytes):
+                frame = pl.read_csv(io.BytesIO(self.source), columns=self.plan.source_columns(),
+                                    infer_schema=False).lazy()
+            else:
+                frame = pl.scan_csv(self.source, infer_schema=False).select(self.plan.source_columns())
+            query = _canonical_names(frame, self.plan, self.path)
+            if rows is None:
+                yield query.collect()
+            else:
+                yield from query.collect_batches(chunk_size=rows)
+        except READ_ERRORS:  # polars' messages may quote file contents: never echo them
+            problem = ("cannot be read as Parquet (corrupt or truncated)" if is_parquet(self.path)
+                       else "malformed CSV (a row with more fields than the header, or broken quoting)")
+            raise InputError(self.path, problem) from None
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -65,44 +96,52 @@ def is_parquet(path: Path) -> bool:
         return handle.read(4) == b"PAR1"
 
 
-def _sha256(path: Path) -> str:
+def _fingerprint(path: Path) -> tuple[str, bool, bool]:
+    """(sha256, is valid UTF-8, looks binary) in one pass over the file."""
     digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8, first = True, True
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest()
+            binary = first and b"\x00" in chunk[:65536]
+            first = False
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return digest.hexdigest(), utf8, binary
 
 
-def _is_utf8(source) -> bool:
-    decoder = codecs.getincrementaldecoder("utf-8")()
+def _is_utf8(data: bytes) -> bool:
     try:
-        while chunk := source.read(1 << 20):
-            decoder.decode(chunk)
-        decoder.decode(b"", final=True)
+        data.decode("utf-8")
     except UnicodeDecodeError:
         return False
     return True
 
 
-def _csv_source(path: Path, encoding: str) -> tuple[object, str]:
+def _csv_source(path: Path, encoding: str, utf8: bool, binary: bool) -> tuple[object, str]:
     """A path or UTF-8 bytes polars can read, and the encoding that was used.
 
     Windows PAS exports are commonly cp1252; anything that is not valid UTF-8 is read as cp1252
-    (with a notice) unless --encoding says otherwise.
+    (with a notice) unless --encoding says otherwise. Gzip files are decompressed in memory.
     """
     gz = path.name.lower().endswith(".gz")
+    if binary and not gz:
+        raise InputError(path, "binary content: not a CSV or Parquet export")
+    if not gz and encoding in ("auto", "utf-8") and utf8:
+        return path, "utf-8"
     try:
         if gz:
             with gzip.open(path, "rb") as handle:
                 data = handle.read()
-        elif encoding in ("auto", "utf-8"):
-            with open(path, "rb") as handle:
-                if b"\x00" in handle.read(65536):
-                    raise InputError(path, "binary content: not a CSV or Parquet export")
-                handle.seek(0)
-                if encoding == "utf-8" or _is_utf8(handle):
-                    return path, "utf-8"
-            data = path.read_bytes()
         else:
             data = path.read_bytes()
     except (EOFError, OSError, zlib.error) as error:
@@ -111,70 +150,46 @@ def _csv_source(path: Path, encoding: str) -> tuple[object, str]:
     if b"\x00" in data[:65536]:
         raise InputError(path, "binary content: not a CSV or Parquet export")
     if encoding == "auto":
-        encoding = "utf-8" if _is_utf8(io.BytesIO(data)) else "cp1252"
+        encoding = "utf-8" if _is_utf8(data) else "cp1252"
         if encoding == "cp1252":
             log.warning("%s: not valid UTF-8; read as cp1252 (use --encoding to choose)", path)
     try:
         text = data.decode(encoding, errors="strict" if encoding == "utf-8" else "replace")
     except UnicodeDecodeError:
         raise InputError(path, f"not valid {encoding} text (try --encoding cp1252)") from None
-    return io.BytesIO(text.encode("utf-8")), encoding
+    return text.encode("utf-8"), encoding
 
 
 def _read_header(path: Path, source) -> list[str]:
     try:
-        header = pl.read_csv(source, n_rows=0, infer_schema=False).columns
+        readable = io.BytesIO(source) if isinstance(source, bytes) else source
+        header = pl.read_csv(readable, n_rows=0, infer_schema=False).columns
     except pl.exceptions.NoDataError:
         raise InputError(path, "file is empty") from None
     except READ_ERRORS:  # polars' messages may quote file contents: never echo them
         raise InputError(path, "cannot be parsed as CSV (check the delimiter and quoting)") from None
-    if isinstance(source, io.BytesIO):
-        source.seek(0)
+    if not header or header == [""]:
+        raise InputError(path, "file is empty")
     return header
 
 
-def _read_csv(path: Path, source, columns: list[str]) -> pl.DataFrame:
-    try:
-        return pl.read_csv(
-            source,
-            columns=columns,
-            infer_schema=False,
-        )
-    except READ_ERRORS:  # polars' messages may quote file contents: never echo them
-        raise InputError(
-            path, "malformed CSV (a row with more fields than the header, or broken quoting)"
-        ) from None
-
-
-def _read_parquet(path: Path, columns: list[str]) -> pl.DataFrame:
-    try:
-        frame = pl.read_parquet(path, columns=columns)
-    except READ_ERRORS:
-        raise InputError(path, "cannot be read as Parquet (corrupt or truncated)") from None
-    return frame.select(pl.all().cast(pl.String, strict=False))
-
-
-def read_export(path: Path, *, layout: str | None, mapping: Mapping | None, encoding: str) -> RawExport:
+def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, encoding: str) -> Export:
+    """Check the file, detect its layout and plan the columns to read; reads no rows."""
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty")
+    sha256, utf8, binary = _fingerprint(path)
     if is_parquet(path):
         try:
             header = list(pl.read_parquet_schema(path))
         except READ_ERRORS:
             raise InputError(path, "cannot be read as Parquet (corrupt or truncated)") from None
-        plan = plan_for(path, header, layout, mapping)
-        frame, used = _read_parquet(path, plan.source_columns()), "parquet"
-    else:
-        source, used = _csv_source(path, encoding)
-        header = _read_header(path, source)
-        if not header or header == [""]:
-            raise InputError(path, "file is empty")
-        plan = plan_for(path, header, layout, mapping)
-        frame = _read_csv(path, source, plan.source_columns())
-    return RawExport(path, plan, _canonical_names(frame, plan, path), _sha256(path), used)
+        return Export(path, plan_for(path, header, layout, mapping), sha256, "parquet", path)
+    source, used = _csv_source(path, encoding, utf8, binary)
+    plan = plan_for(path, _read_header(path, source), layout, mapping)
+    return Export(path, plan, sha256, used, source)
 
 
-def _canonical_names(frame: pl.DataFrame, plan: ColumnPlan, path: Path) -> pl.DataFrame:
+def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan, path: Path) -> pl.LazyFrame:
     columns = [pl.col(plan.episode_id).alias("episode_id")]
     columns += [pl.col(source).alias(name) for name, source in plan.episode_columns.items()]
     if plan.shape == "wide":
@@ -198,10 +213,10 @@ def _canonical_names(frame: pl.DataFrame, plan: ColumnPlan, path: Path) -> pl.Da
 def read_exports(
     inputs: list[Path], *, layout: str | None = None, mapping: Mapping | None = None,
     encoding: str = "auto",
-) -> list[RawExport]:
+) -> list[Export]:
     if encoding not in ENCODINGS:
         raise UserError(f"--encoding must be one of {', '.join(ENCODINGS)}")
     return [
-        read_export(path, layout=layout, mapping=mapping, encoding=encoding)
+        open_export(path, layout=layout, mapping=mapping, encoding=encoding)
         for path in expand_inputs(inputs)
     ]

@@ -50,7 +50,8 @@ def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
         options.inputs, layout=options.layout, mapping=options.mapping, encoding=options.encoding
     )
     progress("Validating rows")
-    data = canonical.build(exports)
+    index = tuple(p for g in catalogue.auditable() for cs in g.code_sets for p in cs.index.patterns)
+    data = canonical.build(exports, index=index)
     progress("Matching guidance")
     occurrences = match.find_occurrences(data.procedures, catalogue, options.as_of)
     progress("Checking coding rules")

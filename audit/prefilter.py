@@ -1,0 +1,65 @@
+"""Which rows of a wide export need the full audit.
+
+Most episodes in a national extract carry no NICE index code and are coded cleanly. Such an
+episode can fire no rule, so it is counted and set aside before the expensive reshaping to one
+row per procedure. An episode needs the full audit when any procedure field
+
+- holds anything but a clean four-character code (lower case, dots, spaces, a fifth character,
+  `&`, invalid values) — except a lone `-` in position 1 with nothing after it;
+- holds a guidance's index code (exact code or category);
+- or position 1 holds a Chapter Y or Z code.
+
+The generic rules fire only on such values, and guidance rules only on index codes, so the
+findings are identical with and without the prefilter (tests/test_equivalence.py checks this).
+
+The fields are joined into one string per row so that each test is one regular expression per
+row rather than one per field: about twice as fast on a 24-field HES extract.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from audit.codes import CodePattern
+
+SEP = "\x1f"  # ASCII unit separator; a row whose fields contain it is simply audited in full
+_CODE = "[A-HJ-Z][0-9]{3}"
+_ALL_CLEAN = rf"^({_CODE})?({SEP}({_CODE})?)*$"
+_LONE_DASH = rf"^\s*-\s*{SEP}*$"
+
+
+def _index_pattern(index: tuple[CodePattern, ...]) -> str:
+    alternatives = sorted(
+        re.escape(p.prefix) + {"exact": "", "category": "[0-9]", "chapter": "[0-9]{3}"}[p.kind]
+        for p in index
+    )
+    return rf"(^|{SEP})({'|'.join(alternatives) or '(?!)'})({SEP}|$)"
+
+
+def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...]) -> pl.DataFrame:
+    """Add `needs_audit` (bool), and for the rows that do not need it `filled` (non-empty
+    procedure fields) and `no_operation` (a lone `-` in position 1), so every field is counted."""
+    if not slots:
+        return rows.with_columns(needs_audit=pl.lit(False), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(False))
+    fields = pl.col("_fields")
+    lone_dash = fields.str.contains(_LONE_DASH) & pl.lit(slots[0] == 1)
+    needs = (
+        (fields.str.count_matches(SEP, literal=True) != len(slots) - 1)
+        | (~fields.str.contains(_ALL_CLEAN) & ~lone_dash)
+        | fields.str.contains(_index_pattern(index))
+    )
+    if slots[0] == 1:
+        needs = needs | fields.str.contains("^[YZ]")
+    return (
+        rows.lazy()
+        .with_columns(pl.concat_str([pl.col(f"code_{n}").fill_null("") for n in slots], separator=SEP).alias("_fields"))
+        .with_columns(
+            needs.alias("needs_audit"),
+            fields.str.count_matches(f"[^{SEP}]+").cast(pl.UInt8).alias("filled"),
+            lone_dash.alias("no_operation"),
+        )
+        .drop("_fields")
+        .collect()
+    )
