@@ -336,7 +336,8 @@ def history_show(
     lines += [f"guidance {g}: " + ", ".join(f"{k} {v:,}" for k, v in c.items()) for g, c in s["by_guidance"].items()]
     if s.get("changes"):
         c = s["changes"]
-        lines.append(f"since {c['previous_run']}: {c['new']:,} new, {c['resolved']:,} resolved, {c['still-open']:,} still open")
+        since = f"since {c['previous_run']}" if c["previous_run"] else "first run in this history"
+        lines.append(f"{since}: {c['new']:,} new, {c['resolved']:,} resolved, {c['still-open']:,} still open")
     typer.echo("\n".join(lines))
 
 

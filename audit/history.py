@@ -107,7 +107,7 @@ def _keys(findings: pl.DataFrame) -> pl.DataFrame:
 
 def _previous(conn: sqlite3.Connection, scope: str):
     return conn.execute(
-        "SELECT run_id, started FROM runs WHERE scope = ? ORDER BY started DESC, run_id DESC LIMIT 1",
+        "SELECT run_id, started FROM runs WHERE scope = ? ORDER BY rowid DESC LIMIT 1",
         (scope,),
     ).fetchone()
 
@@ -175,7 +175,7 @@ def runs(conn: sqlite3.Connection, limit: int | None = None, scope: str | None =
     if scope is not None:
         query += " WHERE scope = ?"
         params.append(scope)
-    query += " ORDER BY started DESC, run_id DESC"
+    query += " ORDER BY rowid DESC"  # insertion order: runs can start in the same second
     if limit:
         query += f" LIMIT {int(limit)}"
     return [

@@ -3,8 +3,8 @@
 Every rule is a polars expression that is True where the coding follows the standard. Each
 guidance code set compiles to a pandera schema over its index-code occurrences (one check per
 rule that applies to it); the generic rules form one schema over the procedures frame. Findings
-are built from pandera's lazily collected failure cases: the failing rows' index, joined back to
-the frame, with the position, code, expected value and message computed as expressions too.
+are built from the failing rows of each pandera check (`audit.checks`), joined back to the frame,
+with the position, code, expected value and message computed as expressions too.
 
 A rule is found by its id in `RULES`, with the standard behind it.
 """
@@ -19,6 +19,7 @@ import polars as pl
 
 from audit import codes
 from audit.catalogue import Catalogue, CodeSet, Component, Guidance
+from audit.checks import failing_rows
 from audit.match import AS_OF, component_present
 
 ERROR, WARNING, SUPERSEDED = "error", "warning", "superseded"
@@ -332,22 +333,10 @@ def schema_for(rules: list[Rule], name: str) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(checks=checks, name=name)
 
 
-def _failing(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
-    """(index, check_number) of every failing row, from pandera's lazily collected failures."""
-    try:
-        schema.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        cases = errors.failure_cases
-        if cases["index"].null_count():
-            raise RuntimeError(f"{schema.name}: a rule failed without a row index") from None
-        return cases.select(pl.col("index").cast(pl.UInt32), pl.col("check_number").cast(pl.Int32))
-    return pl.DataFrame(schema={"index": pl.UInt32, "check_number": pl.Int32})
-
-
 def findings_from(frame: pl.DataFrame, rules: list[Rule], guidance_id, code_set, name: str) -> pl.DataFrame:
     if frame.height == 0 or not rules:
         return empty_findings()
-    failing = _failing(frame, schema_for(rules, name))
+    failing = failing_rows(frame, schema_for(rules, name))
     indexed = frame.with_row_index("index")
     parts = []
     for number, rule in enumerate(rules):

@@ -1,7 +1,7 @@
 """Stage 2: decide which input rows can be audited at all.
 
-Rows are checked against the pandera schemas in `schemas/inputs.py` with lazy error collection;
-every failing row goes to the rejected frame with its file, row number and a plain reason.
+Rows are checked against the pandera schemas in `schemas/inputs.py` (every check runs, so all
+problems are collected); every failing row goes to the rejected frame with its file, row number and a plain reason.
 Nothing is dropped silently: accepted + rejected = read, for every file.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 import pandera.polars as pa
 
+from audit.checks import failing_rows
 from schemas.inputs import IDENTITY, LONG_ROWS, REJECTION_REASONS, WIDE_ROWS
 
 REJECTED_SCHEMA = {
@@ -22,29 +23,13 @@ REJECTED_SCHEMA = {
 
 def _failing_rows(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
     """(index, reason) for each failing row, the first failing check in schema order."""
-    try:
-        schema.validate(frame, lazy=True)
-        return pl.DataFrame(schema={"index": pl.UInt32, "reason": pl.String})
-    except pa.errors.SchemaErrors as errors:
-        cases = errors.failure_cases
-    unexpected = cases.filter(~pl.col("check").is_in(list(REJECTION_REASONS)))
-    if unexpected.height:
-        # A column or type problem here is a bug in the loader, not bad input.
-        raise RuntimeError(f"{schema.name}: unexpected schema failure {unexpected['check'].to_list()}")
-    order = {name: i for i, name in enumerate(REJECTION_REASONS)}
+    failing = failing_rows(frame, schema)
+    reasons = [REJECTION_REASONS[check.name] for check in schema.checks]
     return (
-        cases.select(
-            pl.col("index").cast(pl.UInt32),
-            pl.col("check").replace_strict(order, return_dtype=pl.Int32).alias("rank"),
-        )
-        .sort("index", "rank")
+        failing.sort("index", "check_number")
         .unique("index", keep="first", maintain_order=True)
-        .select(
-            "index",
-            pl.col("rank")
-            .replace_strict({i: REJECTION_REASONS[n] for n, i in order.items()}, return_dtype=pl.String)
-            .alias("reason"),
-        )
+        .select("index", pl.col("check_number").replace_strict(
+            dict(enumerate(reasons)), return_dtype=pl.String).alias("reason"))
     )
 
 
