@@ -51,15 +51,19 @@ def _fail(message: str, code: int) -> None:
 
 def _internal_error(log_dir: Path | None) -> None:
     """Unexpected exceptions: a short line on the console, the details in a log file."""
-    kind = sys.exc_info()[0].__name__
+    kind, _, trace = sys.exc_info()
     target = (log_dir or Path.cwd()) / "nice-audit-error.log"
+    # Where it failed, but not the exception's message: messages can quote episode data.
+    details = "".join(traceback.format_list(traceback.extract_tb(trace)))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(traceback.format_exc(), encoding="utf-8")
+        target.write_text(
+            f"nice-audit {__version__}: internal error {kind.__name__} (message withheld: it may "
+            f"quote episode data)\nTraceback (most recent call last):\n{details}", encoding="utf-8")
         where = f"; details in {target}"
     except OSError:
         where = ""
-    _fail(f"internal error ({kind}){where}. Please report it.", EXIT_INTERNAL_ERROR)
+    _fail(f"internal error ({kind.__name__}){where}. Please report it.", EXIT_INTERNAL_ERROR)
 
 
 def guarded(log_dir_param: str | None = None):

@@ -133,6 +133,10 @@ def plan_for(path: Path, header: list[str], layout: str | None, mapping: Mapping
     lookup = _lookup(header)
     chosen = layout or detect_layout(header) or ("mapped" if mapping else None)
     if chosen is None:
+        if _numbered(lookup, "OPERTN_") or _numbered(lookup, "OPERTN_4_"):
+            raise InputError(path, "missing required column EPIKEY (the episode id) beside the OPERTN_nn columns")
+        if {"POSITION", "CODE"} <= lookup.keys():
+            raise InputError(path, "missing required column episode_id beside position and code")
         raise InputError(
             path,
             "unknown layout: the header has neither EPIKEY with OPERTN_nn columns (HES) nor "

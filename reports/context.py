@@ -8,6 +8,7 @@ test and print. Every list that can grow with the data is capped, with its true 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import PurePath
 
@@ -15,9 +16,9 @@ import polars as pl
 
 from audit.catalogue import Catalogue, Guidance
 from audit.judge import STATUSES
-from audit.outputs import EPISODES_CSV, FINDINGS_CSV, REJECTED_CSV
+from audit.outputs import CHANGES_CSV, EPISODES_CSV, FINDINGS_CSV, REJECTED_CSV, TREND_CSV
 from audit.rules import ERROR, RULES, SEVERITIES, SUPERSEDED, WARNING
-from reports import align
+from reports import align, chart
 from reports.frames import Outputs
 from reports.page import (
     AlignedLine,
@@ -25,6 +26,8 @@ from reports.page import (
     Breakdown,
     BreakdownRow,
     CapRow,
+    ChangeRow,
+    Changes,
     DataQuality,
     Filters,
     FindingRow,
@@ -45,6 +48,7 @@ from reports.page import (
     SeverityRow,
     SupersededGroup,
     SupersededRow,
+    TrendChart,
     Worksheet,
     WorksheetCard,
 )
@@ -63,6 +67,10 @@ STATUS_LABELS = {
     PREDATES: "predates guidance",
 }
 SEVERITY_LABELS = {ERROR: "error", WARNING: "warning", SUPERSEDED: "superseded"}
+NEW, STILL_OPEN, RESOLVED = "new", "still-open", "resolved"
+CHANGES = (NEW, STILL_OPEN, RESOLVED)  # the order of the "what changed" table
+CHANGE_LABELS = {NEW: "new", STILL_OPEN: "still open", RESOLVED: "resolved"}
+CHANGE_KEY = ["episode_id", "guidance_id", "rule_id", "position"]
 LINE_LABELS = {
     align.OK: "as expected",
     align.MISSING: "missing",
@@ -91,6 +99,10 @@ def plural(n: int, one: str, many: str | None = None) -> str:
 
 def long_date(value: date) -> str:
     return f"{value.day} {value.strftime('%B %Y')}"
+
+
+def short_date(value: date) -> str:
+    return f"{value.day} {value.strftime('%b %Y')}"
 
 
 def long_datetime(value: datetime) -> str:
@@ -297,6 +309,7 @@ def _finding_row(r: dict, anchors: dict[str, str]) -> FindingRow:
         status=r["status"], position=r["position"], code=r["code"], expected=r["expected"],
         message=r["message"], provider=r["provider"], specialty=r["specialty"],
         consultant=r["consultant"], source_file=r["source_file"],
+        first_seen=r["first_seen"], change=r["change"], change_label=CHANGE_LABELS.get(r["change"], r["change"]),
     )
 
 
@@ -305,10 +318,11 @@ def _capped_per(frame: pl.DataFrame, by: str, cap: int) -> pl.DataFrame:
     return frame.filter(pl.int_range(pl.len()).over(by) < cap)
 
 
-def _cap_rows(totals: pl.DataFrame, shown: pl.DataFrame, by: str) -> tuple[CapRow, ...]:
+def _cap_rows(totals: pl.DataFrame, shown: pl.DataFrame, by: str,
+              known: tuple[str, ...] = tuple(RULES)) -> tuple[CapRow, ...]:
     total = dict(totals.group_by(by).len().iter_rows())
     seen = dict(shown.group_by(by).len().iter_rows()) if shown.height else {}
-    order = [r for r in RULES if r in total] + sorted(set(total) - set(RULES))
+    order = [r for r in known if r in total] + sorted(set(total) - set(known))
     return tuple(
         CapRow(rule, number(total[rule]), number(seen.get(rule, 0)), seen.get(rule, 0) < total[rule])
         for rule in order
@@ -416,6 +430,7 @@ def _worksheet(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.Dat
             rule_tokens=" ".join(sorted({f["rule_id"] for f in found})),
             severity_tokens=" ".join(sorted({f["severity"] for f in found})),
             status_tokens=" ".join(sorted({p["status"] for p in pairs})),
+            change_tokens=" ".join(sorted({f["change"] for f in found if f["change"]})),
         ))
     total = reasons["episode_id"].n_unique()
     worksheet = Worksheet(
@@ -516,6 +531,162 @@ def _data_quality(outputs: Outputs, findings: pl.DataFrame, sequences: pl.DataFr
     )
 
 
+# --- What changed since the last run, and the trend -------------------------------------------
+
+
+def _history_used(outputs: Outputs) -> bool:
+    return outputs.summary.get("changes") is not None or outputs.changes is not None
+
+
+def _change_of_findings(findings: pl.DataFrame, changes: pl.DataFrame | None) -> pl.DataFrame:
+    """Each finding's change against the previous run (new | still-open), "" without a history."""
+    if changes is None:
+        return findings.with_columns(change=pl.lit(""))
+    keys = (_clean(changes).filter(pl.col("change") != RESOLVED)
+            .unique(CHANGE_KEY, keep="first", maintain_order=True).select(*CHANGE_KEY, "change"))
+    return (findings.join(keys, on=CHANGE_KEY, how="left", maintain_order="left")
+            .with_columns(pl.col("change").fill_null("")))
+
+
+def _previous_started(text: str) -> tuple[str, str]:
+    """(long date, long date and time) of the previous run's start."""
+    started = _parse_datetime(text)
+    if started is None:
+        return text, text
+    return long_date(started.date()), long_datetime(started)
+
+
+def _change_clause(outputs: Outputs, counts: dict[str, int]) -> str:
+    info = outputs.summary.get("changes")
+    if not _history_used(outputs):
+        return ""
+    if info is not None and not info.get("previous_run"):
+        return " First run recorded in this history: every finding is new."
+    when = _previous_started(str((info or {}).get("previous_started") or ""))[0]
+    return (f" Since the last run{f' ({when})' if when else ''}: {plural(counts[NEW], 'new finding')}, "
+            f"{number(counts[RESOLVED])} resolved, {number(counts[STILL_OPEN])} still open.")
+
+
+def _change_counts(outputs: Outputs) -> dict[str, int]:
+    if outputs.changes is not None:
+        found = dict(outputs.changes.group_by("change").len().iter_rows()) if outputs.changes.height else {}
+        return {c: int(found.get(c, 0)) for c in CHANGES}
+    info = outputs.summary.get("changes") or {}
+    return {c: int(info.get(c, 0) or 0) for c in CHANGES}
+
+
+def _changes(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame, catalogue: Catalogue,
+             anchors: dict[str, str], cap: int, counts: dict[str, int]) -> Changes:
+    if not _history_used(outputs):
+        return Changes(used=False, first_run=False, previous_run="", previous_started="", numbers=(), rows=(),
+                       shown="0", total="0", cap=number(cap), capped=False, per_change=(), quick_filters=(),
+                       file_missing=False, trend=None, trend_note="")
+    info = outputs.summary.get("changes") or {}
+    first_run = outputs.summary.get("changes") is not None and not info.get("previous_run")
+    frame = _clean(outputs.changes) if outputs.changes is not None else pl.DataFrame(
+        schema={c: pl.String for c in [*CHANGE_KEY, "change", "first_seen"]})
+    severities = (findings.group_by(CHANGE_KEY)
+                  .agg(severity_tokens=pl.col("severity").unique().sort().str.join(" ")))
+    status = episodes.select("episode_id", "guidance_id", "status").unique(
+        ["episode_id", "guidance_id"], keep="first", maintain_order=True)
+    rank = {c: n for n, c in enumerate(CHANGES)}
+    ordered = (
+        frame.join(severities, on=CHANGE_KEY, how="left", maintain_order="left")
+        .join(status, on=["episode_id", "guidance_id"], how="left", maintain_order="left")
+        .with_columns(pl.col("severity_tokens", "status").fill_null(""),
+                      _rank=pl.col("change").replace_strict(rank, default=len(rank), return_dtype=pl.Int64),
+                      _since=pl.when(pl.col("change") == STILL_OPEN).then(pl.col("first_seen")).otherwise(pl.lit("")))
+        .sort("_rank", "_since", "episode_id", "guidance_id", "rule_id", _int("position"), nulls_last=True)
+    )
+    shown = _capped_per(ordered, "change", cap)
+    rows = tuple(
+        ChangeRow(
+            episode_id=r["episode_id"], episode_href=anchors.get(r["episode_id"], ""),
+            guidance_id=r["guidance_id"], rule_id=r["rule_id"], position=r["position"], change=r["change"],
+            change_label=CHANGE_LABELS.get(r["change"], r["change"]), first_seen=r["first_seen"],
+            severity_tokens=r["severity_tokens"] if r["change"] != RESOLVED else "", status=r["status"],
+        )
+        for r in shown.iter_rows(named=True)
+    )
+    listed = set(frame["change"].unique())
+    kinds = [c for c in CHANGES if c in listed]
+    oldest = frame.filter((pl.col("change") == STILL_OPEN) & (pl.col("first_seen") != ""))["first_seen"].min() or ""
+    oldest_date = _parse_date(oldest)
+    if first_run:
+        notes = ("first run in this history", "nothing to compare with", "nothing to compare with")
+    else:
+        notes = (
+            "found now, not in the last run",
+            "in the last run, gone now",
+            f"oldest first seen {long_date(oldest_date) if oldest_date else oldest}" if oldest
+            else "found in both runs",
+        )
+    numbers = (
+        _big("New findings", counts[NEW], notes[0], "bad"),
+        _big("Resolved", counts[RESOLVED], notes[1], "ok"),
+        _big("Still open", counts[STILL_OPEN], notes[2], "warn"),
+    )
+    previous_started = _previous_started(str(info.get("previous_started") or ""))[1]
+    trend, trend_note = _trend(outputs, catalogue)
+    return Changes(
+        used=True, first_run=first_run, previous_run=str(info.get("previous_run") or ""),
+        previous_started=previous_started, numbers=numbers, rows=rows, shown=number(len(rows)),
+        total=number(frame.height), cap=number(cap), capped=len(rows) < frame.height,
+        per_change=tuple(replace(r, rule_id=CHANGE_LABELS.get(r.rule_id, r.rule_id))
+                         for r in _cap_rows(frame, shown, "change", CHANGES)),
+        quick_filters=tuple(Option(c, CHANGE_LABELS[c]) for c in kinds) if len(kinds) > 1 else (),
+        file_missing=outputs.changes is None,
+        trend=trend, trend_note=trend_note,
+    )
+
+
+def _trend(outputs: Outputs, catalogue: Catalogue) -> tuple[TrendChart | None, str]:
+    if outputs.trend is None:
+        return None, f"No trend: {TREND_CSV} is not in the output folder."
+    frame = _clean(outputs.trend).with_columns(_int("episodes").fill_null(0), _int("compliant").fill_null(0))
+    run_keys = frame.select("run_id", "started").unique(maintain_order=True).rows()
+    if len(run_keys) < 2:
+        return None, ("The trend chart needs at least two runs over this scope; the history holds "
+                      f"{plural(len(run_keys), 'run')} so far.")
+    dates = [_parse_datetime(started) for _, started in run_keys]
+    days = [d.date() if d else None for d in dates]
+    axis = []
+    for (run_id, started), when, day in zip(run_keys, dates, days):
+        current = run_id == ""
+        label = short_date(day) if day else started
+        time = when.strftime("%H:%M") if when else ""
+        sublabel = "this run" if current else time if day is not None and days.count(day) > 1 else ""
+        full = f"{label}, {time}" if time else label
+        axis.append(chart.RunAxis(label=label, sublabel=sublabel, full_label=full,
+                                  table_label=full if day is not None and days.count(day) > 1 else label,
+                                  run_id=run_id, current=current))
+    values: dict[str, dict[tuple[str, str], tuple[int, int]]] = defaultdict(dict)
+    for r in frame.iter_rows(named=True):
+        values[r["guidance_id"]][(r["run_id"], r["started"])] = (r["compliant"], r["episodes"])
+    series = []
+    for gid in _ordered_guidance_ids(catalogue, set(values)):
+        ref = _catalogue_ref(catalogue, gid)
+        series.append(chart.SeriesData(gid, ref.title, ref.url, tuple(values[gid].get(k) for k in run_keys)))
+    span = f"from {axis[0].full_label} to {axis[-1].full_label}{' (this run)' if axis[-1].current else ''}"
+    moves = []
+    for s in series:
+        present = [v for v in s.values if v is not None and v[1]]
+        if not present:
+            continue
+        first, last = chart.percent_text(*present[0]), chart.percent_text(*present[-1])
+        moves.append(f"{s.guidance_id} went from {first} to {last}")
+    desc = (f"Line chart of the percentage of matched episodes that were compliant, one line per guidance, over "
+            f"{len(run_keys)} runs {span}. " + "; ".join(moves) + ". The table under the chart gives every value.")
+    predates = any(int(c.get(PREDATES, 0) or 0) for c in outputs.summary.get("by_guidance", {}).values())
+    note = ("Each point is compliant episodes out of all episodes matched to the guidance in that run, as "
+            f"{TREND_CSV} records them.")
+    if predates:
+        note += (" Episodes that predate the guidance count here but are left out of the % compliant under "
+                 "Compliance by guidance, so the two can differ.")
+    title = f"Compliance by guidance over the last {plural(len(run_keys), 'run')}"
+    return chart.trend_chart(axis, series, title=title, desc=desc, note=note), ""
+
+
 # --- Summary -----------------------------------------------------------------------------------
 
 
@@ -576,7 +747,7 @@ def _headline(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame,
     return sentence, numbers
 
 
-def _filters(findings: pl.DataFrame, episodes: pl.DataFrame, catalogue: Catalogue) -> Filters:
+def _filters(findings: pl.DataFrame, episodes: pl.DataFrame, catalogue: Catalogue, history: bool) -> Filters:
     guidance = set(episodes["guidance_id"]) | set(findings["guidance_id"])
     guidance.discard("")
     rules = set(findings["rule_id"])
@@ -587,6 +758,7 @@ def _filters(findings: pl.DataFrame, episodes: pl.DataFrame, catalogue: Catalogu
         severities=tuple(Option(s, SEVERITY_LABELS.get(s, s))
                          for s in [s for s in SEVERITIES if s in severities] + sorted(severities - set(SEVERITIES))),
         statuses=tuple(Option(s, STATUS_LABELS[s]) for s in STATUSES),
+        changes=tuple(Option(c, CHANGE_LABELS[c]) for c in CHANGES) if history else (),
     )
 
 
@@ -599,19 +771,24 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
     rejected = _clean(outputs.rejected)
     status = episodes.select("episode_id", "guidance_id", "status").unique(["episode_id", "guidance_id"],
                                                                             keep="first", maintain_order=True)
-    findings = (
+    findings = _change_of_findings(
         _clean(outputs.findings).with_row_index("row")
         .join(status, on=["episode_id", "guidance_id"], how="left", maintain_order="left")
-        .with_columns(pl.col("status").fill_null(""))
+        .with_columns(pl.col("status").fill_null("")),
+        outputs.changes,
     )
+    history = _history_used(outputs)
     worksheet, anchors = _worksheet(findings, episodes, sequences, catalogue, worksheet_cap)
     shown = _capped_per(findings, "rule_id", findings_cap)
     findings_table = FindingsTable(
         rows=tuple(_finding_row(r, anchors) for r in shown.iter_rows(named=True)),
         shown=number(shown.height), total=number(findings.height), cap=number(findings_cap),
         capped=shown.height < findings.height, per_rule=_cap_rows(findings, shown, "rule_id"),
+        show_first_seen=history,
     )
     sentence, numbers = _headline(outputs, findings, episodes, worksheet)
+    counts = _change_counts(outputs)
+    sentence += _change_clause(outputs, counts)
     guidance_ids = _ordered_guidance_ids(catalogue, set(episodes["guidance_id"]))
     return ReportPage(
         title="NICE procedure coding audit",
@@ -622,11 +799,13 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
         rules=_rule_rows(findings),
         severities=_severity_rows(findings),
         breakdowns=_breakdowns(outputs, findings, episodes),
+        changes=_changes(outputs, findings, episodes, catalogue, anchors, findings_cap, counts),
         worksheet=worksheet,
         superseded=_superseded(episodes, catalogue, anchors, worksheet_cap),
         findings=findings_table,
         data_quality=_data_quality(outputs, findings, sequences, rejected, anchors),
-        filters=_filters(findings, episodes, catalogue),
-        files={"findings": FINDINGS_CSV, "episodes": EPISODES_CSV, "rejected": REJECTED_CSV},
+        filters=_filters(findings, episodes, catalogue, history),
+        files={"findings": FINDINGS_CSV, "episodes": EPISODES_CSV, "rejected": REJECTED_CSV,
+               "changes": CHANGES_CSV, "trend": TREND_CSV},
         size_note=size_note,
     )

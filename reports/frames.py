@@ -13,7 +13,9 @@ from pathlib import Path
 import polars as pl
 
 from audit.errors import UserError
-from audit.outputs import EPISODES_CSV, FINDINGS_CSV, REJECTED_CSV, SEQUENCES_CSV, SUMMARY_JSON
+from audit.outputs import (
+    CHANGES_CSV, EPISODES_CSV, FINDINGS_CSV, REJECTED_CSV, SEQUENCES_CSV, SUMMARY_JSON, TREND_CSV,
+)
 
 FINDINGS_COLUMNS = (
     "episode_id", "guidance_id", "code_set", "rule_id", "severity", "position", "code", "expected",
@@ -26,6 +28,10 @@ EPISODES_COLUMNS = (
 )
 SEQUENCES_COLUMNS = ("episode_id", "position", "code", "code_kind")
 REJECTED_COLUMNS = ("source_file", "source_row", "episode_id", "reason")
+# Columns a newer run writes; older output folders lack them and read as "".
+FINDINGS_OPTIONAL = ("first_seen",)
+CHANGES_COLUMNS = ("episode_id", "guidance_id", "rule_id", "position", "change", "first_seen")
+TREND_COLUMNS = ("run_id", "started", "guidance_id", "episodes", "compliant")
 
 
 class ReportError(UserError):
@@ -42,23 +48,31 @@ class Outputs:
     episodes: pl.DataFrame
     sequences: pl.DataFrame  # empty when the run wrote none
     rejected: pl.DataFrame  # empty when the run wrote none
+    changes: pl.DataFrame | None  # None when the run kept no history (no changes.csv)
+    trend: pl.DataFrame | None  # None when the run kept no history (no trend.csv)
 
 
-def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool) -> pl.DataFrame:
+def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool,
+              optional: tuple[str, ...] = ()) -> pl.DataFrame:
     if not path.exists():
         if required:
             raise ReportError(f"{path}: missing; is this the --out folder of a nice-audit run?")
-        return pl.DataFrame(schema={c: pl.String for c in columns})
+        return pl.DataFrame(schema={c: pl.String for c in columns + optional})
     try:
         frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
     except pl.exceptions.NoDataError:
-        return pl.DataFrame(schema={c: pl.String for c in columns})
+        return pl.DataFrame(schema={c: pl.String for c in columns + optional})
     except pl.exceptions.PolarsError as error:
         raise ReportError(f"{path}: cannot be read as CSV ({type(error).__name__})") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ReportError(f"{path}: missing column(s) {', '.join(missing)}")
-    return frame.select(columns)
+    absent = [c for c in optional if c not in frame.columns]
+    return frame.with_columns(pl.lit("").alias(c) for c in absent).select(columns + optional)
+
+
+def _read_if_present(path: Path, columns: tuple[str, ...]) -> pl.DataFrame | None:
+    return _read_csv(path, columns, required=False) if path.exists() else None
 
 
 def load_outputs(folder: Path) -> Outputs:
@@ -73,8 +87,10 @@ def load_outputs(folder: Path) -> Outputs:
     return Outputs(
         folder=folder,
         summary=summary,
-        findings=_read_csv(folder / FINDINGS_CSV, FINDINGS_COLUMNS, required=True),
+        findings=_read_csv(folder / FINDINGS_CSV, FINDINGS_COLUMNS, required=True, optional=FINDINGS_OPTIONAL),
         episodes=_read_csv(folder / EPISODES_CSV, EPISODES_COLUMNS, required=True),
         sequences=_read_csv(folder / SEQUENCES_CSV, SEQUENCES_COLUMNS, required=False),
         rejected=_read_csv(folder / REJECTED_CSV, REJECTED_COLUMNS, required=False),
+        changes=_read_if_present(folder / CHANGES_CSV, CHANGES_COLUMNS),
+        trend=_read_if_present(folder / TREND_CSV, TREND_COLUMNS),
     )

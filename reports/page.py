@@ -135,11 +135,14 @@ class FindingRow:
     specialty: str
     consultant: str
     source_file: str
+    first_seen: str  # yyyy-mm-dd; "" when the outputs do not record it
+    change: str  # new | still-open against the previous run; "" without a run history
+    change_label: str
 
 
 @dataclass(frozen=True)
 class CapRow:
-    rule_id: str
+    rule_id: str  # or, for the changes table, the kind of change as shown ("still open")
     total: str
     shown: str
     capped: bool
@@ -153,6 +156,7 @@ class FindingsTable:
     cap: str
     capped: bool
     per_rule: tuple[CapRow, ...]
+    show_first_seen: bool  # only with a run history: without one every finding is "first seen" today
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,7 @@ class WorksheetCard:
     rule_tokens: str
     severity_tokens: str
     status_tokens: str
+    change_tokens: str
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,112 @@ class Filters:
     rules: tuple[Option, ...]
     severities: tuple[Option, ...]
     statuses: tuple[Option, ...]
+    changes: tuple[Option, ...]  # empty without a run history: no "Change" filter then
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    episode_id: str
+    episode_href: str
+    guidance_id: str
+    rule_id: str
+    position: str
+    change: str  # new | still-open | resolved
+    change_label: str
+    first_seen: str
+    # filter tokens: severities of the finding now (none when resolved), status of the pair now
+    severity_tokens: str
+    status: str
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    x: str  # SVG user units, formatted in Python
+    y: str
+    label: str  # "IPG319, 21 Nov 2026: 75.0% compliant (3 of 4)"
+    marker: str  # path data of the marker drawn at (x, y)
+
+
+@dataclass(frozen=True)
+class TrendCell:
+    percent: str  # "75.0%", or "–" when the guidance had no episodes in that run
+    counts: str  # "3 of 4", or ""
+
+
+@dataclass(frozen=True)
+class TrendSeries:
+    guidance_id: str
+    title: str
+    url: str
+    colour: str
+    dash: str  # stroke-dasharray, "" for a solid line
+    line_name: str  # solid | dashed | dotted | …, said in words in the legend
+    marker_name: str  # circle | square | triangle | …, said in words in the legend
+    points: str  # the polyline's points attribute
+    markers: tuple[TrendPoint, ...]
+    swatch_marker: str  # marker path for the legend swatch
+    latest: str  # "75.0% in this run" / "not matched in this run"
+    cells: tuple[TrendCell, ...]  # one per run, oldest first
+
+
+@dataclass(frozen=True)
+class AxisTick:
+    position: str  # x or y in SVG user units
+    label: str
+    sublabel: str  # second line under an x label (time, or "this run"); "" when none
+
+
+@dataclass(frozen=True)
+class TrendRun:
+    label: str  # for the data table's header: "21 Nov 2026 02:00"
+    run_id: str  # "" for this run
+    current: bool
+
+
+@dataclass(frozen=True)
+class TrendChart:
+    width: str
+    height: str
+    view_box: str
+    plot_left: str
+    plot_right: str
+    plot_top: str
+    plot_bottom: str
+    title: str
+    desc: str
+    y_ticks: tuple[AxisTick, ...]
+    x_ticks: tuple[AxisTick, ...]
+    x_label_y: str  # baseline of the run labels under the axis
+    x_sublabel_y: str
+    y_tick_label_x: str  # right edge of the percentage labels
+    y_label_x: str
+    y_label_y: str
+    y_label_transform: str  # rotates the axis title to run up the left edge
+    series: tuple[TrendSeries, ...]
+    runs: tuple[TrendRun, ...]
+    run_count: str
+    note: str  # how the percentage is defined, when it differs from the compliance table's
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The "what changed since the last run" section."""
+
+    used: bool  # False: the run kept no history
+    first_run: bool  # no previous run in the history: every finding is new
+    previous_run: str
+    previous_started: str  # long date and time, or ""
+    numbers: tuple[BigNumber, ...]
+    rows: tuple[ChangeRow, ...]
+    shown: str
+    total: str
+    cap: str
+    capped: bool
+    per_change: tuple[CapRow, ...]
+    quick_filters: tuple[Option, ...]  # "show only" links, when more than one kind of change is listed
+    file_missing: bool  # summary.json has changes but changes.csv is not in the folder
+    trend: TrendChart | None
+    trend_note: str  # why there is no chart, when there is none
 
 
 @dataclass(frozen=True)
@@ -316,6 +427,7 @@ class ReportPage:
     rules: tuple[RuleRow, ...]
     severities: tuple[SeverityRow, ...]
     breakdowns: tuple[Breakdown, ...]
+    changes: Changes
     worksheet: Worksheet
     superseded: tuple[SupersededGroup, ...]
     findings: FindingsTable

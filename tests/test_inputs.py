@@ -15,6 +15,7 @@ from tests.conftest import FIXTURES, run_cli
         ("empty.csv", "file is empty"),
         ("no_procedure_columns.csv", "unknown layout"),
         ("long_missing_position.csv", "unknown layout"),
+        ("missing_episode_id_column.csv", "missing required column EPIKEY"),
         ("ragged_too_many_fields.csv", "malformed CSV"),
         ("truncated.csv.gz", "truncated or corrupt gzip file"),
         ("binary_garbage.csv", "binary content"),

@@ -1,9 +1,13 @@
 /* nice-audit report: filter, search and sort. The page reads fully without this script.
    Filters can be given in the address: report.html#filter=severity:error,rule:site-missing&q=RTH
+   (and change:new|still-open|resolved when the run kept a history).
    Data is read only from the page's own elements and data-* attributes. */
 (function () {
   "use strict";
-  var KEYS = ["guidance", "rule", "severity", "status"];
+  // A filter exists only when its control is on the page ("change" needs a run history).
+  var KEYS = ["guidance", "rule", "severity", "status", "change"].filter(function (k) {
+    return document.getElementById("filter-" + k);
+  });
   var state = { q: "" };
   var items = Array.prototype.slice.call(document.querySelectorAll("[data-filter-item]"));
   var text = new Map();
