@@ -139,7 +139,7 @@ def test_messy_dates(tmp_path):
 
 def test_markup_in_every_text_column_is_kept_as_data(tmp_path):
     summary, out = audited(tmp_path, "markup_in_every_text_column.csv")
-    assert summary["totals"]["rows_read"] == 3
+    assert summary["totals"]["rows_read"] == 4
     findings = pl.read_csv(out / "findings.csv", infer_schema=False)
     assert "<script>alert(1)</script>" in findings["episode_id"].to_list()
     report = (out / "report.html").read_text()

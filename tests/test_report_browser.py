@@ -106,3 +106,22 @@ def test_screenshot(tmp_path, report_url):
     run = chromium(tmp_path, report_url, f"--screenshot={shot}", "--window-size=1280,2000", "--hide-scrollbars")
     assert page_messages(run.stderr) == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def test_hostile_values_never_run_or_fetch(tmp_path):
+    """A report built from the hostile fixtures: no script from the data runs, nothing is fetched."""
+    from tests.conftest import FIXTURES
+
+    out = audit_into([FIXTURES / "markup_in_every_text_column.csv", FIXTURES / "nhs_number_column.csv"],
+                     tmp_path / "out")
+    url = render_report(out, load_catalogue()).as_uri()
+    net_log = tmp_path / "net.json"
+    run = chromium(tmp_path, url, f"--log-net-log={net_log}", "--dump-dom")
+    dom = parse_html(run.stdout)
+    assert dom.find("html").attrs.get("data-js") == "ready"
+    assert "data-pwned" not in dom.find("body").attrs
+    assert page_messages(run.stderr) == []
+    requested = set(re.findall(r'"(https?://[^"\s]+)"', net_log.read_text(encoding="utf-8")))
+    assert not [u for u in requested if "example.org" in u]
+    # The payloads are on the page, as text.
+    assert "document.body.setAttribute('data-pwned','script')" in run.stdout.replace("&#39;", "'")
