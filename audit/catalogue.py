@@ -164,12 +164,19 @@ def _patterns(value, field: str, problems: _Problems) -> tuple[CodePattern, ...]
     return tuple(patterns)
 
 
-def _component(raw, field: str, problems: _Problems) -> Component | None:
+def _is_table(raw, field: str, keys: set[str], problems: _Problems) -> bool:
+    """A TOML table with only known keys (unknown ones are reported: they are usually typos)."""
     if not isinstance(raw, dict):
         problems.add(field, "must be a table")
-        return None
-    for key in sorted(set(raw) - _COMPONENT_KEYS):
+        return False
+    for key in sorted(set(raw) - keys):
         problems.add(f"{field}.{key}", "unknown field")
+    return True
+
+
+def _component(raw, field: str, problems: _Problems) -> Component | None:
+    if not _is_table(raw, field, _COMPONENT_KEYS, problems):
+        return None
     role = raw.get("role")
     if role not in ROLES:
         problems.add(f"{field}.role", f"must be one of {', '.join(ROLES)}")
@@ -205,11 +212,8 @@ def _component(raw, field: str, problems: _Problems) -> Component | None:
 
 
 def _code_set(raw, field: str, problems: _Problems) -> CodeSet | None:
-    if not isinstance(raw, dict):
-        problems.add(field, "must be a table")
+    if not _is_table(raw, field, _SET_KEYS, problems):
         return None
-    for key in sorted(set(raw) - _SET_KEYS):
-        problems.add(f"{field}.{key}", "unknown field")
     name = raw.get("name", "all")
     raw_components = raw.get("components")
     if not isinstance(raw_components, list) or not raw_components:

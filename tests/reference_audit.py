@@ -78,15 +78,21 @@ def severity(component: Component, usual: str = "error") -> str | None:
     return {"required": usual, "conditional": "warning"}.get(component.requirement)
 
 
-def occurrence_findings(guidance: Guidance, code_set: CodeSet, codes, p: int, episode_date, undated):
-    """codes: [(position, code)] valid codes in order; p: index into codes of the index code."""
-    position = codes[p][0]
+def after(codes, p: int):
+    """(every code after position p, its qualifiers: those before the next action code)"""
     following = codes[p + 1:]
     qualifiers = []
     for pos, code in following:
         if is_action(code):
             break
         qualifiers.append((pos, code))
+    return following, qualifiers
+
+
+def occurrence_findings(guidance: Guidance, code_set: CodeSet, codes, p: int, episode_date, undated):
+    """codes: [(position, code)] valid codes in order; p: index into codes of the index code."""
+    position = codes[p][0]
+    following, qualifiers = after(codes, p)
     found = []
     for component in code_set.components:
         look = following if component.scope == "episode" else qualifiers
@@ -125,12 +131,7 @@ def occurrence_findings(guidance: Guidance, code_set: CodeSet, codes, p: int, ep
 
 
 def identified(code_set: CodeSet, codes, p: int) -> bool:
-    following = codes[p + 1:]
-    qualifiers = []
-    for pos, code in following:
-        if is_action(code):
-            break
-        qualifiers.append((pos, code))
+    following, qualifiers = after(codes, p)
     for component in code_set.components:
         if component.identifies and component.role != "index":
             look = following if component.scope == "episode" else qualifiers
