@@ -18,7 +18,7 @@ from audit import codes
 from audit.dates import is_unparseable, parse_date
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS
 from audit.codes import CodePattern
-from audit.load import Export
+from audit.load import CARRY_PREFIX, Export
 from audit.prefilter import triage
 from audit.validate import REJECTED_SCHEMA, row_schema, split_rejected
 from schemas.canonical import EPISODES, PROCEDURES
@@ -52,6 +52,7 @@ class Canonical:
     procedures: pl.DataFrame  # their procedures
     rejected: pl.DataFrame
     files: tuple[FileCounts, ...]
+    carried: pl.DataFrame  # episode_id + the columns a mapping asked to carry (export names)
 
     @property
     def episodes_audited(self) -> int:
@@ -158,11 +159,12 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None) -
                          "source_row"),
         on=["source_file", "source_row"], how="anti",
     ) if identity_frame.height else identity_frame
-    episodes, procedures = [], []
+    episodes, procedures, carried = [], [], []
     for export, ok in kept:
         ok = ok.join(ambiguous.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
         episodes.append(_episodes(ok, export.plan.shape))
         procedures.append(_procedures(ok, export.plan.shape))
+        carried.append(_carried(ok))
     files = tuple(
         _file_counts(export, number, accepted, rejected_frame, rows_read, invalid_dates)
         for number, export in enumerate(exports)
@@ -179,6 +181,8 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None) -
         procedures=PROCEDURES.validate(procedure_frame),
         rejected=rejected_frame.select(list(REJECTED_SCHEMA)),
         files=files,
+        carried=pl.concat(carried, how="diagonal").unique("episode_id", keep="first").sort("episode_id")
+        if carried else pl.DataFrame(schema={"episode_id": pl.String}),
     )
 
 
@@ -219,6 +223,12 @@ PROCEDURE_COLUMNS = [
     "episode_id", "position", "code", "code_raw", "code_kind", "local_suffix", "invalid_reason",
     "procedure_date", *EPISODE_FIELDS, "source_file", "source_row",
 ]
+
+
+def _carried(rows: pl.DataFrame) -> pl.DataFrame:
+    """The mapping's carried columns, one row per episode, under their export names."""
+    names = [c for c in rows.columns if c.startswith(CARRY_PREFIX)]
+    return rows.select("episode_id", *[pl.col(c).alias(c.removeprefix(CARRY_PREFIX)) for c in names])
 
 
 def _episodes(rows: pl.DataFrame, shape: str) -> pl.DataFrame:

@@ -61,9 +61,10 @@ class ColumnPlan:
     code: str | None = None  # long only
     procedure_date: str | None = None  # long only
     episode_columns: dict[str, str] = field(default_factory=dict)  # canonical -> source
+    carried: tuple[str, ...] = ()  # extra columns the user asked to carry into the outputs
 
     def source_columns(self) -> list[str]:
-        columns = [self.episode_id, *self.episode_columns.values()]
+        columns = [self.episode_id, *self.episode_columns.values(), *self.carried]
         for slot in self.slots:
             columns += [slot.code] + ([slot.date] if slot.date else [])
         columns += [c for c in (self.position, self.code, self.procedure_date) if c]
@@ -168,7 +169,9 @@ class Mapping:
     matches a number, expanded in numeric order), `procedure_dates` the matching date columns.
     shape = "long": `position`, `code`, optional `procedure_date`.
     Both: `episode_id`, and optional `admission_date`, `episode_start`, `episode_end`,
-    `provider`, `specialty`, `consultant`.
+    `provider`, `specialty`, `consultant`; and `carry`, columns copied into findings.csv and
+    episodes.csv as they are (say, a local patient id coders look episodes up by). Nothing else
+    in an export ever reaches an output: only columns named here are read at all.
     """
 
     source: Path
@@ -180,6 +183,7 @@ class Mapping:
     code: str | None = None
     procedure_date: str | None = None
     episode_columns: dict[str, str] = field(default_factory=dict)
+    carry: tuple[str, ...] = ()
 
     def _expand(self, names, lookup, path) -> list[str]:
         columns = []
@@ -205,6 +209,7 @@ class Mapping:
             return lookup[name.strip().upper()]
 
         episode_columns = {k: column(v) for k, v in self.episode_columns.items()}
+        carried = tuple(column(name) for name in self.carry)
         if self.shape == "long":
             return ColumnPlan(
                 layout="mapped",
@@ -214,6 +219,7 @@ class Mapping:
                 code=column(self.code),
                 procedure_date=column(self.procedure_date),
                 episode_columns=episode_columns,
+                carried=carried,
             )
         codes = self._expand(self.procedure_codes, lookup, path)
         dates = self._expand(self.procedure_dates, lookup, path)
@@ -232,6 +238,7 @@ class Mapping:
             episode_id=column(self.episode_id),
             slots=slots,
             episode_columns=episode_columns,
+            carried=carried,
         )
 
 
@@ -262,7 +269,7 @@ def load_mapping(path: Path) -> Mapping:
         raise UserError(f"{path}: 'shape' must be \"wide\" or \"long\"")
     unknown = set(data) - {
         "shape", "episode_id", "procedure_codes", "procedure_dates", "position", "code",
-        "procedure_date", *EPISODE_FIELDS,
+        "procedure_date", "carry", *EPISODE_FIELDS,
     }
     if unknown:
         raise UserError(f"{path}: unknown mapping key(s): {', '.join(sorted(unknown))}")
@@ -276,6 +283,7 @@ def load_mapping(path: Path) -> Mapping:
         code=text("code", required=shape == "long"),
         procedure_date=text("procedure_date"),
         episode_columns={k: text(k) for k in EPISODE_FIELDS if text(k)},
+        carry=names("carry"),
     )
     if shape == "wide" and not mapping.procedure_codes:
         raise UserError(f"{path}: a wide mapping needs 'procedure_codes'")

@@ -30,6 +30,7 @@ ENCODINGS = ("auto", "utf-8", "cp1252", "latin-1")
 READ_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
 
 
+CARRY_PREFIX = "carry:"  # carried columns keep their export name behind this prefix
 BATCH_ROWS = 500_000  # rows per batch: bounds memory on national-scale files
 
 
@@ -192,6 +193,7 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
 def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan, path: Path) -> pl.LazyFrame:
     columns = [pl.col(plan.episode_id).alias("episode_id")]
     columns += [pl.col(source).alias(name) for name, source in plan.episode_columns.items()]
+    columns += [pl.col(source).alias(CARRY_PREFIX + source) for source in plan.carried]
     if plan.shape == "wide":
         for slot in plan.slots:
             columns.append(pl.col(slot.code).alias(f"code_{slot.position}"))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from audit import __version__, codes
+from audit.errors import UserError
 from audit.history import FINDING_KEY, Changes
 from audit.judge import STATUSES
 from audit.rules import RULES, SEVERITIES
@@ -120,6 +121,16 @@ def _with_first_seen(findings: pl.DataFrame, changes: Changes | None, today: str
     )
 
 
+def _carry(frame: pl.DataFrame, carried: pl.DataFrame) -> pl.DataFrame:
+    """Add the columns the mapping asked to carry, at the end, keyed by episode."""
+    if carried.width == 1:
+        return frame
+    clash = sorted(set(carried.columns[1:]) & set(frame.columns))
+    if clash:
+        raise UserError(f"carried column(s) {', '.join(clash)} would overwrite output columns: rename them")
+    return frame.join(carried, on="episode_id", how="left", maintain_order="left")
+
+
 def _changes_summary(changes: Changes | None) -> dict | None:
     if changes is None:
         return None
@@ -136,10 +147,11 @@ def stage(result: AuditResult, out: Path, *, changes: Changes | None = None,
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     today = result.started.date().isoformat()
-    findings = _with_first_seen(result.findings, changes, today)
+    findings = _carry(_with_first_seen(result.findings, changes, today), result.data.carried)
+    episodes = _carry(result.episodes, result.data.carried)
     findings.write_csv(staging / FINDINGS_CSV, date_format="%Y-%m-%d")
     findings.write_parquet(staging / FINDINGS_PARQUET, statistics=False)
-    result.episodes.write_csv(staging / EPISODES_CSV, date_format="%Y-%m-%d")
+    episodes.write_csv(staging / EPISODES_CSV, date_format="%Y-%m-%d")
     result.data.rejected.write_csv(staging / REJECTED_CSV)
     sequences(result).write_csv(staging / SEQUENCES_CSV)
     if changes is not None:

@@ -155,3 +155,27 @@ def test_nhs_number_column_is_never_copied(tmp_path):
         assert number not in result.stdout + result.stderr
         for path in out.iterdir():
             assert number.encode() not in path.read_bytes(), path.name
+
+
+def test_a_column_named_to_carry_reaches_the_findings(tmp_path):
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('episode_id = "EPIKEY"\nprocedure_codes = ["OPERTN_*"]\ncarry = ["NHS_NUMBER"]\n')
+    out = tmp_path / "out"
+    result = run_cli("run", str(FIXTURES / "nhs_number_column.csv"), "--layout", "mapped", "--mapping", str(mapping),
+                     "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    findings = pl.read_csv(out / "findings.csv", infer_schema=False)
+    assert findings.select("episode_id", "rule_id", "NHS_NUMBER").rows()[0] == (
+        "100000000001", "subsidiary-code-primary", "9434765919")
+    episodes = pl.read_csv(out / "episodes.csv", infer_schema=False)
+    assert episodes.select("episode_id", "NHS_NUMBER").rows() == [("100000000002", "4010232137")]
+    assert "9434765919" not in result.stdout + result.stderr
+
+
+def test_a_carried_column_may_not_replace_an_output_column(tmp_path):
+    mapping = tmp_path / "map.toml"
+    (tmp_path / "e.csv").write_text("EPIKEY,NHS_NUMBER,OPERTN_01,code\n1,9434765919,Y534,x\n")
+    mapping.write_text('episode_id = "EPIKEY"\nprocedure_codes = ["OPERTN_*"]\ncarry = ["code"]\n')
+    result = run_cli("run", str(tmp_path / "e.csv"), "--layout", "mapped", "--mapping", str(mapping),
+                     "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and "carried column(s) code would overwrite output columns" in result.stderr
