@@ -103,10 +103,6 @@ class Guidance:
     source_file: str
 
     @property
-    def is_spinal(self) -> bool:
-        return any(cs.of_role("levels") for cs in self.code_sets)
-
-    @property
     def lineage(self) -> str:
         if not self.replaced_by:
             return "current"

@@ -23,7 +23,7 @@ from audit import __version__
 from audit.catalogue import CatalogueError, load_catalogue
 from audit.config import load_settings
 from audit.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, UserError
-from audit.layouts import LAYOUTS, load_mapping
+from audit.layouts import LAYOUTS
 from audit.load import ENCODINGS
 
 app = typer.Typer(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -194,7 +193,3 @@ def trend(conn: sqlite3.Connection, scope: str, last: int) -> pl.DataFrame:
               "episodes": pl.Int64, "compliant": pl.Int64}
     return pl.DataFrame(rows, schema=schema, orient="row")
 
-
-def integrity_ok(path: Path) -> bool:
-    with closing(sqlite3.connect(path)) as conn:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

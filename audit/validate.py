@@ -11,7 +11,7 @@ import polars as pl
 import pandera.polars as pa
 
 from audit.checks import failing_rows
-from schemas.inputs import IDENTITY, LONG_ROWS, REJECTION_REASONS, WIDE_ROWS
+from schemas.inputs import LONG_ROWS, REJECTION_REASONS, WIDE_ROWS
 
 REJECTED_SCHEMA = {
     "source_file": pl.String,

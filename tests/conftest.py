@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import textwrap
 from datetime import date, datetime, timezone
 from pathlib import Path

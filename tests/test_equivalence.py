@@ -3,7 +3,6 @@ reference implementation, on the same generated input."""
 
 from datetime import date, datetime, timezone
 
-import polars as pl
 import pytest
 
 from audit.catalogue import load_catalogue

@@ -1,7 +1,6 @@
 """Unattended operation: history, what changed, config, exit codes, safe outputs."""
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +16,11 @@ from audit.cli import fails
 from tests.conftest import EXAMPLES, run_cli
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "nice-audit"
+
+
+def integrity_ok(path: Path) -> bool:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 HEADER = "episode_id,position,code,procedure_date\n"
 
 
@@ -102,7 +106,7 @@ def test_two_runs_at_once_are_both_recorded(tmp_path):
         for i in range(2)
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    assert history.integrity_ok(tmp_path / "h.sqlite")
+    assert integrity_ok(tmp_path / "h.sqlite")
     with sqlite3.connect(tmp_path / "h.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
 
@@ -124,7 +128,7 @@ def test_killed_run_leaves_previous_outputs_intact(tmp_path, delay):
     assert after.keys() == before.keys()
     if after != before:
         assert json.loads(after["summary.json"])["totals"] == json.loads(before["summary.json"])["totals"]
-    assert history.integrity_ok(db)
+    assert integrity_ok(db)
 
 
 @pytest.mark.parametrize(
