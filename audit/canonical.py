@@ -22,7 +22,7 @@ from audit.load import CARRY_PREFIX, Export
 from audit.prefilter import triage
 from audit.validate import REJECTED_SCHEMA, row_schema, split_rejected
 from schemas.canonical import EPISODES, PROCEDURES
-from schemas.inputs import IDENTITY, position_number
+from schemas.inputs import IDENTITY, IDENTITY_ONE_FILE, position_number
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def _ambiguous(identity: pl.DataFrame, exports: list[Export]) -> pl.DataFrame:
     """Rows whose episode identity is ambiguous across the whole run, with file paths restored."""
     if identity.height == 0:
         return pl.DataFrame(schema=REJECTED_SCHEMA)
-    _, ambiguous = split_rejected(identity, IDENTITY)
+    _, ambiguous = split_rejected(identity, IDENTITY if len(exports) > 1 else IDENTITY_ONE_FILE)
     paths = {str(i): str(e.path) for i, e in enumerate(exports)}
     return ambiguous.with_columns(pl.col("source_file").replace_strict(paths, return_dtype=pl.String))
 
