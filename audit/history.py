@@ -188,8 +188,18 @@ def trend(conn: sqlite3.Connection, scope: str, last: int) -> pl.DataFrame:
     rows = []
     for run in reversed(runs(conn, last, scope)):
         for guidance_id, counts in run["summary"].get("by_guidance", {}).items():
-            rows.append((run["run_id"], run["started"], guidance_id, counts["episodes"], counts["compliant"]))
-    schema = {"run_id": pl.String, "started": pl.String, "guidance_id": pl.String,
-              "episodes": pl.Int64, "compliant": pl.Int64}
-    return pl.DataFrame(rows, schema=schema, orient="row")
+            rows.append(trend_row(run["run_id"], run["started"], guidance_id, counts))
+    return pl.DataFrame(rows, schema=TREND_SCHEMA, orient="row")
+
+
+TREND_SCHEMA = {"run_id": pl.String, "started": pl.String, "guidance_id": pl.String,
+                "episodes": pl.Int64, "compliant": pl.Int64, "judged": pl.Int64}
+
+
+def trend_row(run_id, started: str, guidance_id: str, counts: dict) -> tuple:
+    """One guidance in one run; `judged` leaves out episodes dated before the guidance."""
+    judged = counts["episodes"] - counts.get("predates-guidance", 0)
+    return (run_id, started, guidance_id, counts["episodes"], counts["compliant"], judged)
+
+
 

@@ -92,9 +92,8 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
         staging, summary = outputs.stage(result, settings.out, changes=changes, trend=None)
         if trend is not None:
             current = pl.DataFrame(
-                [(None, summary["run_started"], g, c["episodes"], c["compliant"])
-                 for g, c in summary["by_guidance"].items()],
-                schema=trend.schema, orient="row",
+                [history.trend_row(None, summary["run_started"], g, c) for g, c in summary["by_guidance"].items()],
+                schema=history.TREND_SCHEMA, orient="row",
             )
             pl.concat([trend, current]).write_csv(staging / outputs.TREND_CSV)
         progress("Rendering the report")

@@ -644,6 +644,8 @@ def _trend(outputs: Outputs, catalogue: Catalogue) -> tuple[TrendChart | None, s
     if outputs.trend is None:
         return None, f"No trend: {TREND_CSV} is not in the output folder."
     frame = _clean(outputs.trend).with_columns(_int("episodes").fill_null(0), _int("compliant").fill_null(0))
+    judged_known = frame["judged"].str.len_chars().fill_null(0).max() or 0
+    frame = frame.with_columns(_int("judged").fill_null(pl.col("episodes")))
     run_keys = frame.select("run_id", "started").unique(maintain_order=True).rows()
     if len(run_keys) < 2:
         return None, ("The trend chart needs at least two runs over this scope; the history holds "
@@ -662,7 +664,7 @@ def _trend(outputs: Outputs, catalogue: Catalogue) -> tuple[TrendChart | None, s
                                   run_id=run_id, current=current))
     values: dict[str, dict[tuple[str, str], tuple[int, int]]] = defaultdict(dict)
     for r in frame.iter_rows(named=True):
-        values[r["guidance_id"]][(r["run_id"], r["started"])] = (r["compliant"], r["episodes"])
+        values[r["guidance_id"]][(r["run_id"], r["started"])] = (r["compliant"], r["judged"])
     series = []
     for gid in _ordered_guidance_ids(catalogue, set(values)):
         ref = _catalogue_ref(catalogue, gid)
@@ -678,9 +680,13 @@ def _trend(outputs: Outputs, catalogue: Catalogue) -> tuple[TrendChart | None, s
     desc = (f"Line chart of the percentage of matched episodes that were compliant, one line per guidance, over "
             f"{len(run_keys)} runs {span}. " + "; ".join(moves) + ". The table under the chart gives every value.")
     predates = any(int(c.get(PREDATES, 0) or 0) for c in outputs.summary.get("by_guidance", {}).values())
-    note = ("Each point is compliant episodes out of all episodes matched to the guidance in that run, as "
-            f"{TREND_CSV} records them.")
-    if predates:
+    if judged_known:
+        note = ("Each point is compliant episodes out of the episodes judged against the guidance in that run "
+                "(matched, less those dated before it was published), as under Compliance by guidance.")
+    else:
+        note = ("Each point is compliant episodes out of all episodes matched to the guidance in that run, as "
+                f"{TREND_CSV} records them.")
+    if predates and not judged_known:
         note += (" Episodes that predate the guidance count here but are left out of the % compliant under "
                  "Compliance by guidance, so the two can differ.")
     title = f"Compliance by guidance over the last {plural(len(run_keys), 'run')}"

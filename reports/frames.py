@@ -32,6 +32,9 @@ REJECTED_COLUMNS = ("source_file", "source_row", "episode_id", "reason")
 FINDINGS_OPTIONAL = ("first_seen",)
 CHANGES_COLUMNS = ("episode_id", "guidance_id", "rule_id", "position", "change", "first_seen")
 TREND_COLUMNS = ("run_id", "started", "guidance_id", "episodes", "compliant")
+# Episodes judged (matched, less those that predate the guidance): the % compliant denominator.
+# Absent from trend.csv files written before it existed; episodes is used then.
+TREND_OPTIONAL = ("judged",)
 
 
 class ReportError(UserError):
@@ -71,8 +74,8 @@ def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool,
     return frame.with_columns(pl.lit("").alias(c) for c in absent).select(columns + optional)
 
 
-def _read_if_present(path: Path, columns: tuple[str, ...]) -> pl.DataFrame | None:
-    return _read_csv(path, columns, required=False) if path.exists() else None
+def _read_if_present(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> pl.DataFrame | None:
+    return _read_csv(path, columns, required=False, optional=optional) if path.exists() else None
 
 
 def load_outputs(folder: Path) -> Outputs:
@@ -92,5 +95,5 @@ def load_outputs(folder: Path) -> Outputs:
         sequences=_read_csv(folder / SEQUENCES_CSV, SEQUENCES_COLUMNS, required=False),
         rejected=_read_csv(folder / REJECTED_CSV, REJECTED_COLUMNS, required=False),
         changes=_read_if_present(folder / CHANGES_CSV, CHANGES_COLUMNS),
-        trend=_read_if_present(folder / TREND_CSV, TREND_COLUMNS),
+        trend=_read_if_present(folder / TREND_CSV, TREND_COLUMNS, TREND_OPTIONAL),
     )

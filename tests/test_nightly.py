@@ -195,3 +195,15 @@ def test_run_without_inputs_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run_cli("run", "--out", "o")
     assert result.exit_code == 2 and "no inputs" in result.stderr
+
+
+def test_trend_counts_judged_episodes_like_the_compliance_table(tmp_path):
+    # B is dated before IPG366 was published (November 2010): matched, but not judged.
+    rows = ("A,1,V401,2012-01-01\nA,2,V552,2012-01-01\nA,3,Y534,2012-01-01\nA,4,Z676,2012-01-01\n"
+            "B,1,V401,2009-01-01\nB,2,V552,2009-01-01\nB,3,Z676,2009-01-01\n")
+    night(tmp_path, rows)
+    out = night(tmp_path, rows)
+    trend = pl.read_csv(out / "trend.csv")
+    assert trend.select("guidance_id", "episodes", "compliant", "judged").rows() == [
+        ("IPG366", 2, 1, 1), ("IPG366", 2, 1, 1)]
+    assert trend["run_id"].null_count() == 1  # the current run, last
