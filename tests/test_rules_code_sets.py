@@ -61,14 +61,33 @@ def test_ipg366_rules(tmp_path, sequence, expected, status):
 
 
 def test_index_code_away_from_position_one(tmp_path):
-    result = audit_long(tmp_path, episode("W371", "Z943", "V522", "V551", "Y102", "Y534", "Z992"))
+    result = audit_long(tmp_path, """
+        | episode_id | position | code  | procedure_date |
+        | E1         | 1        | W37.1 | 2012-03-14     |
+        | E1         | 2        | Z94.3 | 2012-03-14     |
+        | E1         | 3        | V52.2 | 2012-03-14     |
+        | E1         | 4        | V55.1 | 2012-03-14     |
+        | E1         | 5        | Y10.2 | 2012-03-14     |
+        | E1         | 6        | Y53.4 | 2012-03-14     |
+        | E1         | 7        | Z99.2 | 2012-03-14     |
+    """)
     assert findings_of(result) == []
     assert status_of(result, "E1", "IPG319") == "compliant"
 
 
 def test_two_guidances_in_one_episode_are_judged_apart(tmp_path):
-    # The qualifiers of V52.2 stop at the next action code, V40.1.
-    result = audit_long(tmp_path, episode("V522", "V551", "Y102", "Y534", "V401", "V552", "Y534", "Z676"))
+    # The qualifiers of V52.2 stop at the next action code, V40.1: V52.2 has no site of its own.
+    result = audit_long(tmp_path, """
+        | episode_id | position | code  | procedure_date |
+        | E1         | 1        | V52.2 | 2012-03-14     |
+        | E1         | 2        | V55.1 | 2012-03-14     |
+        | E1         | 3        | Y10.2 | 2012-03-14     |
+        | E1         | 4        | Y53.4 | 2012-03-14     |
+        | E1         | 5        | V40.1 | 2012-03-14     |
+        | E1         | 6        | V55.2 | 2012-03-14     |
+        | E1         | 7        | Y53.4 | 2012-03-14     |
+        | E1         | 8        | Z67.6 | 2012-03-14     |
+    """)
     assert findings_of(result) == [("site-missing", "IPG319", 1, "error")]
     assert status_of(result, "E1", "IPG319") == "non-compliant"
     assert status_of(result, "E1", "IPG366") == "compliant"
@@ -96,3 +115,29 @@ def test_expected_sequence_sits_beside_the_actual_one(tmp_path):
     result = audit_long(tmp_path, episode("V522", "Y102", "Y534", "Z676"))
     row = result.episodes.select("actual_sequence", "expected_sequence").row(0)
     assert row == ("V52.2 Y10.2 Y53.4 Z67.6", "V52.2 V55.- Y10.2 Y53.4 Z99.-")
+
+
+def test_ipg387_worked_sequence_is_compliant(tmp_path):
+    # NICE's own worked example: the site is given once, after the second action.
+    result = audit_long(tmp_path, episode("V338", "V551", "Y534", "V388", "V551", "Y534", "Z676"))
+    assert findings_of(result) == []
+    assert status_of(result, "E1", "IPG387") == "compliant"
+
+
+def test_companion_action_missing(tmp_path):
+    result = audit_long(tmp_path, episode("V338", "V551", "Y534", "Z676"))
+    assert findings_of(result) == [("companion-missing", "IPG387", 1, "error")]
+
+
+@pytest.mark.parametrize(
+    "sequence, matched",
+    [
+        (["J032"], set()),  # open excision of a liver lesion: not microwave ablation without Y13.7
+        (["J032", "Y137"], {"IPG214", "IPG406"}),  # both list the same code sets (diagnosis differs)
+        (["J021"], set()),  # partial liver resection, not radiofrequency-assisted
+        (["J021", "Y114"], {"IPG211"}),
+    ],
+)
+def test_identifying_codes_decide_the_match(tmp_path, sequence, matched):
+    result = audit_long(tmp_path, episode(*sequence))
+    assert set(result.episodes["guidance_id"]) == matched
