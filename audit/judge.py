@@ -13,8 +13,8 @@ import polars as pl
 from audit import codes
 from audit.catalogue import Catalogue, CodeSet, Component
 from audit.rules import ERROR, SUPERSEDED, WARNING, image_control
+from schemas.outputs import EPISODE_STATUSES
 
-STATUSES = ("compliant", "non-compliant", "superseded", "predates-guidance")
 
 EPISODE_STATUS_SCHEMA = {
     "episode_id": pl.String,
@@ -128,4 +128,5 @@ def judge(occurrences: pl.DataFrame, findings: pl.DataFrame, catalogue: Catalogu
         )
         .select(list(EPISODE_STATUS_SCHEMA))
         .sort("episode_id", "guidance_id")
+        .pipe(EPISODE_STATUSES.validate)
     )

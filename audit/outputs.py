@@ -19,8 +19,8 @@ import polars as pl
 from audit import __version__, codes
 from audit.errors import UserError
 from audit.history import FINDING_KEY, Changes
-from audit.judge import STATUSES
-from audit.rules import RULES, SEVERITIES
+from audit.rules import RULES
+from schemas.outputs import SEVERITIES, STATUSES
 
 if TYPE_CHECKING:
     from audit.pipeline import AuditResult

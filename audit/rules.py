@@ -21,9 +21,9 @@ from audit import codes
 from audit.catalogue import Catalogue, CodeSet, Component, Guidance
 from audit.checks import failing_rows
 from audit.match import AS_OF, component_present
+from schemas.outputs import FINDINGS, SEVERITIES
 
-ERROR, WARNING, SUPERSEDED = "error", "warning", "superseded"
-SEVERITIES = (ERROR, WARNING, SUPERSEDED)
+ERROR, WARNING, SUPERSEDED = SEVERITIES
 
 
 @dataclass(frozen=True)
@@ -384,4 +384,4 @@ def audit_findings(procedures: pl.DataFrame, occurrences: pl.DataFrame, catalogu
             rules = code_set_rules(guidance, code_set, as_of)
             parts.append(findings_from(these, rules, guidance.id, code_set.name,
                                        f"{guidance.id} {code_set.name}"))
-    return pl.concat(parts).sort(FINDINGS_SORT, nulls_last=False)
+    return FINDINGS.validate(pl.concat(parts).sort(FINDINGS_SORT, nulls_last=False))

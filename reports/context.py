@@ -15,8 +15,13 @@ from pathlib import PurePath
 import polars as pl
 
 from audit.catalogue import Catalogue, Guidance
-from audit.judge import STATUSES
-from audit.outputs import CHANGES_CSV, EPISODES_CSV, FINDINGS_CSV, REJECTED_CSV, TREND_CSV
+from audit.outputs import (
+    CHANGES_CSV,
+    EPISODES_CSV,
+    FINDINGS_CSV,
+    REJECTED_CSV,
+    TREND_CSV,
+)
 from audit.rules import ERROR, RULES, SEVERITIES, SUPERSEDED, WARNING
 from reports import align, chart
 from reports.frames import Outputs
@@ -52,6 +57,7 @@ from reports.page import (
     Worksheet,
     WorksheetCard,
 )
+from schemas.outputs import STATUSES
 
 COMPLIANT, NON_COMPLIANT, SUPERSEDED_STATUS, PREDATES = STATUSES
 WORKSHEET_STATUSES = (NON_COMPLIANT, SUPERSEDED_STATUS)

@@ -3,5 +3,6 @@
 - `inputs`: what a row of each input shape must hold to be audited at all (failures become
   rejected rows with a reason, never exceptions).
 - `canonical`: the procedures and episodes frames every later stage relies on.
-- `outputs`: findings and episode statuses, the contract for the report and for scripts.
+- `outputs`: findings and episode statuses, the contract for the report and for scripts
+  (and the one list of severities and statuses).
 """
