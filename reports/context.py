@@ -242,6 +242,7 @@ def _guidance_rows(episodes: pl.DataFrame, catalogue: Catalogue) -> tuple[Guidan
             predates=number(c["predates"]), percent_compliant=percent(c["compliant"], _judged(c)),
             lineage=_lineage(g),
             replaces=f"replaces {', '.join(g.replaces)}" if g is not None and g.replaces else "",
+            uncertain=g.uncertain if g is not None else (),
         ))
     return tuple(rows)
 

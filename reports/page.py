@@ -71,6 +71,7 @@ class GuidanceRow:
     percent_compliant: str
     lineage: str  # "IPG319 → replaced by IPG544, January 2016", or "" when current
     replaces: str  # "replaces IPG81", or ""
+    uncertain: tuple[str, ...]  # what the catalogue marks as unverified or inferred for this guidance
 
 
 @dataclass(frozen=True)

@@ -655,3 +655,11 @@ def test_caps_are_lowered_rather_than_pass_10_mb(tmp_path):
 )
 def test_align(actual, expected, lines):
     assert [(x.recorded, x.expected, x.state) for x in align.align(actual, expected)] == lines
+
+
+def test_compliance_rows_say_what_is_not_verified(tmp_path):
+    page = rendered(audit_into(EXAMPLE_FILES, tmp_path / "out"))
+    row = page.dom.find("tr", data_guidance_row="IPG319")
+    notes = [li.words() for li in row.find("details").find_all("li")]
+    # IPG319's Z99.- site category could not be confirmed: the reader must be told.
+    assert any("'Z99.- Intervertebral disc' could not be confirmed" in n for n in notes)
