@@ -45,6 +45,7 @@ class Export:
     sha256: str
     encoding: str
     source: object  # a path polars can scan, or UTF-8 bytes already decoded
+    separator: str = ","
     batch_rows: int = BATCH_ROWS
 
     def batches(self) -> Iterator[pl.DataFrame]:
@@ -56,9 +57,10 @@ class Export:
                     pl.col(c).cast(pl.String, strict=False) for c in self.plan.source_columns())
             elif isinstance(self.source, bytes):
                 frame = pl.read_csv(io.BytesIO(self.source), columns=self.plan.source_columns(),
-                                    infer_schema=False).lazy()
+                                    infer_schema=False, separator=self.separator).lazy()
             else:
-                frame = pl.scan_csv(self.source, infer_schema=False).select(self.plan.source_columns())
+                frame = pl.scan_csv(self.source, infer_schema=False, separator=self.separator).select(
+                    self.plan.source_columns())
             query = _canonical_names(frame, self.plan, self.path)
             if rows is None:
                 yield query.collect()
@@ -161,16 +163,40 @@ def _csv_source(path: Path, encoding: str, utf8: bool, binary: bool) -> tuple[ob
     return text.encode("utf-8"), encoding
 
 
-def _read_header(path: Path, source) -> list[str]:
+SEPARATORS = (",", "\t", ";", "|")
+
+
+def _first_line(source) -> str:
+    if isinstance(source, bytes):
+        head = source[:65536]
+    else:
+        with open(source, "rb") as handle:
+            head = handle.read(65536)
+    return head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
+
+
+def _separator(line: str) -> str:
+    """Commas, unless the header plainly uses tabs, semicolons (Excel in many locales) or pipes."""
+    counts = {sep: line.count(sep) for sep in SEPARATORS}
+    best = max(SEPARATORS, key=lambda sep: counts[sep])
+    return best if counts[best] > counts[","] else ","
+
+
+def _read_header(path: Path, source, separator: str) -> list[str]:
     try:
         readable = io.BytesIO(source) if isinstance(source, bytes) else source
-        header = pl.read_csv(readable, n_rows=0, infer_schema=False).columns
+        header = pl.read_csv(readable, n_rows=0, infer_schema=False, separator=separator).columns
     except pl.exceptions.NoDataError:
         raise InputError(path, "file is empty") from None
     except READ_ERRORS:  # polars' messages may quote file contents: never echo them
         raise InputError(path, "cannot be parsed as CSV (check the delimiter and quoting)") from None
-    if not header or header == [""]:
-        raise InputError(path, "file is empty")
+    if not any(name.strip() for name in header):
+        raise InputError(path, "file is empty (no header line)")
+    # polars renames a repeated name to NAME_duplicated_N; names may also differ only in case.
+    names = [name.split("_duplicated_")[0].strip().upper() for name in header]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(path, f"the header names a column more than once: {', '.join(repeated)}")
     return header
 
 
@@ -186,8 +212,9 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
             raise InputError(path, "cannot be read as Parquet (corrupt or truncated)") from None
         return Export(path, plan_for(path, header, layout, mapping), sha256, "parquet", path)
     source, used = _csv_source(path, encoding, utf8, binary)
-    plan = plan_for(path, _read_header(path, source), layout, mapping)
-    return Export(path, plan, sha256, used, source)
+    separator = _separator(_first_line(source))
+    plan = plan_for(path, _read_header(path, source, separator), layout, mapping)
+    return Export(path, plan, sha256, used, source, separator)
 
 
 def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan, path: Path) -> pl.LazyFrame:

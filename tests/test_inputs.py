@@ -16,6 +16,8 @@ from tests.conftest import FIXTURES, run_cli
         ("no_procedure_columns.csv", "unknown layout"),
         ("long_missing_position.csv", "unknown layout"),
         ("missing_episode_id_column.csv", "missing required column EPIKEY"),
+        ("duplicate_column_names.csv", "the header names a column more than once: OPERTN_01"),
+        ("whitespace_only.csv", "file is empty (no header line)"),
         ("ragged_too_many_fields.csv", "malformed CSV"),
         ("truncated.csv.gz", "truncated or corrupt gzip file"),
         ("binary_garbage.csv", "binary content"),
@@ -65,6 +67,8 @@ def audited(tmp_path, fixture, *extra):
         ("utf8_bom.csv", 1, 0, 1),
         ("cp1252_names.csv", 1, 0, 1),
         ("crlf_line_ends.csv", 1, 0, 1),
+        ("semicolon_separated.csv", 2, 0, 2),  # Excel's CSV in many locales
+        ("tab_separated.tsv", 1, 0, 1),
     ],
 )
 def test_every_row_is_accounted_for(tmp_path, fixture, rows_read, rejected, episodes):
