@@ -27,8 +27,9 @@ _ICD10 = re.compile(r"^[A-Z][0-9]{2}(\.?[0-9X-])?$")
 
 _GUIDANCE_KEYS = {
     "id", "title", "url", "published", "replaces", "replaced_by", "replaced_on", "opcs_version",
-    "code_set_recovered", "sources", "uncertain", "notes", "titles", "code_sets",
+    "code_set_recovered", "sources", "uncertain", "unverified", "notes", "titles", "code_sets",
 }
+DATE_FIELDS = ("published", "replaced_on")
 _SET_KEYS = {"name", "components"}
 _COMPONENT_KEYS = {"role", "codes", "requirement", "identifies", "scope", "recommended", "note"}
 
@@ -101,12 +102,15 @@ class Guidance:
     uncertain: tuple[str, ...]
     notes: str
     source_file: str
+    unverified: tuple[str, ...] = ()  # which of DATE_FIELDS are not confirmed by a source
 
     @property
     def lineage(self) -> str:
         if not self.replaced_by:
             return "current"
         when = str(self.replaced_on) if self.replaced_on else "date not recorded"
+        if self.replaced_on and "replaced_on" in self.unverified:
+            when += " (not verified)"
         return f"replaced by {self.replaced_by}, {when}"
 
 
@@ -299,6 +303,10 @@ def parse_guidance(raw: dict, file: str) -> tuple[Guidance | None, dict[str, str
         problems.add("code_sets", "code_set_recovered is false but code sets are given")
     if not _texts(raw, "sources", problems):
         problems.add("sources", "cite at least one source")
+    unverified = _texts(raw, "unverified", problems)
+    for i, name in enumerate(unverified):
+        if name not in DATE_FIELDS:
+            problems.add(f"unverified[{i}]", f"must name one of {', '.join(DATE_FIELDS)}")
     titles = {}
     raw_titles = raw.get("titles", {})
     if not isinstance(raw_titles, dict):
@@ -325,7 +333,7 @@ def parse_guidance(raw: dict, file: str) -> tuple[Guidance | None, dict[str, str
         opcs_version=str(opcs) if opcs is not None else None, code_set_recovered=recovered,
         code_sets=code_sets, sources=_texts(raw, "sources", problems),
         uncertain=_texts(raw, "uncertain", problems), notes=str(raw.get("notes", "")),
-        source_file=file,
+        source_file=file, unverified=unverified,
     )
     return guidance, titles, []
 

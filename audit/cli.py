@@ -76,6 +76,9 @@ def guarded(log_dir_param: str | None = None):
                 return command(*args, **kwargs)
             except UserError as error:
                 _fail(str(error), EXIT_USER_ERROR)
+            except BrokenPipeError:  # output piped into `head` and the like: not an error
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(0) from None
             except (typer.Exit, typer.Abort, KeyboardInterrupt):
                 raise
             except Exception:
@@ -211,7 +214,7 @@ def catalogue_list(catalogue: CatalogueOption = None) -> None:
     """One line per guidance: id, code set, lineage, title."""
     for g in load_catalogue(catalogue or []).guidance.values():
         code_set = "code set" if g.code_sets else "no code set"
-        typer.echo(f"{g.id:<8} {g.published!s:<16} {code_set:<12} {g.lineage:<36} {g.title}")
+        typer.echo(f"{g.id:<8} {g.published!s:<16} {code_set:<12} {g.lineage:<50} {g.title}")
 
 
 @catalogue_app.command("show")
@@ -228,7 +231,8 @@ def catalogue_show(
     lines = [
         f"{g.id}: {g.title}",
         f"  url:          {g.url}",
-        f"  published:    {g.published} (precision: {g.published.precision})",
+        f"  published:    {g.published} (precision: {g.published.precision})"
+        + (" — not verified" if "published" in g.unverified else ""),
         f"  replaces:     {', '.join(g.replaces) or '-'}",
         f"  lineage:      {g.lineage}",
         f"  OPCS-4:       {g.opcs_version or 'not recorded'}",

@@ -256,6 +256,8 @@ def _dated_rules(guidance: Guidance, as_of: date) -> list[Rule]:
                 f"{guidance.replaced_on}; episode dated ",
                 pl.col("episode_date").cast(pl.String),
                 f": check the coding against {guidance.replaced_by}",
+                " (the replacement date is not verified: see `nice-audit catalogue show "
+                f"{guidance.id}`)" if "replaced_on" in guidance.unverified else "",
             ),
         ))
     return rules

@@ -104,6 +104,8 @@ def test_check_accepts_a_good_entry(tmp_path):
         (('{ role = "site", codes = ["chapter:Z"] }', '{ role = "site", codes = ["chapter:Z"], requirement = "maybe" }'),
          "LOCAL1: code_sets[0].components[1].requirement: must be one of required, conditional, optional"),
         (('id = "LOCAL1"', 'id = "IPG319"'), "IPG319: id: already defined in ipg319.toml"),
+        (('code_set_recovered = true', 'code_set_recovered = true\nunverified = ["title"]'),
+         "LOCAL1: unverified[0]: must name one of published, replaced_on"),
         (('id = "LOCAL1"', 'id = [1]'), "?: id: missing or not a guidance id such as IPG319"),
     ],
 )

@@ -66,3 +66,16 @@ def test_undated_episode_uses_as_of_and_warns(tmp_path):
 def test_undated_ipg319_judged_as_of_run_date_is_superseded(tmp_path):
     result = audit_long(tmp_path, dated(), as_of=date(2026, 11, 21))
     assert status_of(result, "E1", "IPG319") == "superseded"
+
+
+def test_superseded_on_an_unverified_date_says_so(tmp_path):
+    # IPG406's replacement by IPG553 is dated by inference only (catalogue: unverified).
+    result = audit_long(tmp_path, dated("2017-03-01", codes_=["J127"]))
+    assert status_of(result, "E1", "IPG406") == "superseded"
+    message = result.findings.filter(result.findings["rule_id"] == "superseded-guidance")["message"].item()
+    assert "the replacement date is not verified" in message
+
+
+def test_superseded_on_a_verified_date_does_not_hedge(tmp_path):
+    result = audit_long(tmp_path, dated("2017-03-01"))
+    assert "not verified" not in result.findings["message"].item()
