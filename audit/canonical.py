@@ -114,18 +114,21 @@ def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
 _TRIAGE = ["needs_audit", "filled", "no_operation"]
 
 
-def _triage(rows: pl.DataFrame, export: Export, index: tuple[CodePattern, ...] | None) -> pl.DataFrame:
+def _triage(rows: pl.DataFrame, export: Export, index: tuple[CodePattern, ...] | None,
+            known_codes: pl.Series | None) -> pl.DataFrame:
     """Add the prefilter's columns; without an index (no prefilter) every row needs the audit."""
     if index is None or export.plan.shape == "long":
         return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(False))
-    return triage(rows, [slot.position for slot in export.plan.slots], index)
+    return triage(rows, [slot.position for slot in export.plan.slots], index, known_codes)
 
 
-def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None) -> Canonical:
+def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
+          known_codes: pl.Series | None = None) -> Canonical:
     """Validate every row, keep those that need the full audit, reshape them to procedures.
 
     `index`: the catalogue's index-code patterns, to set aside wide rows that cannot fire any
-    rule (see audit.prefilter); None audits every row in full.
+    rule (see audit.prefilter); None audits every row in full. `known_codes`: the user's OPCS-4
+    code list, when given (a row with a code outside it needs the audit too).
     """
     rejected, identity, kept, invalid_dates, rows_read = [], [], [], {}, {}
     for number, export in enumerate(exports):
@@ -138,7 +141,7 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None) -
             rejected.append(bad)
             invalid_dates[name] += _unparseable_dates(ok, [c for c in ok.columns if c in DATE_FIELDS
                                                            or c.startswith("date_") or c == "procedure_date"])
-            ok = _triage(ok, export, index)
+            ok = _triage(ok, export, index, known_codes)
             identity.append(ok.select(
                 "episode_id",
                 pl.lit(str(number)).alias("source_file"),  # a file number keeps this frame small

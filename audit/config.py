@@ -29,6 +29,7 @@ class Settings:
     encoding: str = "auto"
     catalogue: tuple[Path, ...] = ()
     history: Path | None = None
+    opcs_codes: Path | None = None  # the TRUD OPCS-4 code list (CODE<TAB>TITLE), if the user has it
     scope: str | None = None  # which earlier runs count as "the same inputs"; default: the inputs
     as_of: date | None = None
     worksheet_cap: int = 200
@@ -39,7 +40,7 @@ class Settings:
         return self.scope or " ".join(sorted(str(p) for p in self.inputs))
 
 
-_PATHS = {"out", "mapping", "history"}
+_PATHS = {"out", "mapping", "history", "opcs_codes"}
 _PATH_LISTS = {"inputs", "catalogue"}
 
 

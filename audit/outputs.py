@@ -32,6 +32,7 @@ REJECTED_CSV = "rejected.csv"
 SEQUENCES_CSV = "sequences.csv"
 SUMMARY_JSON = "summary.json"
 CHANGES_CSV = "changes.csv"
+CODE_TITLES_CSV = "code_titles.csv"
 TREND_CSV = "trend.csv"
 
 
@@ -121,6 +122,12 @@ def _with_first_seen(findings: pl.DataFrame, changes: Changes | None, today: str
     )
 
 
+def _code_titles(sequences: pl.DataFrame, code_list: pl.DataFrame) -> pl.DataFrame:
+    """Titles, from the user's OPCS-4 code list, of the codes the report shows."""
+    shown = code_list.with_columns(codes.display_expr(pl.col("code")).alias("code"))
+    return shown.join(sequences.select("code").unique(), on="code", how="semi").sort("code")
+
+
 def _carry(frame: pl.DataFrame, carried: pl.DataFrame) -> pl.DataFrame:
     """Add the columns the mapping asked to carry, at the end, keyed by episode."""
     if carried.width == 1:
@@ -153,7 +160,10 @@ def stage(result: AuditResult, out: Path, *, changes: Changes | None = None,
     findings.write_parquet(staging / FINDINGS_PARQUET, statistics=False)
     episodes.write_csv(staging / EPISODES_CSV, date_format="%Y-%m-%d")
     result.data.rejected.write_csv(staging / REJECTED_CSV)
-    sequences(result).write_csv(staging / SEQUENCES_CSV)
+    flagged_sequences = sequences(result)
+    flagged_sequences.write_csv(staging / SEQUENCES_CSV)
+    if result.options.code_list is not None:
+        _code_titles(flagged_sequences, result.options.code_list).write_csv(staging / CODE_TITLES_CSV)
     if changes is not None:
         changes.keys.write_csv(staging / CHANGES_CSV)
     if trend is not None:

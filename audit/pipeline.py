@@ -15,6 +15,7 @@ from audit import canonical, history, judge, load, match, outputs, rules
 from audit.catalogue import Catalogue
 from audit.config import Settings
 from audit.layouts import Mapping, load_mapping
+from audit.opcs import load_code_list
 
 Progress = Callable[[str], None]
 
@@ -30,6 +31,7 @@ class AuditOptions:
     mapping: Mapping | None = None
     encoding: str = "auto"
     as_of: date = field(default_factory=date.today)
+    code_list: pl.DataFrame | None = None  # the user's OPCS-4 code list (audit.opcs), if given
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,12 @@ def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
     )
     progress("Validating rows")
     index = tuple(p for g in catalogue.auditable() for cs in g.code_sets for p in cs.index.patterns)
-    data = canonical.build(exports, index=index)
+    known = options.code_list["code"] if options.code_list is not None else None
+    data = canonical.build(exports, index=index, known_codes=known)
     progress("Matching guidance")
     occurrences = match.find_occurrences(data.procedures, catalogue, options.as_of)
     progress("Checking coding rules")
-    findings = rules.audit_findings(data.procedures, occurrences, catalogue, options.as_of)
+    findings = rules.audit_findings(data.procedures, occurrences, catalogue, options.as_of, known)
     episodes = judge.judge(occurrences, findings, catalogue)
     return AuditResult(options, catalogue, data, occurrences, findings, episodes, started)
 
@@ -78,6 +81,7 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
         mapping=load_mapping(settings.mapping) if settings.mapping else None,
         encoding=settings.encoding,
         as_of=settings.as_of or started.date(),
+        code_list=load_code_list(settings.opcs_codes) if settings.opcs_codes else None,
     )
     result = run_audit(options, catalogue, started, progress)
     conn = history.connect(settings.history) if settings.history else None

@@ -7,7 +7,8 @@ row per procedure. An episode needs the full audit when any procedure field
 - holds anything but a clean four-character code (lower case, dots, spaces, a fifth character,
   `&`, invalid values) — except a lone `-` in position 1 with nothing after it;
 - holds a guidance's index code (exact code or category);
-- or position 1 holds a Chapter Y or Z code.
+- or position 1 holds a Chapter Y or Z code;
+- or, given the user's OPCS-4 code list, holds a code that is not in it.
 
 The generic rules fire only on such values, and guidance rules only on index codes, so the
 findings are identical with and without the prefilter (tests/test_equivalence.py checks this).
@@ -38,9 +39,12 @@ def _index_pattern(index: tuple[CodePattern, ...]) -> str:
     return rf"(^|{SEP})({'|'.join(alternatives) or '(?!)'})({SEP}|$)"
 
 
-def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...]) -> pl.DataFrame:
+def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
+           known_codes: pl.Series | None = None) -> pl.DataFrame:
     """Add `needs_audit` (bool), and for the rows that do not need it `filled` (non-empty
-    procedure fields) and `no_operation` (a lone `-` in position 1), so every field is counted."""
+    procedure fields) and `no_operation` (a lone `-` in position 1), so every field is counted.
+
+    With the user's OPCS-4 code list, a clean code that is not in it also needs the audit."""
     if not slots:
         return rows.with_columns(needs_audit=pl.lit(False), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(False))
     fields = pl.col("_fields")
@@ -52,6 +56,12 @@ def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...])
     )
     if slots[0] == 1:
         needs = needs | fields.str.contains("^[YZ]")
+    if known_codes is not None:
+        needs = needs | pl.any_horizontal([
+            (pl.col(f"code_{n}").str.contains(f"^{_CODE}$") & ~pl.col(f"code_{n}").is_in(known_codes.implode()))
+            .fill_null(False)
+            for n in slots
+        ])
     return (
         rows.lazy()
         .with_columns(pl.concat_str([pl.col(f"code_{n}").fill_null("") for n in slots], separator=SEP).alias("_fields"))

@@ -64,6 +64,8 @@ RULES = {
                  "'-' in the primary position means no operation was performed, so no procedure codes may follow."),
         RuleInfo("invalid-code", ERROR,
                  "NHS Data Dictionary OPCS-4 CODE: a chapter letter and three digits (an4); '-' and '&' are the only fillers."),
+        RuleInfo("code-not-in-opcs", WARNING,
+                 "With --opcs-codes: a well-formed code that the given OPCS-4 code list does not hold."),
     ]
 }
 
@@ -293,13 +295,13 @@ def code_set_rules(guidance: Guidance, code_set: CodeSet, as_of: date) -> list[R
 # --- Generic rules over the procedures frame -------------------------------------------------
 
 
-def generic_rules() -> list[Rule]:
+def generic_rules(known_codes: pl.Series | None = None) -> list[Rule]:
     code = _shown(pl.col("code"))
     later_codes = (
         ((pl.col("position") > 1) & pl.col("code_kind").is_in([codes.PROCEDURE, codes.INVALID]))
         .sum().over("episode_id")
     )
-    return [
+    rules = [
         Rule(
             "subsidiary-code-primary", ERROR,
             ~((pl.col("position") == 1) & codes.is_subsidiary(pl.col("code"))).fill_null(False),
@@ -322,6 +324,17 @@ def generic_rules() -> list[Rule]:
                           pl.col("invalid_reason")),
         ),
     ]
+    if known_codes is not None:
+        rules.append(Rule(
+            # A warning: a code retired or added between versions may be right for its episode.
+            "code-not-in-opcs", WARNING,
+            ~(pl.col("code").is_not_null() & ~pl.col("code").is_in(known_codes.implode())),
+            position=pl.col("position"), code=code, expected=pl.lit("a code in the OPCS-4 code list"),
+            message=_text(code, " at position ", pl.col("position").cast(pl.String),
+                          " is not in the OPCS-4 code list given; check it against the version in force on the"
+                          " episode date"),
+        ))
+    return rules
 
 
 # --- From pandera failure cases to findings --------------------------------------------------
@@ -375,9 +388,9 @@ def empty_findings() -> pl.DataFrame:
 
 
 def audit_findings(procedures: pl.DataFrame, occurrences: pl.DataFrame, catalogue: Catalogue,
-                   as_of: date) -> pl.DataFrame:
+                   as_of: date, known_codes: pl.Series | None = None) -> pl.DataFrame:
     """Every finding, generic and per guidance, sorted deterministically."""
-    parts = [findings_from(procedures, generic_rules(), None, None, "procedures")]
+    parts = [findings_from(procedures, generic_rules(known_codes), None, None, "procedures")]
     for guidance in catalogue.auditable():
         for code_set in guidance.code_sets:
             these = occurrences.filter(

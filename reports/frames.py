@@ -14,7 +14,8 @@ import polars as pl
 
 from audit.errors import UserError
 from audit.outputs import (
-    CHANGES_CSV, EPISODES_CSV, FINDINGS_CSV, REJECTED_CSV, SEQUENCES_CSV, SUMMARY_JSON, TREND_CSV,
+    CHANGES_CSV, CODE_TITLES_CSV, EPISODES_CSV, FINDINGS_CSV, REJECTED_CSV, SEQUENCES_CSV, SUMMARY_JSON,
+    TREND_CSV,
 )
 
 FINDINGS_COLUMNS = (
@@ -53,6 +54,7 @@ class Outputs:
     rejected: pl.DataFrame  # empty when the run wrote none
     changes: pl.DataFrame | None  # None when the run kept no history (no changes.csv)
     trend: pl.DataFrame | None  # None when the run kept no history (no trend.csv)
+    code_titles: dict[str, str]  # normalised code -> title, from the run's --opcs-codes list, if any
 
 
 def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool,
@@ -96,4 +98,12 @@ def load_outputs(folder: Path) -> Outputs:
         rejected=_read_csv(folder / REJECTED_CSV, REJECTED_COLUMNS, required=False),
         changes=_read_if_present(folder / CHANGES_CSV, CHANGES_COLUMNS),
         trend=_read_if_present(folder / TREND_CSV, TREND_COLUMNS, TREND_OPTIONAL),
+        code_titles=_code_titles(folder / CODE_TITLES_CSV),
     )
+
+
+def _code_titles(path: Path) -> dict[str, str]:
+    frame = _read_if_present(path, ("code", "title"))
+    if frame is None:
+        return {}
+    return {code.replace(".", ""): title for code, title in frame.iter_rows() if code and title}

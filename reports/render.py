@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -85,6 +85,8 @@ def render_report(out_dir: Path, catalogue: Catalogue, *, worksheet_cap: int = 2
     """
     out_dir = Path(out_dir)
     outputs = load_outputs(out_dir)
+    if outputs.code_titles:  # the official list's titles, where the run was given one, come first
+        catalogue = replace(catalogue, titles={**catalogue.titles, **outputs.code_titles})
     caps, note = (worksheet_cap, findings_cap), ""
     while True:
         page = build_page(outputs, catalogue, worksheet_cap=caps[0], findings_cap=caps[1],
