@@ -608,8 +608,8 @@ def worst_case_outputs(out: Path, per_rule: int, positions: int) -> Path:
 
 
 def test_default_caps_keep_the_page_small(tmp_path):
-    """200 episodes for every rule, 6 codes each: everything the default caps allow fits under 10 MB."""
-    out = worst_case_outputs(tmp_path / "out", per_rule=201, positions=6)
+    """200 episodes for every rule, 4 codes each: everything the default caps allow fits under 10 MB."""
+    out = worst_case_outputs(tmp_path / "out", per_rule=201, positions=4)
     started = time.perf_counter()
     html = render_report(out, load_catalogue()).read_text(encoding="utf-8")
     assert time.perf_counter() - started < 20
