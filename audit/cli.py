@@ -153,6 +153,7 @@ def run(
     encoding: Annotated[Optional[str], typer.Option(help=f"Text encoding: {', '.join(ENCODINGS)} (default auto).")] = None,
     catalogue: CatalogueOption = None,
     history: Annotated[Optional[Path], typer.Option(help="SQLite run history (enables 'what changed').")] = None,
+    history_keep: Annotated[Optional[int], typer.Option(help="Runs kept per scope in the history (default 400).")] = None,
     opcs_codes: Annotated[Optional[Path], typer.Option("--opcs-codes", help="OPCS-4 code list (TRUD CODE<TAB>TITLE file): flags codes not in it, titles every code.")] = None,
     scope: Annotated[Optional[str], typer.Option(help="Name of the series of runs to compare with (default: the input paths).")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Date for undated episodes (default today).")] = None,
@@ -168,7 +169,7 @@ def run(
         raise UserError(f"--layout must be one of {', '.join(LAYOUTS)}")
     settings, _ = load_settings(config, {
         "inputs": inputs, "out": out, "layout": layout, "mapping": mapping, "encoding": encoding,
-        "catalogue": catalogue, "history": history, "scope": scope, "opcs_codes": opcs_codes,
+        "catalogue": catalogue, "history": history, "scope": scope, "opcs_codes": opcs_codes, "history_keep": history_keep,
         "as_of": _parse_as_of(as_of) if as_of else None, "worksheet_cap": worksheet_cap, "fail_on": fail_on,
     })
     if not settings.inputs:

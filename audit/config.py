@@ -34,6 +34,7 @@ class Settings:
     as_of: date | None = None
     worksheet_cap: int = 200
     trend_runs: int = 10
+    history_keep: int = 400  # runs kept per scope: over a year of nightly runs
     fail_on: str = "never"
 
     def effective_scope(self) -> str:
@@ -65,7 +66,7 @@ def _typed(key: str, value, base: Path, source: str):
             return date.fromisoformat(str(value))
         except ValueError:
             raise bad("a date (yyyy-mm-dd)") from None
-    if key in ("worksheet_cap", "trend_runs"):
+    if key in ("worksheet_cap", "trend_runs", "history_keep"):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise bad("a whole number of at least 1")
         return value
@@ -99,6 +100,8 @@ def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path 
             continue
         if key == "fail_on" and value not in FAIL_ON:
             raise UserError(f"--fail-on must be one of {', '.join(FAIL_ON)}")
+        if key in ("worksheet_cap", "trend_runs", "history_keep") and value < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be at least 1")
         values[key] = tuple(value) if isinstance(value, list) else value
     return Settings(**values), used
 

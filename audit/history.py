@@ -139,8 +139,10 @@ def compare(conn: sqlite3.Connection, scope: str, findings: pl.DataFrame, today:
 
 
 def record(conn: sqlite3.Connection, *, scope: str, started: datetime, finished: datetime,
-           summary: dict, changes: Changes) -> str:
-    """Store one run; returns its id."""
+           summary: dict, changes: Changes, keep: int | None = None) -> str:
+    """Store one run; returns its id. With `keep`, only the newest `keep` runs of the scope are
+    kept: each run stores every open finding with its first-seen date, so older runs are not
+    needed to compare with the next one."""
     run_id = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
     open_keys = changes.keys.filter(pl.col("change") != "resolved")
     conn.execute("BEGIN IMMEDIATE")
@@ -160,11 +162,20 @@ def record(conn: sqlite3.Connection, *, scope: str, started: datetime, finished:
             " VALUES (?, ?, ?, ?, ?, ?)",
             [(run_id, *row) for row in open_keys.select(*FINDING_KEY, "first_seen").iter_rows()],
         )
+        if keep:
+            _prune(conn, scope, keep)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     return run_id
+
+
+def _prune(conn: sqlite3.Connection, scope: str, keep: int) -> None:
+    old = "SELECT run_id FROM runs WHERE scope = ? ORDER BY rowid DESC LIMIT -1 OFFSET ?"
+    for table in ("findings", "inputs"):
+        conn.execute(f"DELETE FROM {table} WHERE run_id IN ({old})", (scope, keep))
+    conn.execute(f"DELETE FROM runs WHERE run_id IN ({old})", (scope, keep))
 
 
 def runs(conn: sqlite3.Connection, limit: int | None = None, scope: str | None = None) -> list[dict]:

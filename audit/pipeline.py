@@ -106,6 +106,6 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
         run_id = None
         if conn:
             run_id = history.record(conn, scope=scope, started=started, finished=datetime.now(timezone.utc),
-                                    summary=summary, changes=changes)
+                                    summary=summary, changes=changes, keep=settings.history_keep)
     return Outcome(result, summary, published, run_id)
 

@@ -207,3 +207,22 @@ def test_trend_counts_judged_episodes_like_the_compliance_table(tmp_path):
     assert trend.select("guidance_id", "episodes", "compliant", "judged").rows() == [
         ("IPG366", 2, 1, 1), ("IPG366", 2, 1, 1)]
     assert trend["run_id"].null_count() == 1  # the current run, last
+
+
+def test_history_keeps_the_newest_runs_and_first_seen_survives(tmp_path):
+    night(tmp_path, FIRST, "--history-keep", "2")
+    night(tmp_path, FIRST, "--history-keep", "2")
+    out = night(tmp_path, FIRST, "--history-keep", "2")
+    with sqlite3.connect(tmp_path / "h.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+        kept = {r[0] for r in conn.execute("SELECT run_id FROM runs")}
+        assert {r[0] for r in conn.execute("SELECT DISTINCT run_id FROM findings")} == kept
+        assert {r[0] for r in conn.execute("SELECT DISTINCT run_id FROM inputs")} == kept
+    # Findings open since the first (now pruned) night keep their first-seen date.
+    assert changes(out) == {(e, r, "still-open") for e, r, _ in changes(out)}
+
+
+@pytest.mark.parametrize("option", ["--history-keep", "--worksheet-cap"])
+def test_counts_must_be_positive(tmp_path, option):
+    result = run_cli("run", str(EXAMPLES), "--out", str(tmp_path / "o"), option, "0")
+    assert result.exit_code == 2 and "must be at least 1" in result.stderr
