@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from audit import codes
+from audit.codes import CodePattern
 from audit.dates import is_unparseable, parse_date
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS
-from audit.codes import CodePattern
 from audit.load import CARRY_PREFIX, Export
 from audit.prefilter import triage
 from audit.validate import REJECTED_SCHEMA, row_schema, split_rejected

@@ -162,7 +162,9 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
 ) -> None:
     """Audit episode exports; write findings, statuses, a summary and report.html into --out."""
-    from audit.pipeline import audit_to_directory  # imported here so `--help` stays fast
+    from audit.pipeline import (
+        audit_to_directory,  # imported here so `--help` stays fast
+    )
 
     _setup_logging(quiet)
     if layout is not None and layout not in LAYOUTS:

@@ -15,7 +15,6 @@ from audit.catalogue import Catalogue, CodeSet, Component
 from audit.rules import ERROR, SUPERSEDED, WARNING, image_control
 from schemas.outputs import EPISODE_STATUSES
 
-
 EPISODE_STATUS_SCHEMA = {
     "episode_id": pl.String,
     "guidance_id": pl.String,

@@ -14,8 +14,8 @@ import hashlib
 import io
 import logging
 import zlib
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl

@@ -73,7 +73,9 @@ class Outcome:
 
 def audit_to_directory(settings: Settings, catalogue: Catalogue, started: datetime,
                        progress: Progress = _quiet) -> Outcome:
-    from reports.render import render_report  # the report is the last stage, not a dependency of the others
+    from reports.render import (
+        render_report,  # the report is the last stage, not a dependency of the others
+    )
 
     options = AuditOptions(
         inputs=list(settings.inputs),

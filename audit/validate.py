@@ -7,8 +7,8 @@ Nothing is dropped silently: accepted + rejected = read, for every file.
 
 from __future__ import annotations
 
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 
 from audit.checks import failing_rows
 from schemas.inputs import LONG_ROWS, REJECTION_REASONS, WIDE_ROWS

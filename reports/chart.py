@@ -10,7 +10,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from reports.page import AxisTick, TrendCell, TrendChart, TrendPoint, TrendRun, TrendSeries
+from reports.page import (
+    AxisTick,
+    TrendCell,
+    TrendChart,
+    TrendPoint,
+    TrendRun,
+    TrendSeries,
+)
 
 WIDTH, HEIGHT = 960, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 48, 18, 56  # margins around the plot area

@@ -14,7 +14,13 @@ import polars as pl
 
 from audit.errors import UserError
 from audit.outputs import (
-    CHANGES_CSV, CODE_TITLES_CSV, EPISODES_CSV, FINDINGS_CSV, REJECTED_CSV, SEQUENCES_CSV, SUMMARY_JSON,
+    CHANGES_CSV,
+    CODE_TITLES_CSV,
+    EPISODES_CSV,
+    FINDINGS_CSV,
+    REJECTED_CSV,
+    SEQUENCES_CSV,
+    SUMMARY_JSON,
     TREND_CSV,
 )
 

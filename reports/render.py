@@ -22,8 +22,8 @@ from markupsafe import Markup
 from audit import __version__
 from audit.catalogue import Catalogue
 from reports.context import build_page
-from reports.page import ReportPage
 from reports.frames import load_outputs
+from reports.page import ReportPage
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REPORT_HTML = "report.html"

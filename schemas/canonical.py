@@ -3,8 +3,8 @@
 Built-in pandera checks only (vectorised polars expressions, never element-wise).
 """
 
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 
 from audit.codes import CODE_KINDS
 

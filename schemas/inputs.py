@@ -5,8 +5,8 @@ Each check is named by a stable id; `REJECTION_REASONS` gives the plain-English 
 when a row fails several.
 """
 
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 
 REJECTION_REASONS = {
     "episode-id-missing": "no episode id",

@@ -1,7 +1,7 @@
 """The output contract: findings and episode statuses, as the report and scripts read them."""
 
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 
 SEVERITIES = ["error", "warning", "superseded"]
 STATUSES = ["compliant", "non-compliant", "superseded", "predates-guidance"]

@@ -16,9 +16,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from audit import outputs
 from audit.catalogue import load_catalogue
 from audit.errors import UserError
-from audit import outputs
 from audit.pipeline import AuditOptions, run_audit
 from audit.rules import RULES
 from reports import align, render_report

@@ -20,10 +20,17 @@ from typer.testing import CliRunner
 
 from audit.catalogue import load_catalogue
 from audit.cli import app
-from reports import render_report
-from reports import chart
+from reports import chart, render_report
 from reports.chart import COLOURS, DASHES, MARKERS
-from tests.test_report import HOSTILE, PAGE_TAGS, Node, audit_into, hostile_outputs, parse_html, read_frame
+from tests.test_report import (
+    HOSTILE,
+    PAGE_TAGS,
+    Node,
+    audit_into,
+    hostile_outputs,
+    parse_html,
+    read_frame,
+)
 
 HEADER = "episode_id,position,code,procedure_date\n"
 D = "2012-01-01"

@@ -1,0 +1,199 @@
+"""The "what changed since the last run" section and the compliance trend, from a run's
+changes.csv, trend.csv and summary.json (written when the run kept a history)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+import polars as pl
+
+from audit.catalogue import Catalogue
+from audit.outputs import TREND_CSV
+from reports import chart
+from reports.common import (
+    CHANGE_KEY,
+    CHANGE_LABELS,
+    CHANGES,
+    NEW,
+    PREDATES,
+    RESOLVED,
+    STILL_OPEN,
+    as_int,
+    big_number,
+    cap_rows,
+    capped_per,
+    catalogue_ref,
+    clean,
+    ordered_guidance_ids,
+)
+from reports.frames import Outputs
+from reports.page import ChangeRow, Changes, Option, TrendChart
+from reports.text import (
+    long_date,
+    long_datetime,
+    number,
+    parse_date,
+    parse_datetime,
+    plural,
+    short_date,
+)
+
+
+def history_used(outputs: Outputs) -> bool:
+    return outputs.summary.get("changes") is not None or outputs.changes is not None
+
+
+def change_of_findings(findings: pl.DataFrame, changes: pl.DataFrame | None) -> pl.DataFrame:
+    """Each finding's change against the previous run (new | still-open), "" without a history."""
+    if changes is None:
+        return findings.with_columns(change=pl.lit(""))
+    keys = (clean(changes).filter(pl.col("change") != RESOLVED)
+            .unique(CHANGE_KEY, keep="first", maintain_order=True).select(*CHANGE_KEY, "change"))
+    return (findings.join(keys, on=CHANGE_KEY, how="left", maintain_order="left")
+            .with_columns(pl.col("change").fill_null("")))
+
+
+def _previous_started(text: str) -> tuple[str, str]:
+    """(long date, long date and time) of the previous run's start."""
+    started = parse_datetime(text)
+    if started is None:
+        return text, text
+    return long_date(started.date()), long_datetime(started)
+
+
+def change_clause(outputs: Outputs, counts: dict[str, int]) -> str:
+    info = outputs.summary.get("changes")
+    if not history_used(outputs):
+        return ""
+    if info is not None and not info.get("previous_run"):
+        return " First run recorded in this history: every finding is new."
+    when = _previous_started(str((info or {}).get("previous_started") or ""))[0]
+    return (f" Since the last run{f' ({when})' if when else ''}: {plural(counts[NEW], 'new finding')}, "
+            f"{number(counts[RESOLVED])} resolved, {number(counts[STILL_OPEN])} still open.")
+
+
+def change_counts(outputs: Outputs) -> dict[str, int]:
+    if outputs.changes is not None:
+        found = dict(outputs.changes.group_by("change").len().iter_rows()) if outputs.changes.height else {}
+        return {c: int(found.get(c, 0)) for c in CHANGES}
+    info = outputs.summary.get("changes") or {}
+    return {c: int(info.get(c, 0) or 0) for c in CHANGES}
+
+
+def changes_section(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame, catalogue: Catalogue,
+             anchors: dict[str, str], cap: int, counts: dict[str, int]) -> Changes:
+    if not history_used(outputs):
+        return Changes(used=False, first_run=False, previous_run="", previous_started="", numbers=(), rows=(),
+                       shown="0", total="0", cap=number(cap), capped=False, per_change=(), quick_filters=(),
+                       file_missing=False, trend=None, trend_note="")
+    info = outputs.summary.get("changes") or {}
+    first_run = outputs.summary.get("changes") is not None and not info.get("previous_run")
+    frame = clean(outputs.changes) if outputs.changes is not None else pl.DataFrame(
+        schema={c: pl.String for c in [*CHANGE_KEY, "change", "first_seen"]})
+    severities = (findings.group_by(CHANGE_KEY)
+                  .agg(severity_tokens=pl.col("severity").unique().sort().str.join(" ")))
+    status = episodes.select("episode_id", "guidance_id", "status").unique(
+        ["episode_id", "guidance_id"], keep="first", maintain_order=True)
+    rank = {c: n for n, c in enumerate(CHANGES)}
+    ordered = (
+        frame.join(severities, on=CHANGE_KEY, how="left", maintain_order="left")
+        .join(status, on=["episode_id", "guidance_id"], how="left", maintain_order="left")
+        .with_columns(pl.col("severity_tokens", "status").fill_null(""),
+                      _rank=pl.col("change").replace_strict(rank, default=len(rank), return_dtype=pl.Int64),
+                      _since=pl.when(pl.col("change") == STILL_OPEN).then(pl.col("first_seen")).otherwise(pl.lit("")))
+        .sort("_rank", "_since", "episode_id", "guidance_id", "rule_id", as_int("position"), nulls_last=True)
+    )
+    shown = capped_per(ordered, "change", cap)
+    rows = tuple(
+        ChangeRow(
+            episode_id=r["episode_id"], episode_href=anchors.get(r["episode_id"], ""),
+            guidance_id=r["guidance_id"], rule_id=r["rule_id"], position=r["position"], change=r["change"],
+            change_label=CHANGE_LABELS.get(r["change"], r["change"]), first_seen=r["first_seen"],
+            severity_tokens=r["severity_tokens"] if r["change"] != RESOLVED else "", status=r["status"],
+        )
+        for r in shown.iter_rows(named=True)
+    )
+    listed = set(frame["change"].unique())
+    kinds = [c for c in CHANGES if c in listed]
+    oldest = frame.filter((pl.col("change") == STILL_OPEN) & (pl.col("first_seen") != ""))["first_seen"].min() or ""
+    oldest_date = parse_date(oldest)
+    if first_run:
+        notes = ("first run in this history", "nothing to compare with", "nothing to compare with")
+    else:
+        notes = (
+            "found now, not in the last run",
+            "in the last run, gone now",
+            f"oldest first seen {long_date(oldest_date) if oldest_date else oldest}" if oldest
+            else "found in both runs",
+        )
+    numbers = (
+        big_number("New findings", counts[NEW], notes[0], "bad"),
+        big_number("Resolved", counts[RESOLVED], notes[1], "ok"),
+        big_number("Still open", counts[STILL_OPEN], notes[2], "warn"),
+    )
+    previous_started = _previous_started(str(info.get("previous_started") or ""))[1]
+    trend, trend_note = trend_section(outputs, catalogue)
+    return Changes(
+        used=True, first_run=first_run, previous_run=str(info.get("previous_run") or ""),
+        previous_started=previous_started, numbers=numbers, rows=rows, shown=number(len(rows)),
+        total=number(frame.height), cap=number(cap), capped=len(rows) < frame.height,
+        per_change=tuple(replace(r, rule_id=CHANGE_LABELS.get(r.rule_id, r.rule_id))
+                         for r in cap_rows(frame, shown, "change", CHANGES)),
+        quick_filters=tuple(Option(c, CHANGE_LABELS[c]) for c in kinds) if len(kinds) > 1 else (),
+        file_missing=outputs.changes is None,
+        trend=trend, trend_note=trend_note,
+    )
+
+
+def trend_section(outputs: Outputs, catalogue: Catalogue) -> tuple[TrendChart | None, str]:
+    if outputs.trend is None:
+        return None, f"No trend: {TREND_CSV} is not in the output folder."
+    frame = clean(outputs.trend).with_columns(as_int("episodes").fill_null(0), as_int("compliant").fill_null(0))
+    judged_known = frame["judged"].str.len_chars().fill_null(0).max() or 0
+    frame = frame.with_columns(as_int("judged").fill_null(pl.col("episodes")))
+    run_keys = frame.select("run_id", "started").unique(maintain_order=True).rows()
+    if len(run_keys) < 2:
+        return None, ("The trend chart needs at least two runs over this scope; the history holds "
+                      f"{plural(len(run_keys), 'run')} so far.")
+    dates = [parse_datetime(started) for _, started in run_keys]
+    days = [d.date() if d else None for d in dates]
+    axis = []
+    for (run_id, started), when, day in zip(run_keys, dates, days):
+        current = run_id == ""
+        label = short_date(day) if day else started
+        time = when.strftime("%H:%M") if when else ""
+        sublabel = "this run" if current else time if day is not None and days.count(day) > 1 else ""
+        full = f"{label}, {time}" if time else label
+        axis.append(chart.RunAxis(label=label, sublabel=sublabel, full_label=full,
+                                  table_label=full if day is not None and days.count(day) > 1 else label,
+                                  run_id=run_id, current=current))
+    values: dict[str, dict[tuple[str, str], tuple[int, int]]] = defaultdict(dict)
+    for r in frame.iter_rows(named=True):
+        values[r["guidance_id"]][(r["run_id"], r["started"])] = (r["compliant"], r["judged"])
+    series = []
+    for gid in ordered_guidance_ids(catalogue, set(values)):
+        ref = catalogue_ref(catalogue, gid)
+        series.append(chart.SeriesData(gid, ref.title, ref.url, tuple(values[gid].get(k) for k in run_keys)))
+    span = f"from {axis[0].full_label} to {axis[-1].full_label}{' (this run)' if axis[-1].current else ''}"
+    moves = []
+    for s in series:
+        present = [v for v in s.values if v is not None and v[1]]
+        if not present:
+            continue
+        first, last = chart.percent_text(*present[0]), chart.percent_text(*present[-1])
+        moves.append(f"{s.guidance_id} went from {first} to {last}")
+    desc = (f"Line chart of the percentage of matched episodes that were compliant, one line per guidance, over "
+            f"{len(run_keys)} runs {span}. " + "; ".join(moves) + ". The table under the chart gives every value.")
+    predates = any(int(c.get(PREDATES, 0) or 0) for c in outputs.summary.get("by_guidance", {}).values())
+    if judged_known:
+        note = ("Each point is compliant episodes out of the episodes judged against the guidance in that run "
+                "(matched, less those dated before it was published), as under Compliance by guidance.")
+    else:
+        note = ("Each point is compliant episodes out of all episodes matched to the guidance in that run, as "
+                f"{TREND_CSV} records them.")
+    if predates and not judged_known:
+        note += (" Episodes that predate the guidance count here but are left out of the % compliant under "
+                 "Compliance by guidance, so the two can differ.")
+    title = f"Compliance by guidance over the last {plural(len(run_keys), 'run')}"
+    return chart.trend_chart(axis, series, title=title, desc=desc, note=note), ""
