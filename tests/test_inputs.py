@@ -69,6 +69,7 @@ def audited(tmp_path, fixture, *extra):
         ("crlf_line_ends.csv", 1, 0, 1),
         ("semicolon_separated.csv", 2, 0, 2),  # Excel's CSV in many locales
         ("tab_separated.tsv", 1, 0, 1),
+        ("pipe_separated.txt", 1, 0, 1),
     ],
 )
 def test_every_row_is_accounted_for(tmp_path, fixture, rows_read, rejected, episodes):

@@ -226,3 +226,22 @@ def test_history_keeps_the_newest_runs_and_first_seen_survives(tmp_path):
 def test_counts_must_be_positive(tmp_path, option):
     result = run_cli("run", str(EXAMPLES), "--out", str(tmp_path / "o"), option, "0")
     assert result.exit_code == 2 and "must be at least 1" in result.stderr
+
+
+def test_two_runs_into_one_folder_leave_one_complete_set(tmp_path):
+    export = tmp_path / "e.csv"
+    export.write_text(HEADER + FIRST)
+    out = tmp_path / "out"
+    procs = [subprocess.Popen([str(CONSOLE_SCRIPT), "run", str(export), "--out", str(out), "--quiet"])
+             for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert {p.name for p in out.iterdir()} >= {"findings.csv", "episodes.csv", "summary.json", "report.html"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "e.csv", "out"]
+
+
+def test_no_spinner_without_a_terminal(capsys):
+    from audit.cli import _progress
+
+    with _progress(quiet=False) as progress:  # pytest's stderr is not a terminal
+        progress("Reading exports")
+    assert capsys.readouterr().err == ""
