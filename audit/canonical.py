@@ -21,6 +21,7 @@ from audit.layouts import DATE_FIELDS, EPISODE_FIELDS
 from audit.load import CARRY_PREFIX, Export
 from audit.prefilter import triage
 from audit.validate import REJECTED_SCHEMA, row_schema, split_rejected
+from schemas import polars_schema
 from schemas.canonical import EPISODES, PROCEDURES
 from schemas.inputs import IDENTITY, IDENTITY_ONE_FILE, position_number
 
@@ -190,7 +191,7 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
 
 
 def _empty(schema) -> pl.DataFrame:
-    return pl.DataFrame(schema={name: column.dtype.type for name, column in schema.columns.items()})
+    return pl.DataFrame(schema=polars_schema(schema))
 
 
 def _ambiguous(identity: pl.DataFrame, exports: list[Export]) -> pl.DataFrame:

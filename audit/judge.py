@@ -13,25 +13,10 @@ import polars as pl
 from audit import codes
 from audit.catalogue import Catalogue, CodeSet, Component
 from audit.rules import ERROR, SUPERSEDED, WARNING, image_control
+from schemas import polars_schema
 from schemas.outputs import EPISODE_STATUSES
 
-EPISODE_STATUS_SCHEMA = {
-    "episode_id": pl.String,
-    "guidance_id": pl.String,
-    "code_set": pl.String,
-    "position": pl.Int32,
-    "episode_date": pl.Date,
-    "date_source": pl.String,
-    "status": pl.String,
-    "errors": pl.UInt32,
-    "warnings": pl.UInt32,
-    "provider": pl.String,
-    "specialty": pl.String,
-    "consultant": pl.String,
-    "source_file": pl.String,
-    "actual_sequence": pl.String,
-    "expected_sequence": pl.String,
-}
+EPISODE_STATUS_SCHEMA = polars_schema(EPISODE_STATUSES)
 
 # Where each role stands in the expected sequence (PYZ: action, V55, Y method, Y approach, Z site).
 _ROLE_ORDER = ("index", "levels", "method", "approach", "site")

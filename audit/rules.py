@@ -21,6 +21,7 @@ from audit import codes
 from audit.catalogue import Catalogue, CodeSet, Component, Guidance
 from audit.checks import failing_rows
 from audit.match import AS_OF, component_present
+from schemas import polars_schema
 from schemas.outputs import FINDINGS, SEVERITIES
 
 ERROR, WARNING, SUPERSEDED = SEVERITIES
@@ -83,21 +84,7 @@ class Rule:
     message: pl.Expr
 
 
-FINDINGS_SCHEMA = {
-    "episode_id": pl.String,
-    "guidance_id": pl.String,
-    "code_set": pl.String,
-    "rule_id": pl.String,
-    "severity": pl.String,
-    "position": pl.Int32,
-    "code": pl.String,
-    "expected": pl.String,
-    "message": pl.String,
-    "provider": pl.String,
-    "specialty": pl.String,
-    "consultant": pl.String,
-    "source_file": pl.String,
-}
+FINDINGS_SCHEMA = polars_schema(FINDINGS)
 FINDINGS_SORT = ["episode_id", "guidance_id", "position", "rule_id", "expected"]
 
 

@@ -58,7 +58,7 @@ class SeriesData:
     guidance_id: str
     title: str
     url: str
-    values: tuple[tuple[int, int] | None, ...]  # (compliant, episodes) per run; None: not matched
+    values: tuple[tuple[int, int] | None, ...]  # (compliant, judged) per run; None: not matched
 
 
 def _coord(value: float) -> str:

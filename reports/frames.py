@@ -23,16 +23,10 @@ from audit.outputs import (
     SUMMARY_JSON,
     TREND_CSV,
 )
+from schemas.outputs import EPISODE_STATUSES, FINDINGS
 
-FINDINGS_COLUMNS = (
-    "episode_id", "guidance_id", "code_set", "rule_id", "severity", "position", "code", "expected",
-    "message", "provider", "specialty", "consultant", "source_file",
-)
-EPISODES_COLUMNS = (
-    "episode_id", "guidance_id", "code_set", "position", "episode_date", "date_source", "status",
-    "errors", "warnings", "provider", "specialty", "consultant", "source_file", "actual_sequence",
-    "expected_sequence",
-)
+FINDINGS_COLUMNS = tuple(FINDINGS.columns)  # the output contract, read back as text
+EPISODES_COLUMNS = tuple(EPISODE_STATUSES.columns)
 SEQUENCES_COLUMNS = ("episode_id", "position", "code", "code_kind")
 REJECTED_COLUMNS = ("source_file", "source_row", "episode_id", "reason")
 # Columns a newer run writes; older output folders lack them and read as "".

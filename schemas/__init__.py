@@ -6,3 +6,8 @@
 - `outputs`: findings and episode statuses, the contract for the report and for scripts
   (and the one list of severities and statuses).
 """
+
+
+def polars_schema(schema) -> dict:
+    """{column: polars dtype} of a pandera schema, e.g. to build its empty frame."""
+    return {name: column.dtype.type for name, column in schema.columns.items()}
