@@ -43,6 +43,9 @@ class AuditResult:
     findings: pl.DataFrame
     episodes: pl.DataFrame  # one row per matched (episode, guidance) pair, with its status
     started: datetime
+    # Index codes without the evidence that identifies the procedure: per (episode, guidance),
+    # counted as "possible, not audited", never findings (audit.match).
+    possible: pl.DataFrame = field(default_factory=match.empty_possible)
 
 
 def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
@@ -56,11 +59,12 @@ def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
     known = options.code_list["code"] if options.code_list is not None else None
     data = canonical.build(exports, index=index, known_codes=known)
     progress("Matching guidance")
-    occurrences = match.find_occurrences(data.procedures, catalogue, options.as_of)
+    matches = match.match_guidance(data.procedures, catalogue, options.as_of)
+    occurrences = matches.occurrences
     progress("Checking coding rules")
     findings = rules.audit_findings(data.procedures, occurrences, catalogue, options.as_of, known)
     episodes = judge.judge(occurrences, findings, catalogue)
-    return AuditResult(options, catalogue, data, occurrences, findings, episodes, started)
+    return AuditResult(options, catalogue, data, occurrences, findings, episodes, started, matches.possible)
 
 
 @dataclass(frozen=True)

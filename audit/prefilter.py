@@ -7,7 +7,9 @@ row per procedure. An episode needs the full audit when any procedure field
 - holds anything but a clean four-character code (lower case, dots, spaces, a fifth character,
   `&`, invalid values) — except a lone `-` in position 1 with nothing after it;
 - holds a guidance's index code (exact code or category);
-- or position 1 holds a Chapter Y or Z code;
+- holds a spinal operation code or a V55 code (the V55 rule applies to every spinal operation),
+  or an overflow (O) code (its chapter decides whether it is an action, a method or a site);
+- or the first filled field holds a Chapter Y or Z code;
 - or, given the user's OPCS-4 code list, holds a code that is not in it.
 
 The generic rules fire only on such values, and guidance rules only on index codes, so the
@@ -23,12 +25,14 @@ import re
 
 import polars as pl
 
-from audit.codes import CodePattern
+from audit.codes import SPINAL_CATEGORIES, CodePattern
 
 SEP = "\x1f"  # ASCII unit separator; a row whose fields contain it is simply audited in full
 _CODE = "[A-HJ-Z][0-9]{3}"
 _ALL_CLEAN = rf"^({_CODE})?({SEP}({_CODE})?)*$"
 _LONE_DASH = rf"^\s*-\s*{SEP}*$"
+# Codes that generic rules look at wherever they stand: spinal operations, V55, overflow codes.
+_ALWAYS_AUDITED = rf"(^|{SEP})({'|'.join(sorted(SPINAL_CATEGORIES + ('V55',)))}|O[0-9]{{2}})[0-9]({SEP}|$)"
 
 
 def _index_pattern(index: tuple[CodePattern, ...]) -> str:
@@ -53,9 +57,10 @@ def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
         (fields.str.count_matches(SEP, literal=True) != len(slots) - 1)
         | (~fields.str.contains(_ALL_CLEAN) & ~lone_dash)
         | fields.str.contains(_index_pattern(index))
+        | fields.str.contains(_ALWAYS_AUDITED)
+        # The first filled field is the primary (blank fields are not slots).
+        | fields.str.contains(f"^{SEP}*[YZ]")
     )
-    if slots[0] == 1:
-        needs = needs | fields.str.contains("^[YZ]")
     if known_codes is not None:
         needs = needs | pl.any_horizontal([
             (pl.col(f"code_{n}").str.contains(f"^{_CODE}$") & ~pl.col(f"code_{n}").is_in(known_codes.implode()))

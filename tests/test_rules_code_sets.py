@@ -26,9 +26,10 @@ def test_compliant_ipg319_has_no_findings(tmp_path):
         (["V522"], [("approach-missing", "IPG319", 1, "error"), ("levels-not-second", "IPG319", 1, "error"),
                     ("method-missing", "IPG319", 1, "error"), ("site-missing", "IPG319", 1, "error")]),
         (["V522", "V559", "Y102", "Y534", "Z992"], [("levels-unspecified", "IPG319", 2, "warning")]),
-        # approach: Y53 (or Y68) among the qualifiers; inherent for IPG319, so an error.
+        # approach: Y53 among the qualifiers; inherent for IPG319, so an error. Y68 is accepted only
+        # where a source allows it (IPG421, PCSK1), not for IPG319.
         (["V522", "V551", "Y102", "Z992"], [("approach-missing", "IPG319", 1, "error")]),
-        (["V522", "V551", "Y102", "Y681", "Z992"], []),
+        (["V522", "V551", "Y102", "Y681", "Z992"], [("approach-missing", "IPG319", 1, "error")]),
         (["V522", "V551", "Y102", "Y539", "Z992"], [("approach-unspecified", "IPG319", 4, "warning")]),
         (["V522", "V551", "Y534", "Z992"], [("method-missing", "IPG319", 1, "error")]),
         # site: any Chapter Z site (not Z94 laterality) is required; Z99 is only recommended.
@@ -124,9 +125,12 @@ def test_ipg387_worked_sequence_is_compliant(tmp_path):
     assert status_of(result, "E1", "IPG387") == "compliant"
 
 
-def test_companion_action_missing(tmp_path):
+def test_lone_v338_is_not_ipg387(tmp_path):
+    # IPG387 page: the transaxial approach cannot be coded; V33.8 alone is an ordinary lumbar
+    # discectomy. Only the worked sequence's fusion V38.8 identifies it: possible, not audited.
     result = audit_long(tmp_path, episode("V338", "V551", "Y534", "Z676"))
-    assert findings_of(result) == [("companion-missing", "IPG387", 1, "error")]
+    assert findings_of(result) == [] and result.episodes.height == 0
+    assert result.possible.rows() == [("E1", "IPG387", 1)]
 
 
 @pytest.mark.parametrize(

@@ -21,12 +21,18 @@ def dated(procedure_date="", episode_end="", episode_start="", admission_date=""
 @pytest.mark.parametrize(
     "procedure_date, status",
     [
-        ("2015-12-31", "compliant"),  # the day before IPG544's month: still IPG319's time
-        ("2016-01-01", "superseded"),  # IPG544 published January 2016 (day unknown): from the 1st
+        # IPG544 replaced IPG319 in January 2016, day unknown: a window from 1 to 31 January.
+        ("2015-12-31", "compliant"),  # before the window: certainly still IPG319's time
+        ("2016-01-01", "date-uncertain"),  # inside the window: cannot be judged on that boundary
+        ("2016-01-30", "date-uncertain"),
+        ("2016-01-31", "superseded"),  # the window's last day: certainly on or after the replacement
         ("2016-02-01", "superseded"),
         ("01/02/2016", "superseded"),  # dd/mm/yyyy
-        ("2008-12-31", "predates-guidance"),  # IPG319 published 2009 (year precision)
-        ("2009-01-01", "compliant"),
+        # IPG319 published 2009 (year precision): a window from 1 January to 31 December 2009.
+        ("2008-12-31", "predates-guidance"),
+        ("2009-01-01", "date-uncertain"),
+        ("2009-12-30", "date-uncertain"),
+        ("2009-12-31", "compliant"),
     ],
 )
 def test_ipg319_either_side_of_its_dates(tmp_path, procedure_date, status):
