@@ -254,7 +254,22 @@ def _code_set(raw, field: str, problems: _Problems) -> CodeSet | None:
         problems.add(f"{field}.components", "must have exactly one component with role = \"index\"")
         return None
     not_with = _patterns(raw["not_with"], f"{field}.not_with", problems) if "not_with" in raw else ()
+    _overlapping_components(components, field, problems)
     return CodeSet(str(name), components, not_with)
+
+
+def _overlapping_components(components: tuple[Component, ...], field: str, problems: _Problems) -> None:
+    """One recorded code fills at most one component: two components that one code could fill
+    (Y53.- and Y53.2, or a Y68.- accepted for both) would let a single code satisfy both."""
+    audited = [(i, c) for i, c in enumerate(components) if c.role not in ("index", "diagnosis")]
+    for n, (i, first) in enumerate(audited):
+        for j, second in audited[n + 1:]:
+            shared = [(p, q) for p in first.accepted for q in second.accepted
+                      if p.prefix.startswith(q.prefix) or q.prefix.startswith(p.prefix)]
+            if shared:
+                p, q = shared[0]
+                problems.add(f"{field}.components", f"components {i} and {j} can both be filled by one code "
+                             f"({p} / {q}): one recorded code fills at most one component, so make them distinct")
 
 
 def _text(raw: dict, key: str, problems: _Problems, required: bool = True) -> str | None:
