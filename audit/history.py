@@ -209,7 +209,8 @@ TREND_SCHEMA = {"run_id": pl.String, "started": pl.String, "guidance_id": pl.Str
 
 def trend_row(run_id, started: str, guidance_id: str, counts: dict) -> tuple:
     """One guidance in one run; `judged` leaves out episodes dated before the guidance."""
-    judged = counts["episodes"] - counts.get("predates-guidance", 0)
+    # Episodes that cannot be judged (before publication, or inside a date window: issue 10) are left out.
+    judged = counts["episodes"] - counts.get("predates-guidance", 0) - counts.get("date-uncertain", 0)
     return (run_id, started, guidance_id, counts["episodes"], counts["compliant"], judged)
 
 
