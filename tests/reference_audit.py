@@ -155,8 +155,6 @@ def dated_findings(guidance: Guidance, position: int, when: str, undated: bool):
     found = []
     if undated:
         found.append(("date-missing", "warning", position))
-    if when == "future":
-        found.append(("date-in-future", "warning", position))
     if when == "superseded":
         found.append(("superseded-guidance", "superseded", position))
     return found
@@ -237,6 +235,11 @@ def reference_audit(path: Path, catalogue: Catalogue, as_of: date):
                 if kind != "blank":
                     slots.append((n, kind, code, row.get(f"OPDATE_{n:02d}")))
             generic = slot_findings(episode, slots)
+            episode_dates = [parse_date(row.get(c)) for c in ("EPIEND", "EPISTART", "ADMIDATE")]
+            slot_dates = [(n, parse_date(d)) for n, _, _, d in slots]
+            if slots and any(d and d > as_of for d in episode_dates + [d for _, d in slot_dates]):
+                first_future = next((n for n, d in slot_dates if d and d > as_of), None)
+                generic.add((episode, None, "date-in-future", first_future, "warning"))
             codes = [(n, code) for n, kind, code, _ in slots if kind == "procedure"]
             dates = {n: parse_date(d) for n, _, _, d in slots}
             fallback = next((d for d in (parse_date(row.get(c)) for c in ("EPIEND", "EPISTART", "ADMIDATE")) if d), None)

@@ -33,7 +33,7 @@ def test_make_demo_command_line(tmp_path):
     for name in ("findings.csv", "findings.parquet", "episodes.csv", "rejected.csv", "summary.json"):
         assert (out / name).is_file()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["totals"]["episodes_audited"] == 71  # examples/README.md: 58 + 10 + 3 episodes
+    assert summary["totals"]["episodes_audited"] == 72  # examples/README.md: 59 + 10 + 3 episodes
 
 
 @pytest.mark.slow

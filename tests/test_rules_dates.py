@@ -143,7 +143,7 @@ def test_qualifier_rows_date_the_operation(tmp_path):
 
 def test_future_dated_episode_is_a_data_quality_finding(tmp_path):
     result = audit_long(tmp_path, dated("2026-12-01", codes_=["V401", "V552", "Y534"]), as_of=date(2026, 11, 21))
-    assert findings_of(result) == [("date-in-future", "IPG366", 1, "warning")]
+    assert findings_of(result) == [("date-in-future", None, 1, "warning")]
     assert status_of(result, "E1", "IPG366") == "date-uncertain"
     # Control: dated on the as-of date itself.
     result = audit_long(tmp_path, dated("2026-11-21", codes_=["V401", "V552", "Y534"]), as_of=date(2026, 11, 21))
@@ -199,3 +199,36 @@ components = [{ role = "index", codes = ["V40.1"] }]
     result = audit_long(tmp_path, dated("2012-01-10", codes_=["V401", "V552", "Y534", "Z676"]), catalogue=catalogue)
     message = result.findings.filter(result.findings["rule_id"] == "superseded-guidance")["message"].item()
     assert message.endswith("after IPG366 replaced IPG183: check the coding against IPG366")
+
+
+@pytest.mark.parametrize(
+    "dates, expected",
+    [
+        # Any episode, matched or not: an episode date after --as-of (no procedure dated so: no position).
+        (dict(episode_end="2026-12-01"), [("date-in-future", None, None, "warning")]),
+        (dict(admission_date="2026-11-22"), [("date-in-future", None, None, "warning")]),
+        (dict(procedure_date="2026-11-22"), [("date-in-future", None, 1, "warning")]),
+        (dict(procedure_date="22/11/2026"), [("date-in-future", None, 1, "warning")]),
+        (dict(episode_end="2026-11-21", procedure_date="2026-11-20"), []),
+    ],
+)
+def test_future_dates_on_any_episode(tmp_path, dates, expected):
+    result = audit_long(tmp_path, dated(codes_=["W371", "Z943"], **dates), as_of=date(2026, 11, 21))
+    assert findings_of(result) == expected
+
+
+def test_future_dates_survive_the_prefilter(tmp_path):
+    """A clean wide row is set aside by the prefilter unless it may be dated after --as-of."""
+    from datetime import datetime, timezone
+
+    from audit.catalogue import load_catalogue
+    from audit.pipeline import AuditOptions, run_audit
+
+    path = tmp_path / "hes.csv"
+    path.write_text("EPIKEY,EPIEND,OPERTN_01,OPDATE_01,OPERTN_02\n"
+                    "E1,2026-12-01,W371,2026-11-20,Z943\nE2,2026-11-20,W371,01/12/2026,Z943\n"
+                    "E3,2026-11-20,W371,2026-11-20,Z943\n", encoding="utf-8")
+    result = run_audit(AuditOptions(inputs=[path], as_of=date(2026, 11, 21)), load_catalogue(),
+                       datetime.now(timezone.utc))
+    assert result.findings.select("episode_id", "rule_id", "position").rows() == [
+        ("E1", "date-in-future", None), ("E2", "date-in-future", 1)]

@@ -49,7 +49,7 @@ def audit_findings(procedures: pl.DataFrame, occurrences: pl.DataFrame, catalogu
     occurrences = occurrences if occurrences.width else pl.DataFrame(schema=OCCURRENCE_SCHEMA)
     judged = occurrences.filter(pl.col("timing").is_in(JUDGED))
     parts = [
-        findings_from(with_slot_context(procedures), slot_rules(known_codes), None, None, "procedures"),
+        findings_from(with_slot_context(procedures), slot_rules(known_codes, as_of), None, None, "procedures"),
         _spinal_findings(procedures, judged),
     ]
     for guidance in catalogue.auditable():

@@ -2,7 +2,7 @@
 
 Only episodes the guidance applies to are judged on its code set: an episode dated before the
 guidance was published, inside the window of a date known only to a month or year, or after the
-as-of date gets no guidance-rule findings (its status says why).
+as-of date (a generic `date-in-future` finding) gets no guidance-rule findings (its status says why).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import date
 import polars as pl
 
 from audit.catalogue import Catalogue, Guidance
-from audit.match import AS_OF, FUTURE, IN_FORCE, SUPERSEDED_TIMING
+from audit.match import AS_OF, IN_FORCE, SUPERSEDED_TIMING
 from audit.rules.base import INDEX, Rule, shown, text
 from audit.rules.registry import SUPERSEDED, WARNING
 
@@ -36,15 +36,6 @@ def dated_rules(guidance: Guidance, catalogue: Catalogue, as_of: date) -> list[R
             expected=pl.lit("a procedure or episode date"),
             message=text("no procedure or episode date for ", INDEX,
                          f"; judged as of the run date {as_of.isoformat()}"),
-        ),
-        Rule(
-            "date-in-future", WARNING, pl.col("timing") != FUTURE,
-            position=pl.col("position"), code=shown(pl.col("code")),
-            expected=pl.lit(f"a date on or before {as_of.isoformat()}"),
-            message=text(INDEX, " is dated ", pl.col("episode_date").cast(pl.String), " (",
-                         pl.col("date_source").str.replace_all("_", " "),
-                         f"), after the run's as-of date {as_of.isoformat()}: correct the date; the episode"
-                         f" is not judged against {guidance.id}"),
         ),
     ]
     if guidance.replaced_by and guidance.replaced_on:

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 
 from audit import codes
@@ -30,7 +32,24 @@ def with_slot_context(procedures: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def slot_rules(known_codes: pl.Series | None = None) -> list[Rule]:
+def _future(as_of: date) -> list[Rule]:
+    """An episode dated after the run's as-of date: a data-quality finding (the dates are wrong,
+    so the episode is not judged against any guidance: audit.match timing). One per episode, on
+    its first filled slot, at the first procedure dated in the future (none: an episode date)."""
+    limit = pl.lit(as_of)
+    episode_dates = [pl.col(c) for c in ("episode_end", "episode_start", "admission_date")]
+    latest = pl.max_horizontal(pl.col("procedure_date").max().over("episode_id"), *episode_dates)
+    future_position = pl.when(pl.col("procedure_date") > limit).then(pl.col("position")).min().over("episode_id")
+    return [Rule(
+        "date-in-future", WARNING, ~(pl.col("first_filled") & (latest > limit)).fill_null(False),
+        position=future_position, code=shown(pl.col("code")).fill_null(pl.col("code_raw").str.strip_chars()),
+        expected=pl.lit(f"a date on or before {as_of.isoformat()}"),
+        message=text("the episode is dated ", latest.cast(pl.String), f", after the run's as-of date {as_of.isoformat()}:"
+                     " correct the date (no guidance is judged on a date after the as-of date)"),
+    )]
+
+
+def slot_rules(known_codes: pl.Series | None = None, as_of: date | None = None) -> list[Rule]:
     code = shown(pl.col("code"))
     first = pl.col("first_filled")
     position = pl.col("position").cast(pl.String)
@@ -75,6 +94,8 @@ def slot_rules(known_codes: pl.Series | None = None) -> list[Rule]:
                          "', which is not an OPCS-4 code: ", pl.col("invalid_reason")),
         ),
     ]
+    if as_of is not None:
+        rules += _future(as_of)
     if known_codes is not None:
         rules.append(Rule(
             # A warning: a code retired or added between versions may be right for its episode.
