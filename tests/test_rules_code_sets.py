@@ -288,3 +288,26 @@ def test_overflow_site_fills_a_site_and_keeps_the_qualifier_window_open(tmp_path
     assert status_of(result, "E1", "IPG366") == "compliant"
     result = audit_long(tmp_path, episode("V401", "V552", "Y534", "O161"))
     assert findings_of(result) == []
+
+
+def test_levels_component_on_an_index_code_outside_the_spinal_table(tmp_path):
+    # The generic V55 rule covers spinal operations; a user's entry that asks V55 after another
+    # code is still checked, by its code set's own levels rule.
+    from audit.catalogue import load_catalogue
+
+    path = tmp_path / "ipg998.toml"
+    path.write_text("""
+id = "IPG998"
+title = "Test entry"
+url = "https://example.org"
+published = "2012"
+code_set_recovered = true
+sources = ["test"]
+[[code_sets]]
+components = [{ role = "index", codes = ["W90.3"] }, { role = "levels", codes = ["V55.-"] }]
+""", encoding="utf-8")
+    catalogue = load_catalogue([path])
+    result = audit_long(tmp_path, episode("W903", "Z943", date="2013-01-10"), catalogue=catalogue)
+    assert findings_of(result) == [("levels-not-second", "IPG998", 2, "error")]
+    result = audit_long(tmp_path, episode("W903", "V551", "Z943", date="2013-01-10"), catalogue=catalogue)
+    assert findings_of(result) == []
