@@ -1,13 +1,14 @@
 """The command line: parse options, call the pipeline, map errors to exit codes.
 
 Exit codes (README): 0 success; 1 findings at or above --fail-on; 2 usage or input error;
-3 internal error.
+3 internal error; 4 the export shrank or was empty (--max-drop, --min-rows).
 Console output never contains episode-level values: only counts and paths.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -22,7 +23,7 @@ import typer
 from audit import __version__
 from audit.catalogue import CatalogueError, load_catalogue
 from audit.config import load_settings
-from audit.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, UserError
+from audit.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, EXIT_VOLUME, UserError
 from audit.layouts import LAYOUTS
 from audit.load import ENCODINGS
 
@@ -49,10 +50,17 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _internal_error(log_dir: Path | None) -> None:
+def error_log_folder() -> Path:
+    """Where internal-error details go: the user's own state folder (XDG), never --out or the
+    working folder, which may belong to someone else or be the file-system root."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "nice-audit"
+
+
+def _internal_error() -> None:
     """Unexpected exceptions: a short line on the console, the details in a log file."""
     kind, _, trace = sys.exc_info()
-    target = (log_dir or Path.cwd()) / "nice-audit-error.log"
+    target = error_log_folder() / "nice-audit-error.log"
     # Where it failed, but not the exception's message: messages can quote episode data.
     details = "".join(traceback.format_list(traceback.extract_tb(trace)))
     try:
@@ -66,7 +74,21 @@ def _internal_error(log_dir: Path | None) -> None:
     _fail(f"internal error ({kind.__name__}){where}. Please report it.", EXIT_INTERNAL_ERROR)
 
 
-def guarded(log_dir_param: str | None = None):
+# Errors of the machine rather than of the tool: a full disk, a read-only or missing folder, a
+# name too long, a file where a folder should be. The message names the path and the problem.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG,
+                      errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EEXIST, errno.ELOOP, errno.EIO}
+
+
+def environment_problem(error: OSError) -> str:
+    where = error.filename if error.filename is not None else "a file the run writes"
+    problem = error.strerror or type(error).__name__
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        problem += " (the previous outputs are kept)"
+    return f"{where}: {problem}"
+
+
+def guarded():
     """Turn user errors into one line and exit 2, anything unexpected into exit 3."""
 
     def wrap(command):
@@ -81,9 +103,12 @@ def guarded(log_dir_param: str | None = None):
                 raise typer.Exit(0) from None
             except (typer.Exit, typer.Abort, KeyboardInterrupt):
                 raise
+            except OSError as error:
+                if error.errno not in ENVIRONMENT_ERRNOS:
+                    _internal_error()
+                _fail(environment_problem(error), EXIT_USER_ERROR)
             except Exception:
-                log_dir = kwargs.get(log_dir_param) if log_dir_param else None
-                _internal_error(Path(log_dir) if log_dir else None)
+                _internal_error()
 
         return run
 
@@ -97,6 +122,11 @@ def _setup_logging(quiet: bool) -> None:
         stream=sys.stderr,
         force=True,
     )
+
+
+def _pinned_clock() -> bool:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return bool(epoch and epoch.isdigit())
 
 
 def _run_time() -> datetime:
@@ -143,7 +173,7 @@ def _progress(quiet: bool):
 
 
 @app.command()
-@guarded(log_dir_param="out")
+@guarded()
 def run(
     inputs: Annotated[Optional[list[Path]], typer.Argument(help="Export files (CSV, .csv.gz, Parquet) or folders of them.", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the outputs (replaced whole).")] = None,
@@ -159,6 +189,8 @@ def run(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Date for undated episodes (default today).")] = None,
     worksheet_cap: Annotated[Optional[int], typer.Option(help="Report worksheet episodes per rule (default 200).")] = None,
     fail_on: Annotated[Optional[str], typer.Option(help="Exit 1 when findings reach: never, warning, superseded, error.")] = None,
+    max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Exit 4 when episodes audited fall by more than this fraction since the previous run (default 0.2).", show_default=False)] = None,
+    min_rows: Annotated[Optional[int], typer.Option("--min-rows", help="Exit 4 when the inputs hold fewer rows than this (default 0).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
 ) -> None:
     """Audit episode exports; write findings, statuses, a summary and report.html into --out."""
@@ -169,35 +201,80 @@ def run(
     _setup_logging(quiet)
     if layout is not None and layout not in LAYOUTS:
         raise UserError(f"--layout must be one of {', '.join(LAYOUTS)}")
-    settings, _ = load_settings(config, {
+    settings, config_used = load_settings(config, {
         "inputs": inputs, "out": out, "layout": layout, "mapping": mapping, "encoding": encoding,
         "catalogue": catalogue, "history": history, "scope": scope, "opcs_codes": opcs_codes, "history_keep": history_keep,
         "as_of": _parse_as_of(as_of) if as_of else None, "worksheet_cap": worksheet_cap, "fail_on": fail_on,
+        "max_drop": max_drop, "min_rows": min_rows,
     })
     if not settings.inputs:
         raise UserError("no inputs: name export files or folders (or set 'inputs' in nice-audit.toml)")
     if settings.out is None:
         raise UserError("no output folder: give --out DIR (or set 'out' in nice-audit.toml)")
+    for what, path in (("--mapping", settings.mapping), ("--opcs-codes", settings.opcs_codes)):
+        if path is not None and path.is_dir():
+            raise UserError(f"{what} {path}: is a folder, not a file")
     started = _run_time()
     with _progress(quiet) as progress:
-        outcome = audit_to_directory(settings, load_catalogue(list(settings.catalogue)), started, progress)
-    totals, by_status = outcome.summary["totals"], outcome.summary["by_status"]
+        outcome = audit_to_directory(settings, load_catalogue(list(settings.catalogue)), started, progress,
+                                     config=config_used, reproducible=_pinned_clock())
+    summary = outcome.summary
+    totals, by_status = summary["totals"], summary["by_status"]
     log.debug("run finished: %s episodes, %s findings", totals["episodes_audited"], totals["findings"])
+    report_path = outcome.out / "report.html"
     if not quiet:
         typer.echo(
-            f"Audited {totals['episodes_audited']:,} episodes from {len(outcome.summary['inputs'])} file(s) "
+            f"Audited {totals['episodes_audited']:,} episodes from {len(summary['inputs'])} file(s) "
             f"({totals['rows_rejected']:,} rows rejected); {totals['matched_episodes']:,} matched NICE guidance; "
             f"{by_status['non-compliant']:,} non-compliant; {by_status['superseded']:,} follow superseded "
             f"guidance; {totals['findings']:,} findings."
         )
-        typer.echo(f"Report: {outcome.out / 'report.html'}")
+        changed = _changes_line(summary.get("changes"))
+        if changed:
+            typer.echo(changed)
+        if totals["rows_rejected"]:
+            typer.echo(f"Rejected rows, with the reason for each: {outcome.out / 'rejected.csv'}")
+        typer.echo(f"Report: {report_path}")
         typer.echo(f"Outputs written to {outcome.out}/")
-    if fails(set(outcome.result.findings["severity"].unique()), settings.fail_on):
+    alerts = summary["volume"]["alerts"]
+    for alert in alerts:  # stderr, --quiet or not: a scheduler mails what a failing job prints
+        typer.echo(f"nice-audit: volume alert: {alert}; report: {report_path}", err=True)
+    reached = _at_or_above(outcome.result.findings, settings.fail_on)
+    if reached:
+        typer.echo(f"nice-audit: {reached:,} finding{'s' if reached != 1 else ''} at or above --fail-on "
+                   f"{settings.fail_on}; report: {report_path}", err=True)
+    if alerts:
+        raise typer.Exit(EXIT_VOLUME)
+    if reached:
         raise typer.Exit(EXIT_FINDINGS)
 
 
+def _changes_line(changes: dict | None) -> str:
+    """"N new, M resolved since <date>" for the console, when the run kept a history."""
+    if changes is None:
+        return ""
+    if not changes.get("previous_run"):
+        others = changes.get("other_scopes") or {}
+        if others:
+            return (f"First run of this scope: the history holds {sum(others.values()):,} run(s) of "
+                    f"{len(others)} other scope(s) (see 'nice-audit history'), so nothing is compared.")
+        return "First run recorded in this history: every finding is new."
+    since = str(changes.get("previous_started") or "")[:10]
+    gone = changes.get("episode-gone", 0)
+    return (f"{changes['new']:,} new, {changes['resolved']:,} resolved since {since}"
+            + (f"; {gone:,} gone with episodes no longer in the export" if gone else "") + ".")
+
+
+def _at_or_above(findings, fail_on: str) -> int:
+    """How many findings are at or above --fail-on (0 for never)."""
+    if fail_on == "never":
+        return 0
+    levels = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[fail_on]]
+    return int(findings["severity"].is_in(levels).sum())
+
+
 @app.command()
-@guarded(log_dir_param="directory")
+@guarded()
 def report(
     directory: Annotated[Path, typer.Argument(help="Output folder of an earlier run.")],
     catalogue: CatalogueOption = None,

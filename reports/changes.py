@@ -159,8 +159,9 @@ def trend_section(outputs: Outputs, catalogue: Catalogue) -> tuple[TrendChart | 
     dates = [parse_datetime(started) for _, started in run_keys]
     days = [d.date() if d else None for d in dates]
     axis = []
+    this_run = outputs.summary.get("run_id") or ""  # older outputs: the current run has no id
     for (run_id, started), when, day in zip(run_keys, dates, days):
-        current = run_id == ""
+        current = run_id in ("", this_run)
         label = short_date(day) if day else started
         time = when.strftime("%H:%M") if when else ""
         sublabel = "this run" if current else time if day is not None and days.count(day) > 1 else ""

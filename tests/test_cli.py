@@ -71,12 +71,13 @@ def test_outputs_are_byte_identical_across_runs(tmp_path):
             os.environ.pop("SOURCE_DATE_EPOCH")
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outputs[0] == outputs[1]
+    assert ".nice-audit-run" in outputs[0]  # the folder is marked as the tool's (audit.publish)
 
 
 def test_a_rerun_replaces_the_previous_outputs_whole(tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "stale.txt").write_text("from an older run")
+    assert run_cli("run", str(EXAMPLES / "hes_episodes.csv"), "--out", str(out)).exit_code == 0
+    (out / "stale.txt").write_text("left in an earlier run's folder")
     assert run_cli("run", str(EXAMPLES / "hes_episodes.csv"), "--out", str(out)).exit_code == 0
     assert not (out / "stale.txt").exists()
     # No staging folders left behind (only the lock file that serialises runs into one folder).
@@ -101,15 +102,19 @@ def test_internal_error_is_exit_3_with_a_log(tmp_path, monkeypatch):
         raise KeyError(value)
 
     monkeypatch.setattr(audit.pipeline, "run_audit", broken)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     out = tmp_path / "out"
     out.mkdir()
     result = run_cli("run", str(EXAMPLES), "--out", str(out))
     assert result.exit_code == 3
+    log_file = tmp_path / "state" / "nice-audit" / "nice-audit-error.log"
     assert result.stderr.strip() == (
-        f"nice-audit: error: internal error (KeyError); details in {out / 'nice-audit-error.log'}. Please report it.")
-    log = (out / "nice-audit-error.log").read_text()
+        f"nice-audit: error: internal error (KeyError); details in {log_file}. Please report it.")
+    log = log_file.read_text()
     assert "episode 123" not in result.stderr and "episode 123" not in log
     assert "KeyError" in log and "test_cli.py" in log  # where it failed
+    # Nothing written into --out (it may be someone else's folder) or beside it.
+    assert list(out.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out", "state"]
 
 
 def test_quiet_prints_nothing_on_success(tmp_path):
