@@ -237,8 +237,8 @@ def run(
         typer.echo(f"Report: {report_path}")
         typer.echo(f"Outputs written to {outcome.out}/")
     alerts = summary["volume"]["alerts"]
-    for alert in alerts:  # stderr, --quiet or not: a scheduler mails what a failing job prints
-        typer.echo(f"nice-audit: volume alert: {alert}; report: {report_path}", err=True)
+    if alerts:  # stderr, --quiet or not: a scheduler mails what a failing job prints
+        typer.echo(f"nice-audit: volume alert: {'; '.join(alerts)}; report: {report_path}", err=True)
     reached = _at_or_above(outcome.result.findings, settings.fail_on)
     if reached:
         typer.echo(f"nice-audit: {reached:,} finding{'s' if reached != 1 else ''} at or above --fail-on "
@@ -380,23 +380,26 @@ def history_list(
     ctx: typer.Context,
     history_path: HistoryOption = None,
     config: ConfigOption = None,
-    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 30,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.", min=1)] = 30,
+    scope: Annotated[Optional[str], typer.Option(help="Only the runs of this scope.", show_default=False)] = None,
 ) -> None:
-    """List past runs: date, inputs, episodes, non-compliant, superseded."""
+    """List past runs: date, episodes, non-compliant, superseded, scope, inputs."""
     if ctx.invoked_subcommand:
         return
     history, connection = _history_connection(history_path, config)
     with connection as conn:
-        past = history.runs(conn, limit)
+        past = history.runs(conn, limit, scope)
     if not past:
-        typer.echo("No runs recorded yet.")
+        typer.echo("No runs recorded yet." if scope is None else f"No runs recorded for scope {scope!r}.")
         return
-    typer.echo(f"{'run id':<24} {'started':<25} {'episodes':>9} {'non-compliant':>13} {'superseded':>10}  inputs")
+    typer.echo(f"{'run id':<24} {'started':<25} {'episodes':>9} {'non-compliant':>13} {'superseded':>10}  "
+               "scope  inputs")
     for run in past:
         s = run["summary"]
         inputs = ", ".join(Path(i["path"]).name for i in s["inputs"])
         typer.echo(f"{run['run_id']:<24} {run['started']:<25} {s['totals']['episodes_audited']:>9,} "
-                   f"{s['by_status']['non-compliant']:>13,} {s['by_status']['superseded']:>10,}  {inputs}")
+                   f"{s['by_status']['non-compliant']:>13,} {s['by_status']['superseded']:>10,}  "
+                   f"{run['scope']}  {inputs}")
 
 
 @history_app.command("show")
