@@ -21,19 +21,55 @@ from typing import Annotated, Optional
 import typer
 
 from audit import __version__
-from audit.catalogue import CatalogueError, load_catalogue
+from audit.catalogue import CatalogueError, did_you_mean, load_catalogue
 from audit.config import load_settings
 from audit.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, EXIT_VOLUME, UserError
 from audit.layouts import LAYOUTS
 from audit.load import ENCODINGS
 
+try:
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer >= 0.20 vendors click
+except ImportError:  # older typer: click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError
+from typer.core import TyperGroup
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors, the option parser's included, as one line on stderr and exit 2 (no boxed
+    panels: a cron mail or a log line must read as one line)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:  # a bare command: its help, as asked
+            typer.echo(error.format_message(), err=True)
+            code = EXIT_USER_ERROR
+        except ClickException as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if getattr(error, "ctx", None) else ""
+            message = " ".join(error.format_message().split())
+            typer.echo(f"nice-audit: error: {message}{hint}", err=True)
+            code = EXIT_USER_ERROR
+        except typer.Abort:
+            typer.echo("nice-audit: aborted", err=True)
+            code = 130
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+# rich_markup_mode=None: plain help, flags without a "<bool>" after them, defaults said one way
+# ("(default X)" in the help text).
 app = typer.Typer(
     help="Audit OPCS-4 procedure coding against NICE interventional procedures guidance.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=OneLineErrors,
+    rich_markup_mode=None,
 )
-catalogue_app = typer.Typer(help="List, show and check guidance catalogue entries.", no_args_is_help=True)
+catalogue_app = typer.Typer(help="List, show and check guidance catalogue entries.", no_args_is_help=True,
+                            rich_markup_mode=None)
 app.add_typer(catalogue_app, name="catalogue")
 
 log = logging.getLogger("audit")
@@ -177,7 +213,7 @@ def _progress(quiet: bool):
 def run(
     inputs: Annotated[Optional[list[Path]], typer.Argument(help="Export files (CSV, .csv.gz, Parquet) or folders of them.", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the outputs (replaced whole).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Config file (default: ./nice-audit.toml if present).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Config file (default ./nice-audit.toml if present).")] = None,
     layout: Annotated[Optional[str], typer.Option(help=f"Force a layout: {', '.join(LAYOUTS)}.")] = None,
     mapping: Annotated[Optional[Path], typer.Option(help="TOML column mapping for unrecognised exports.")] = None,
     encoding: Annotated[Optional[str], typer.Option(help=f"Text encoding: {', '.join(ENCODINGS)} (default auto).")] = None,
@@ -185,10 +221,10 @@ def run(
     history: Annotated[Optional[Path], typer.Option(help="SQLite run history (enables 'what changed').")] = None,
     history_keep: Annotated[Optional[int], typer.Option(help="Runs kept per scope in the history (default 400).")] = None,
     opcs_codes: Annotated[Optional[Path], typer.Option("--opcs-codes", help="OPCS-4 code list (TRUD CODE<TAB>TITLE file): flags codes not in it, titles every code.")] = None,
-    scope: Annotated[Optional[str], typer.Option(help="Name of the series of runs to compare with (default: the input paths).")] = None,
+    scope: Annotated[Optional[str], typer.Option(help="Name of the series of runs to compare with (default the runs into the same --out folder).")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Date for undated episodes (default today).")] = None,
     worksheet_cap: Annotated[Optional[int], typer.Option(help="Report worksheet episodes per rule (default 200).")] = None,
-    fail_on: Annotated[Optional[str], typer.Option(help="Exit 1 when findings reach: never, warning, superseded, error.")] = None,
+    fail_on: Annotated[Optional[str], typer.Option(help="Exit 1 when findings reach: never, warning, superseded, error (default never).")] = None,
     max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Exit 4 when episodes audited fall by more than this fraction since the previous run (default 0.2).", show_default=False)] = None,
     min_rows: Annotated[Optional[int], typer.Option("--min-rows", help="Exit 4 when the inputs hold fewer rows than this (default 0).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
@@ -278,11 +314,14 @@ def _at_or_above(findings, fail_on: str) -> int:
 def report(
     directory: Annotated[Path, typer.Argument(help="Output folder of an earlier run.")],
     catalogue: CatalogueOption = None,
-    worksheet_cap: Annotated[int, typer.Option(help="Worksheet episodes per rule.")] = 200,
+    worksheet_cap: Annotated[int, typer.Option(help="Worksheet episodes per rule (default 200).", min=1,
+                                               show_default=False)] = 200,
 ) -> None:
     """Re-render report.html from an earlier run's outputs, without auditing again."""
     from reports.render import render_report
 
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such folder" if not directory.exists() else f"{directory}: is not a folder")
     if not (directory / "summary.json").is_file():
         raise UserError(f"{directory}: not the output folder of a run (no summary.json)")
     path = render_report(directory, load_catalogue(catalogue or []), worksheet_cap=worksheet_cap)
@@ -308,7 +347,8 @@ def catalogue_show(
     loaded = load_catalogue(catalogue or [])
     g = loaded.guidance.get(guidance_id.upper())
     if g is None:
-        raise UserError(f"no guidance {guidance_id!r} in the catalogue (see 'nice-audit catalogue list')")
+        raise UserError(f"no guidance {guidance_id!r} in the catalogue{did_you_mean(guidance_id.upper(), loaded.guidance)}"
+                        " (see 'nice-audit catalogue list')")
     lines = [
         f"{g.id}: {g.title}",
         f"  url:          {g.url}",
@@ -346,21 +386,30 @@ def catalogue_check(
     paths: Annotated[list[Path], typer.Argument(help="Guidance TOML files or folders to check.")],
 ) -> None:
     """Validate catalogue files together with the built-in entries; exit 2 on any problem."""
+    from audit.catalogue import check_problems
+
+    missing = [f"{p}: no such file or folder" for p in paths if not p.exists()]
+    if missing:
+        _fail("\n".join(missing), EXIT_USER_ERROR)
     try:
         loaded = load_catalogue(paths)
     except CatalogueError as error:
         _fail(str(error), EXIT_USER_ERROR)
+    problems = check_problems(loaded, paths)
+    if problems:
+        _fail("\n".join(problems), EXIT_USER_ERROR)
     added = len(loaded.guidance) - len(load_catalogue().guidance)
     typer.echo(f"OK: {added} entr{'y' if added == 1 else 'ies'} in {len(paths)} path(s), no problems.")
 
 
-history_app = typer.Typer(help="Past runs recorded in the history file.", invoke_without_command=True)
+history_app = typer.Typer(help="Past runs recorded in the history file.", invoke_without_command=True,
+                          rich_markup_mode=None)
 app.add_typer(history_app, name="history")
-config_app = typer.Typer(help="The effective configuration.", no_args_is_help=True)
+config_app = typer.Typer(help="The effective configuration.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 
-HistoryOption = Annotated[Optional[Path], typer.Option("--history", help="History file (default: from nice-audit.toml).")]
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Config file (default: ./nice-audit.toml if present).")]
+HistoryOption = Annotated[Optional[Path], typer.Option("--history", help="History file (default from nice-audit.toml).")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Config file (default ./nice-audit.toml if present).")]
 
 
 def _history_connection(history_path: Path | None, config: Path | None):
@@ -380,7 +429,8 @@ def history_list(
     ctx: typer.Context,
     history_path: HistoryOption = None,
     config: ConfigOption = None,
-    limit: Annotated[int, typer.Option(help="How many runs, newest first.", min=1)] = 30,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first (default 30).", min=1,
+                                       show_default=False)] = 30,
     scope: Annotated[Optional[str], typer.Option(help="Only the runs of this scope.", show_default=False)] = None,
 ) -> None:
     """List past runs: date, episodes, non-compliant, superseded, scope, inputs."""

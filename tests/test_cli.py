@@ -125,3 +125,74 @@ def test_quiet_prints_nothing_on_success(tmp_path):
 def test_version():
     result = run_cli("--version")
     assert result.exit_code == 0 and result.stdout.startswith("nice-audit ")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", str(EXAMPLES), "--colour", "red"], "No such option: --colour"),
+        (["report"], "Missing argument 'directory'."),
+        (["history", "--limit", "0"], "Invalid value for '--limit'"),
+        (["history", "--limit", "many"], "Invalid value for '--limit'"),
+        (["run", str(EXAMPLES), "--min-rows", "lots"], "Invalid value for '--min-rows'"),
+        (["catalogue", "nonsense"], "No such command 'nonsense'"),
+    ],
+)
+def test_parser_errors_are_one_line_and_exit_2(args, message):
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nice-audit: error: ") and message in lines[0], result.stderr
+    assert "╭" not in result.stderr and "│" not in result.stderr
+
+
+def test_help_shows_flags_without_a_type_and_defaults_one_way():
+    text = run_cli("run", "--help").stdout
+    assert "<bool>" not in text and "╭" not in text
+    assert "[default:" not in text and "(default:" not in text
+    assert "--max-drop" in text and "--min-rows" in text
+
+
+def test_report_of_a_missing_folder_says_so(tmp_path):
+    result = run_cli("report", str(tmp_path / "nowhere"))
+    assert (result.exit_code, result.stderr.strip()) == (2, f"nice-audit: error: {tmp_path / 'nowhere'}: no such folder")
+
+
+def test_misspelt_guidance_id_suggests_the_nearest():
+    result = run_cli("catalogue", "show", "IPG3199")
+    assert result.exit_code == 2 and "(did you mean IPG319?)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ('replaced_by = "IPG9999"\nreplaced_on = "2020-01-01"\n', "replaced_by: IPG9999 is not in the catalogue"),
+        ("", "index code J99.- is a category"),
+        ('titel = "typo"\n', "unknown field (did you mean title?)"),
+    ],
+)
+def test_catalogue_check_is_strict(tmp_path, entry, problem):
+    index = '"J99.-"' if not entry else '"J99.1"'
+    (tmp_path / "local.toml").write_text(
+        'id = "IPG9001"\ntitle = "A local entry"\nurl = "https://example.org/ipg9001"\npublished = "2020-01"\n'
+        'code_set_recovered = true\nsources = ["local audit team"]\n'
+        + entry + f'[[code_sets]]\nname = "main"\ncomponents = [{{ role = "index", codes = [{index}] }}]\n')
+    result = run_cli("catalogue", "check", str(tmp_path / "local.toml"))
+    assert result.exit_code == 2 and problem in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("folder_exists", [True, False])
+def test_catalogue_check_fails_on_an_empty_or_missing_folder(tmp_path, folder_exists):
+    folder = tmp_path / "local"
+    if folder_exists:
+        folder.mkdir()
+    result = run_cli("catalogue", "check", str(folder))
+    assert result.exit_code == 2
+    assert ("holds no .toml files" if folder_exists else "no such file or folder") in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--mapping", "--config", "--opcs-codes"])
+def test_a_folder_given_for_a_file_is_a_user_error(tmp_path, option):
+    result = run_cli("run", str(EXAMPLES / "hes_episodes.csv"), "--out", str(tmp_path / "o"), option, str(tmp_path))
+    assert result.exit_code == 2 and f"{tmp_path}: is a folder" in result.stderr, result.stderr
+    assert not (tmp_path / "o").exists()
