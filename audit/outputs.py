@@ -16,6 +16,7 @@ from audit import __version__, codes
 from audit.errors import UserError
 from audit.history import CHANGES, FINDING_KEY, NEW, STILL_OPEN, Changes
 from audit.result import AuditResult
+from audit.workbook import write_workbook
 from audit.rules import RULES
 from schemas.outputs import SEVERITIES, STATUSES
 
@@ -28,11 +29,14 @@ SUMMARY_JSON = "summary.json"
 CHANGES_CSV = "changes.csv"
 CODE_TITLES_CSV = "code_titles.csv"
 TREND_CSV = "trend.csv"
+FINDINGS_XLSX = "findings.xlsx"
 OPEN = (NEW, STILL_OPEN)
 # OWASP "CSV injection": a spreadsheet runs a cell that begins with one of these as a formula.
 # Such text cells get a leading apostrophe (shown by no spreadsheet, kept in the text). A lone "-"
 # is HES's "no operation performed" marker, not a formula, and stays as it is.
-FORMULA_START = r"^[=+\-@\t\r]"
+# Text that already begins with apostrophes before such a character gets one more, so that
+# `csv_restored` (the report reading the CSVs back) gives every value back exactly.
+FORMULA_START = r"^'*[=+\-@\t\r]"
 NO_OPERATION = "-"
 
 
@@ -41,6 +45,14 @@ def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
         pl.when(pl.col(name).str.contains(FORMULA_START) & (pl.col(name) != NO_OPERATION))
         .then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name)).alias(name)
+        for name, dtype in frame.schema.items() if dtype == pl.String
+    )
+
+
+def csv_restored(frame: pl.DataFrame) -> pl.DataFrame:
+    """The values `csv_safe` neutralised, as they were (for readers of the CSV outputs)."""
+    return frame.with_columns(
+        pl.col(name).str.replace(r"^'('*[=+\-@\t\r])", "$1")
         for name, dtype in frame.schema.items() if dtype == pl.String
     )
 
@@ -137,6 +149,22 @@ def _with_first_seen(findings: pl.DataFrame, changes: Changes | None, today: str
     )
 
 
+def _with_episode_facts(findings: pl.DataFrame, result: AuditResult) -> pl.DataFrame:
+    """`episode_date` and `status` of the finding's (episode, guidance) from the episode statuses
+    (generic rules, which belong to no guidance: the episode's own end, start or admission date,
+    no status), and `source_row`, the episode's data row in its file (header excluded; long
+    layout: its first row), so a coder can find the row in the export."""
+    status = result.episodes.select("episode_id", "guidance_id", "episode_date", "status")
+    episode = result.data.episodes.select(
+        "episode_id", "source_row", pl.coalesce("episode_end", "episode_start", "admission_date").alias("_own_date"))
+    return (
+        findings.join(status, on=["episode_id", "guidance_id"], how="left", maintain_order="left")
+        .join(episode, on="episode_id", how="left", maintain_order="left")
+        .with_columns(pl.col("episode_date").fill_null(pl.col("_own_date")))
+        .select(*findings.columns, "episode_date", "status", "source_row")
+    )
+
+
 def _code_titles(sequences: pl.DataFrame, code_list: pl.DataFrame) -> pl.DataFrame:
     """Titles, from the user's OPCS-4 code list, of the codes the report shows."""
     shown = code_list.with_columns(codes.display_expr(pl.col("code")).alias("code"))
@@ -167,7 +195,8 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
     summary."""
     folder = Path(folder)
     today = result.started.date().isoformat()
-    findings = _carry(_with_first_seen(result.findings, changes, today), result.data.carried)
+    findings = _carry(_with_first_seen(_with_episode_facts(result.findings, result), changes, today),
+                      result.data.carried)
     episodes = _carry(result.episodes, result.data.carried)
     write_csv(findings, folder / FINDINGS_CSV)
     findings.with_columns(pl.col("first_seen").str.to_date("%Y-%m-%d")).write_parquet(
@@ -182,7 +211,10 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
         write_csv(changes.keys, folder / CHANGES_CSV)
     if trend is not None:
         write_csv(trend, folder / TREND_CSV)
+    left_out = write_workbook(folder / FINDINGS_XLSX, {"findings": findings, "episodes": episodes,
+                                                       "rejected": result.data.rejected})
     content = {"run_id": run_id, "scope": scope, **summary(result)}
+    content["xlsx_rows_left_out"] = {sheet: n for sheet, n in left_out.items() if n}
     content["changes"] = _changes_summary(changes)
     if content["changes"] is not None and other_scopes is not None:
         content["changes"]["other_scopes"] = other_scopes
