@@ -212,7 +212,7 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
     if trend is not None:
         write_csv(trend, folder / TREND_CSV)
     left_out = write_workbook(folder / FINDINGS_XLSX, {"findings": findings, "episodes": episodes,
-                                                       "rejected": result.data.rejected})
+                                                       "rejected": result.data.rejected}, result.started)
     content = {"run_id": run_id, "scope": scope, **summary(result)}
     content["xlsx_rows_left_out"] = {sheet: n for sheet, n in left_out.items() if n}
     content["changes"] = _changes_summary(changes)

@@ -108,6 +108,9 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
                 outputs.write_csv(pl.concat([trend, current]), staging.path / outputs.TREND_CSV)
             progress("Rendering the report")
             render_report(staging.path, catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
+        except OSError as error:
+            staging.drop()
+            raise publish.with_errno(error, out) from None
         except BaseException:
             staging.drop()
             raise

@@ -21,9 +21,9 @@ else before the audit starts.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
+import re
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -246,5 +246,14 @@ def recover(out: Path) -> None:
             path.rmdir()  # killed before its marker was written
 
 
-def space_problem(error: OSError) -> bool:
-    return error.errno in (errno.ENOSPC, errno.EDQUOT)
+def with_errno(error: OSError, where: Path) -> OSError:
+    """An OSError with its errno and a path. Polars reports a failed write as a bare OSError
+    whose text ends "(os error 28)"; the error is rebuilt from that code, naming the folder that
+    was being written, so the command line can say what happened (exit 2, not 3)."""
+    if error.errno is not None:
+        return error
+    found = re.search(r"\(os error (\d+)\)", str(error))
+    if not found:
+        return error
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(where))

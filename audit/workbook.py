@@ -8,7 +8,7 @@ numbers, with a frozen header row and a filter on every column.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -17,13 +17,15 @@ import xlsxwriter
 EXCEL_MAX_ROWS = 1_048_576  # the header row included (Excel's limit per sheet)
 
 
-def write_workbook(path: Path, sheets: dict[str, pl.DataFrame]) -> dict[str, int]:
+def write_workbook(path: Path, sheets: dict[str, pl.DataFrame], created: datetime) -> dict[str, int]:
     """Write one sheet per frame; returns the rows left out of each sheet beyond Excel's limit
-    (they are in the CSV files)."""
+    (they are in the CSV files). `created`: the run's start, recorded in the file (and its zip
+    entries) so a re-run with a pinned clock gives the same bytes."""
     workbook = xlsxwriter.Workbook(str(path), {
         "constant_memory": True,  # rows are streamed to disk, so a big run stays in bounded memory
         "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False,
     })
+    workbook.set_properties({"title": "nice-audit findings", "created": created.replace(tzinfo=None)})
     header = workbook.add_format({"bold": True, "bottom": 1})
     day = workbook.add_format({"num_format": "yyyy-mm-dd"})
     left_out = {}

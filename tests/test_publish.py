@@ -232,3 +232,41 @@ def test_out_name_too_long_or_under_a_file_or_missing_parent(tmp_path):
         assert result.exit_code == 2 and problem in result.stderr, (out, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.csv", "plain"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs of our own (root only; skipped where it cannot be mounted)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path, leave: int) -> None:
+    """Fill the file system under `folder` until about `leave` bytes are free."""
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with open(folder / "filler", "wb") as handle:
+        handle.write(b"\0" * max(free - leave, 0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("history_too", [False, True])
+def test_full_disk_is_a_user_error_and_keeps_the_previous_outputs(tmp_path, small_disk, history_too):
+    export = tmp_path / "e.csv"
+    export.write_text(HEADER + "".join(f"E{n},1,Y534,2012-01-01\n" for n in range(300)))
+    out = small_disk / "out"
+    extra = ["--history", str(small_disk / "h.sqlite")] if history_too else []
+    assert run_cli("run", str(export), "--out", str(out), *extra).exit_code == 0
+    before = snapshot(out)
+    fill(small_disk, leave=16 * 1024)
+    result = run_cli("run", str(export), "--out", str(out), *extra)
+    assert result.exit_code == 2, (result.exit_code, result.stderr)
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and ("No space left on device" in line or "no space left" in line), line
+    assert "disk I/O error" not in line and "ROLLBACK" not in line
+    assert snapshot(out) == before
+    assert sorted(p.name for p in small_disk.iterdir() if p.name.startswith(".out.")) == [".out.lock"]
