@@ -1,6 +1,7 @@
 """Unattended operation: history, what changed, config, exit codes, safe outputs."""
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -347,3 +348,40 @@ def test_console_points_at_rejected_rows(tmp_path):
     result = run_cli("run", str(export), "--out", str(tmp_path / "out"))
     assert result.exit_code == 0 and f"Rejected rows, with the reason for each: {tmp_path / 'out' / 'rejected.csv'}" \
         in result.stdout
+
+
+# --- The README's scheduler recipes, as written ---------------------------------------------
+
+def readme_recipes(site: Path) -> dict[str, str]:
+    """The crontab command and the systemd ExecStart from README.md, pointed at `site`."""
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    cron = re.search(r"```cron\n(?:MAILTO=\S+\n)?(\S+ \S+ \S+ \S+ \S+) (.+)\n```", readme).group(2)
+    service = re.search(r"^ExecStart=(/opt/nice-audit/\S+ run .+)$", readme, re.MULTILINE).group(1)
+    assert "MAILTO=" in readme and "OnFailure=" in readme and "SuccessExitStatus" not in readme
+    commands = {"cron": cron, "systemd": f"cd /data/audit && {service}"}
+    return {name: command.replace("/opt/nice-audit/.venv/bin/nice-audit", str(CONSOLE_SCRIPT))
+            .replace("/data/audit", str(site)) for name, command in commands.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["cron", "systemd"])
+def test_scheduler_recipes_print_nothing_on_a_good_night_and_one_line_otherwise(tmp_path, recipe):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "nice-audit.toml").write_text(
+        'inputs = ["exports"]\nout = "latest"\nhistory = "history.sqlite"\nfail_on = "error"\n')
+    command = readme_recipes(tmp_path)[recipe]
+
+    def night(rows: str):
+        (tmp_path / "exports" / "e.csv").write_text(HEADER + rows)
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
+
+    good = night("".join(f"E{n},1,W371,2012-01-01\n" for n in range(10)))
+    assert (good.returncode, good.stdout, good.stderr) == (0, "", "")
+    failing = night("".join(f"E{n},1,W371,2012-01-01\n" for n in range(9)) + "E9,1,Y534,2012-01-01\n")
+    assert (failing.returncode, failing.stdout) == (1, "")
+    assert failing.stderr == f"nice-audit: 1 finding at or above --fail-on error; report: {tmp_path / 'latest' / 'report.html'}\n"
+    short = night("E0,1,W371,2012-01-01\n")
+    assert (short.returncode, short.stdout) == (4, "")
+    assert len(short.stderr.splitlines()) == 1 and short.stderr.startswith("nice-audit: volume alert: ")
