@@ -19,7 +19,7 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "nice-audit"
 def demo_command(out: Path) -> list[str]:
     """The `make demo` command line, read from the Makefile so the two cannot drift apart."""
     makefile = (ROOT / "Makefile").read_text()
-    recipe = re.search(r"^demo:.*\n\t(.+)$", makefile, re.MULTILINE).group(1)
+    recipe = re.search(r"^demo:.*\n(?:\t.*\n)*?\t(\$\(BIN\)/nice-audit .+)$", makefile, re.MULTILINE).group(1)
     recipe = recipe.replace("$(BIN)/nice-audit", str(CONSOLE_SCRIPT)).replace("$(OUT)", str(out))
     return shlex.split(recipe)
 
