@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -88,6 +89,10 @@ def connect(path: Path) -> sqlite3.Connection:
         raise UserError(f"{path}: is a folder, not a history file")
     if not path.parent.is_dir():
         raise UserError(f"{path}: the folder {path.parent} does not exist (create it first)")
+    writable = path if path.exists() else path.parent  # SQLite also writes -wal and -shm files beside it
+    if not os.access(path.parent, os.W_OK) or not os.access(writable, os.W_OK):
+        read_only = os.statvfs(path.parent).f_flag & os.ST_RDONLY
+        raise UserError(f"{path}: cannot be written ({'read-only file system' if read_only else 'permission denied'})")
     try:
         conn = sqlite3.connect(path, timeout=120, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")

@@ -270,3 +270,60 @@ def test_full_disk_is_a_user_error_and_keeps_the_previous_outputs(tmp_path, smal
     assert "disk I/O error" not in line and "ROLLBACK" not in line
     assert snapshot(out) == before
     assert sorted(p.name for p in small_disk.iterdir() if p.name.startswith(".out.")) == [".out.lock"]
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("where", ["out", "history"])
+def test_read_only_out_or_history_is_refused_before_the_audit(tmp_path, read_only_disk, monkeypatch, where):
+    import audit.pipeline
+
+    def not_reached(*args, **kwargs):
+        raise AssertionError("the audit must not start")
+
+    monkeypatch.setattr(audit.pipeline, "run_audit", not_reached)
+    export = tmp_path / "e.csv"
+    export.write_text(HEADER + "A,1,Y534,2012-01-01\n")
+    out = read_only_disk / "out" if where == "out" else tmp_path / "out"
+    history_file = tmp_path / "h.sqlite" if where == "out" else read_only_disk / "h.sqlite"
+    result = run_cli("run", str(export), "--out", str(out), "--history", str(history_file))
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "read-only file system" in result.stderr, result.stderr
+    assert str(out if where == "out" else history_file) in result.stderr
+
+
+def test_an_unreadable_input_is_one_line_naming_it(tmp_path, monkeypatch):
+    import audit.load
+
+    export = tmp_path / "e.csv"
+    export.write_text(HEADER + "A,1,Y534,2012-01-01\n")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(export))
+
+    monkeypatch.setattr(audit.load, "read_exports", denied)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"))
+    assert (result.exit_code, result.stderr) == (2, f"nice-audit: error: {export}: Permission denied\n")
+    assert not (tmp_path / "state").exists()  # a user error, not an internal one: no error log
+
+
+def test_history_that_is_a_folder_or_not_sqlite_is_one_line(tmp_path):
+    export = tmp_path / "e.csv"
+    export.write_text(HEADER + "A,1,Y534,2012-01-01\n")
+    (tmp_path / "folder.sqlite").mkdir()
+    (tmp_path / "text.sqlite").write_text("not a database, just text " * 100)
+    for history_file, problem in ((tmp_path / "folder.sqlite", "is a folder, not a history file"),
+                                  (tmp_path / "text.sqlite", "not a usable history file")):
+        result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--history", str(history_file))
+        assert (result.exit_code, result.stderr) == (2, f"nice-audit: error: {history_file}: {problem}"
+                                                     + (" (not SQLite, or damaged)\n" if "usable" in problem else "\n"))
