@@ -3,6 +3,7 @@ run: audit, compare with history, write outputs and the report, publish, record.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
@@ -14,11 +15,13 @@ import polars as pl
 from audit import canonical, history, judge, load, match, outputs, publish, rules, volume
 from audit.catalogue import Catalogue
 from audit.config import Settings
+from audit.errors import UserError
 from audit.layouts import load_mapping
 from audit.opcs import load_code_list
 from audit.result import AuditOptions, AuditResult
 
 Progress = Callable[[str], None]
+log = logging.getLogger("audit")
 
 
 def _quiet(stage: str) -> None:
@@ -61,6 +64,21 @@ def protected_paths(settings: Settings, config: Path | None) -> list[tuple[str, 
     return named
 
 
+def _check_mapping_used(settings: Settings, result: AuditResult) -> None:
+    """A mapping applies to the files whose layout is not recognised; given for none of them it
+    would be ignored silently (its `carry` columns missing from the outputs): an error instead."""
+    if settings.mapping is None:
+        return
+    other = [f for f in result.data.files if f.layout != "mapped"]
+    if other and len(other) == len(result.data.files):
+        detected = ", ".join(sorted({f"{Path(f.path).name} ({f.layout})" for f in other}))
+        raise UserError(f"--mapping {settings.mapping}: not used, every input's layout was recognised "
+                        f"({detected}); give --layout mapped to apply it, or leave --mapping out")
+    if other:
+        log.info("--mapping %s applies to the files of unrecognised layout only, not to %s", settings.mapping,
+                 ", ".join(Path(f.path).name for f in other))
+
+
 def audit_to_directory(settings: Settings, catalogue: Catalogue, started: datetime,
                        progress: Progress = _quiet, config: Path | None = None,
                        reproducible: bool = False) -> Outcome:
@@ -86,6 +104,7 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
             code_list=load_code_list(settings.opcs_codes) if settings.opcs_codes else None,
         )
         result = run_audit(options, catalogue, started, progress)
+        _check_mapping_used(settings, result)
         changes = trend = previous = None
         if conn:
             progress("Comparing with the previous run")

@@ -196,3 +196,18 @@ def test_a_folder_given_for_a_file_is_a_user_error(tmp_path, option):
     result = run_cli("run", str(EXAMPLES / "hes_episodes.csv"), "--out", str(tmp_path / "o"), option, str(tmp_path))
     assert result.exit_code == 2 and f"{tmp_path}: is a folder" in result.stderr, result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_mapping_no_input_needs_is_an_error_not_ignored(tmp_path):
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('episode_id = "EPIKEY"\nprocedure_codes = ["OPERTN_*"]\ncarry = ["PROCODE3"]\n')
+    out = tmp_path / "out"
+    result = run_cli("run", str(EXAMPLES / "hes_episodes.csv"), "--mapping", str(mapping), "--out", str(out))
+    assert result.exit_code == 2 and "not used, every input's layout was recognised (hes_episodes.csv (hes))" \
+        in result.stderr
+    assert not out.exists()
+    # Forced, it is used: the carried column reaches the findings.
+    result = run_cli("run", str(EXAMPLES / "hes_episodes.csv"), "--mapping", str(mapping), "--layout", "mapped",
+                     "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert "PROCODE3" in pl.read_csv(out / "findings.csv", infer_schema=False).columns
