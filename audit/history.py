@@ -297,19 +297,24 @@ def trend(conn: sqlite3.Connection, scope: str, last: int) -> pl.DataFrame:
     """Compliance by guidance over the last `last` runs of a scope (oldest first)."""
     rows = []
     for run in reversed(runs(conn, last, scope)):
-        for guidance_id, counts in run["summary"].get("by_guidance", {}).items():
-            rows.append(trend_row(run["run_id"], run["started"], guidance_id, counts))
+        rows += trend_rows(run["run_id"], run["summary"])
     return pl.DataFrame(rows, schema=TREND_SCHEMA, orient="row")
 
 
 TREND_SCHEMA = {"run_id": pl.String, "started": pl.String, "guidance_id": pl.String,
-                "episodes": pl.Int64, "compliant": pl.Int64, "judged": pl.Int64}
+                "episodes": pl.Int64, "compliant": pl.Int64, "judged": pl.Int64,
+                "resolved": pl.Int64, "episode_gone": pl.Int64}
 
 
-def trend_row(run_id, started: str, guidance_id: str, counts: dict) -> tuple:
-    """One guidance in one run; `judged` leaves out episodes dated before the guidance."""
-    judged = counts["episodes"] - counts.get("predates-guidance", 0)
-    return (run_id, started, guidance_id, counts["episodes"], counts["compliant"], judged)
-
-
-
+def trend_rows(run_id: str, summary: dict) -> list[tuple]:
+    """One row per guidance in one run; `judged` leaves out episodes dated before the guidance;
+    `resolved` and `episode_gone` (findings gone since the run before, the episode still exported
+    or not) are empty for runs recorded before they were counted."""
+    changed = (summary.get("changes") or {}).get("by_guidance") or {}
+    rows = []
+    for guidance_id, counts in summary.get("by_guidance", {}).items():
+        judged = counts["episodes"] - counts.get("predates-guidance", 0)
+        gone = changed.get(guidance_id, {})
+        rows.append((run_id, summary["run_started"], guidance_id, counts["episodes"], counts["compliant"], judged,
+                     gone.get(RESOLVED) if changed else None, gone.get(EPISODE_GONE) if changed else None))
+    return rows

@@ -185,7 +185,12 @@ def _changes_summary(changes: Changes | None) -> dict | None:
     if changes is None:
         return None
     counts = _counts(changes.keys, "change", CHANGES)
-    return {"previous_run": changes.previous_run, "previous_started": changes.previous_started, **counts}
+    by_guidance = {
+        guidance_id: _counts(changes.keys.filter(pl.col("guidance_id") == guidance_id), "change", CHANGES)
+        for guidance_id in sorted(set(changes.keys["guidance_id"]) - {""})
+    }
+    return {"previous_run": changes.previous_run, "previous_started": changes.previous_started, **counts,
+            "by_guidance": by_guidance}
 
 
 def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,

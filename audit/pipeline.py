@@ -120,10 +120,8 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
                                     run_id=run_id, scope=scope if conn else None,
                                     other_scopes=history.other_scopes(conn, scope) if conn else None)
             if trend is not None:
-                current = pl.DataFrame(
-                    [history.trend_row(run_id, summary["run_started"], g, c) for g, c in summary["by_guidance"].items()],
-                    schema=history.TREND_SCHEMA, orient="row",
-                )
+                current = pl.DataFrame(history.trend_rows(run_id, summary), schema=history.TREND_SCHEMA,
+                                       orient="row")
                 outputs.write_csv(pl.concat([trend, current]), staging.path / outputs.TREND_CSV)
             progress("Rendering the report")
             render_report(staging.path, catalogue, worksheet_cap=settings.worksheet_cap, generated=started)

@@ -385,3 +385,17 @@ def test_scheduler_recipes_print_nothing_on_a_good_night_and_one_line_otherwise(
     short = night("E0,1,W371,2012-01-01\n")
     assert (short.returncode, short.stdout) == (4, "")
     assert len(short.stderr.splitlines()) == 1 and short.stderr.startswith("nice-audit: volume alert: ")
+
+
+def test_trend_counts_resolved_apart_from_findings_gone_with_their_episode(tmp_path):
+    night(tmp_path, FIRST + "D,1,V522,2012-01-01\n")
+    out = night(tmp_path, SECOND, "--max-drop", "0.5")  # A's levels fixed; D no longer exported
+    trend = pl.read_csv(out / "trend.csv", infer_schema=False)
+    current = trend.filter(pl.col("run_id") == json.loads((out / "summary.json").read_text())["run_id"])
+    row = current.filter(pl.col("guidance_id") == "IPG319").row(0, named=True)
+    listed = pl.read_csv(out / "changes.csv", infer_schema=False).filter(pl.col("guidance_id") == "IPG319")
+    counted = dict(listed.group_by("change").len().iter_rows())
+    assert set(listed.filter(pl.col("change") == "episode-gone")["episode_id"]) == {"D"}
+    assert (row["resolved"], row["episode_gone"]) == (str(counted["resolved"]), str(counted["episode-gone"]))
+    first = trend.filter(pl.col("run_id") != current["run_id"][0])
+    assert first["resolved"].to_list() == ["0"]  # the first night: every finding new
