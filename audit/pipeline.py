@@ -4,6 +4,7 @@ run: audit, compare with history, write outputs and the report, publish, record.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
@@ -79,6 +80,24 @@ def _check_mapping_used(settings: Settings, result: AuditResult) -> None:
                  ", ".join(Path(f.path).name for f in other))
 
 
+def _compare(conn: sqlite3.Connection | None, settings: Settings, scope: str, result: AuditResult,
+             started: datetime, progress: Progress):
+    """What the history says about this run: changes, trend, the previous run's summary, and
+    the runs of other scopes (all None without a history)."""
+    if conn is None:
+        return None, None, None, None
+    progress("Comparing with the previous run")
+    try:
+        return (
+            history.compare(conn, scope, result.findings, started.date().isoformat(), present=result.data.episode_ids),
+            history.trend(conn, scope, settings.trend_runs - 1),
+            history.previous_summary(conn, scope),
+            history.other_scopes(conn, scope),
+        )
+    except sqlite3.Error as error:
+        raise history.problem(settings.history, error) from None
+
+
 def audit_to_directory(settings: Settings, catalogue: Catalogue, started: datetime,
                        progress: Progress = _quiet, config: Path | None = None,
                        reproducible: bool = False) -> Outcome:
@@ -88,6 +107,7 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
         render_report,  # the report is the last stage, not a dependency of the others
     )
 
+    # Any run id will do to size the work folders' names: they all have the same length.
     out = publish.check_out(settings.out, protected_paths(settings, config), history.new_run_id(started))
     with publish.lock(out):
         publish.recover(out)
@@ -105,20 +125,14 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
         )
         result = run_audit(options, catalogue, started, progress)
         _check_mapping_used(settings, result)
-        changes = trend = previous = None
-        if conn:
-            progress("Comparing with the previous run")
-            changes = history.compare(conn, scope, result.findings, started.date().isoformat(),
-                                      present=result.data.episode_ids)
-            trend = history.trend(conn, scope, settings.trend_runs - 1)
-            previous = history.previous_summary(conn, scope)
+        changes, trend, previous, others = _compare(conn, settings, scope, result, started, progress)
         progress("Writing outputs")
         staging = publish.Staging(out, run_id, settings.history)
         try:
             summary = outputs.write(result, staging.path, changes=changes, trend=None,
                                     volume=volume.check(result, previous, settings.max_drop, settings.min_rows),
                                     run_id=run_id, scope=scope if conn else None,
-                                    other_scopes=history.other_scopes(conn, scope) if conn else None)
+                                    other_scopes=others)
             if trend is not None:
                 current = pl.DataFrame(history.trend_rows(run_id, summary), schema=history.TREND_SCHEMA,
                                        orient="row")
@@ -134,9 +148,12 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
 
         def record() -> None:
             if conn:
-                history.record(conn, run_id=run_id, scope=scope, started=started,
-                               finished=datetime.now(timezone.utc), summary=summary, changes=changes,
-                               keep=settings.history_keep)
+                try:
+                    history.record(conn, run_id=run_id, scope=scope, started=started,
+                                   finished=datetime.now(timezone.utc), summary=summary, changes=changes,
+                                   keep=settings.history_keep)
+                except sqlite3.Error as error:
+                    raise history.problem(settings.history, error) from None
 
         published = staging.publish(record)
     return Outcome(result, summary, published, run_id)

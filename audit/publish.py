@@ -21,13 +21,15 @@ else before the audit starts.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from audit.errors import UserError
@@ -154,10 +156,14 @@ class Staging:
         self.out, self.run_id = out, run_id
         self.path = _sibling(out, "staging", run_id)
         self.path.mkdir()
-        (self.path / MARKER).write_text(
-            json.dumps({"run_id": run_id, "history": str(absolute(history)) if history else None}) + "\n",
-            encoding="utf-8")
-        self._handle = open(self.path / MARKER, "rb")
+        try:
+            (self.path / MARKER).write_text(
+                json.dumps({"run_id": run_id, "history": str(absolute(history)) if history else None}) + "\n",
+                encoding="utf-8")
+            self._handle = open(self.path / MARKER, "rb")
+        except BaseException:  # e.g. a full disk: no half-made staging folder stays behind
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
         try:
             import fcntl
 
@@ -213,7 +219,7 @@ def _recorded(marker: dict) -> bool:
     if not path or not Path(path).is_file():
         return True  # no history to agree with (or it was removed): keep the outputs
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=120) as conn:
+        with closing(sqlite3.connect(path, timeout=120)) as conn:
             return conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (marker["run_id"],)).fetchone() is not None
     except sqlite3.Error:
         return True  # cannot tell: never delete outputs on a guess
@@ -222,28 +228,33 @@ def _recorded(marker: dict) -> bool:
 def recover(out: Path) -> None:
     """Repair what a killed run left beside `out`; call under `lock(out)`."""
     out = absolute(out)
-    siblings = sorted(out.parent.glob(f".{out.name}.*-*"))
+    pattern = f".{glob.escape(out.name)}.*-*"
+    siblings = sorted(out.parent.glob(pattern))
     olds = [p for p in siblings if p.name.startswith(f".{out.name}.old-") and p.is_dir()]
+    marker = _marker(out) if out.is_dir() else None
+    if marker is not None and not _recorded(marker):
+        # Killed after the swap, before the history recorded the run: it was never published.
+        os.replace(out, _sibling(out, "discard", marker.get("run_id", "unknown")))
     for old in olds:
-        marker = _marker(out) if out.is_dir() else None
-        if out.is_dir() and marker is not None and not _recorded(marker):
-            # Killed after the swap, before the history recorded it: the previous outputs return.
-            discard = _sibling(out, "discard", marker.get("run_id", "unknown"))
-            os.replace(out, discard)
         if not out.exists():
-            os.replace(old, out)  # killed between the two renames
+            os.replace(old, out)  # the previous outputs come back (killed between the renames, or above)
         else:
             shutil.rmtree(old, ignore_errors=True)  # killed after recording, before cleaning up
-    if not olds and out.is_dir():
-        marker = _marker(out)
-        if marker is not None and not _recorded(marker):
-            os.replace(out, _sibling(out, "discard", marker.get("run_id", "unknown")))
-    for path in sorted(out.parent.glob(f".{out.name}.*-*")):
+    for path in sorted(out.parent.glob(pattern)):
         kind = path.name[len(out.name) + 2:].split("-", 1)[0]
-        if kind == "discard" or (kind == "staging" and _marker(path) is not None and not _alive(path)):
+        if kind == "discard" or (kind == "staging" and _abandoned(path)):
             shutil.rmtree(path, ignore_errors=True)
-        elif kind == "staging" and _marker(path) is None and not any(path.iterdir()):
-            path.rmdir()  # killed before its marker was written
+
+
+def _abandoned(staging: Path) -> bool:
+    """A staging folder whose run is gone: its marker is not held, or it has none and is over a
+    minute old (killed between making the folder and marking it; a live run marks it at once)."""
+    if _marker(staging) is not None:
+        return not _alive(staging)
+    try:
+        return time.time() - staging.stat().st_mtime > 60
+    except OSError:
+        return False
 
 
 def with_errno(error: OSError, where: Path) -> OSError:

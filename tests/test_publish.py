@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from audit import publish
-from tests.conftest import EXAMPLES, run_cli
+from tests.conftest import run_cli
 
 HEADER = "episode_id,position,code,procedure_date\n"
 OUTPUTS = {"findings.csv", "findings.parquet", "episodes.csv", "rejected.csv", "sequences.csv", "summary.json",
@@ -207,7 +207,7 @@ def test_history_failure_at_publish_keeps_the_previous_outputs(tmp_path, monkeyp
     def full(*args, **kwargs):
         error = sqlite3.OperationalError("database or disk is full")
         error.sqlite_errorcode = sqlite3.SQLITE_FULL
-        raise history.problem(tmp_path / "h.sqlite", error)
+        raise error
 
     monkeypatch.setattr(history, "record", full)
     result = run_cli("run", str(export), *common)
