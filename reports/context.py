@@ -582,4 +582,5 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
         size_note=size_note,
         possible_not_audited=tuple(
             (gid, number(n)) for gid, n in sorted(outputs.summary.get("possible_not_audited", {}).items())),
+        volume_alerts=tuple((outputs.summary.get("volume") or {}).get("alerts") or ()),
     )

@@ -439,3 +439,4 @@ class ReportPage:
     size_note: str  # why the caps are lower than asked, when the page would be too big; else ""
     # (guidance id, episodes) carrying an index code without its identifying codes (issue 10)
     possible_not_audited: tuple[tuple[str, str], ...] = ()
+    volume_alerts: tuple[str, ...] = ()  # the export shrank or was empty (summary.json "volume")
