@@ -160,6 +160,12 @@ def run(
     worksheet_cap: Annotated[Optional[int], typer.Option(help="Report worksheet episodes per rule (default 200).")] = None,
     fail_on: Annotated[Optional[str], typer.Option(help="Exit 1 when findings reach: never, warning, superseded, error.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
+    engine: Annotated[Optional[str], typer.Option(help="local (default) or spark (Parquet, tables, JDBC; see README).")] = None,
+    table: Annotated[Optional[list[str]], typer.Option("--table", help="Spark: a catalogue table CATALOG.SCHEMA.NAME (repeatable).")] = None,
+    spark_conf: Annotated[Optional[list[str]], typer.Option("--spark-conf", help="Spark: KEY=VALUE for the session (repeatable).")] = None,
+    partitions: Annotated[Optional[int], typer.Option(help="Spark: partitions to audit in (default one per 500k rows).")] = None,
+    jdbc_url: Annotated[Optional[str], typer.Option("--jdbc-url", help="Spark: JDBC source URL (credentials via --spark-conf jdbc.user=...).")] = None,
+    jdbc_table: Annotated[Optional[str], typer.Option("--jdbc-table", help="Spark: the JDBC table or (query) AS alias.")] = None,
 ) -> None:
     """Audit episode exports; write findings, statuses, a summary and report.html into --out."""
     from audit.pipeline import (
@@ -173,7 +179,12 @@ def run(
         "inputs": inputs, "out": out, "layout": layout, "mapping": mapping, "encoding": encoding,
         "catalogue": catalogue, "history": history, "scope": scope, "opcs_codes": opcs_codes, "history_keep": history_keep,
         "as_of": _parse_as_of(as_of) if as_of else None, "worksheet_cap": worksheet_cap, "fail_on": fail_on,
+        "engine": engine, "tables": table, "spark_conf": spark_conf, "partitions": partitions,
+        "jdbc_url": jdbc_url, "jdbc_table": jdbc_table,
     })
+    if settings.engine == "spark":
+        _run_spark(settings, quiet)
+        return
     if not settings.inputs:
         raise UserError("no inputs: name export files or folders (or set 'inputs' in nice-audit.toml)")
     if settings.out is None:
@@ -196,6 +207,52 @@ def run(
         raise typer.Exit(EXIT_FINDINGS)
 
 
+def _run_spark(settings, quiet: bool) -> None:
+    """`run --engine spark`: the same options, exit codes and quiet console as a local run."""
+    from audit.engines import spark
+
+    files = spark.check_inputs(settings)  # before starting a JVM
+    catalogue = load_catalogue(list(settings.catalogue))
+    started = _run_time()
+    outcome = spark.run(spark.session(settings), settings, catalogue, started, files)
+    totals, by_status = outcome.summary["totals"], outcome.summary["by_status"]
+    if not quiet:
+        typer.echo(
+            f"Audited {totals['episodes_audited']:,} episodes from {len(outcome.summary['inputs'])} input(s) on Spark "
+            f"({totals['rows_rejected']:,} rows rejected); {totals['matched_episodes']:,} matched NICE guidance; "
+            f"{by_status['non-compliant']:,} non-compliant; {by_status['superseded']:,} follow superseded "
+            f"guidance; {totals['findings']:,} findings."
+        )
+        typer.echo(f"Report: {outcome.out / 'report.html'}")
+        typer.echo(f"Outputs written to {outcome.out}/ (newest run: {settings.out / 'LATEST.json'})")
+    if fails({s for s, n in outcome.summary["by_severity"].items() if n}, settings.fail_on):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command()
+@guarded()
+def ingest(
+    exports: Annotated[list[Path], typer.Argument(help="Export files (CSV, .csv.gz, Parquet) or folders of them.", show_default=False)],
+    to: Annotated[Path, typer.Option("--to", help="Folder for the Parquet files and manifest.json.")],
+    layout: Annotated[Optional[str], typer.Option(help=f"Force a layout: {', '.join(LAYOUTS)}.")] = None,
+    mapping: Annotated[Optional[Path], typer.Option(help="TOML column mapping for unrecognised exports.")] = None,
+    encoding: Annotated[str, typer.Option(help=f"Text encoding: {', '.join(ENCODINGS)}.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
+) -> None:
+    """Convert exports to Parquet with nice-audit's own reader, for `run --engine spark`."""
+    from audit.ingest import ingest as convert
+    from audit.layouts import load_mapping
+
+    _setup_logging(quiet)
+    if layout is not None and layout not in LAYOUTS:
+        raise UserError(f"--layout must be one of {', '.join(LAYOUTS)}")
+    manifest = convert(exports, to, layout=layout, mapping=load_mapping(mapping) if mapping else None,
+                       encoding=encoding)
+    if not quiet:
+        rows = sum(f["rows"] for f in manifest["files"])
+        typer.echo(f"Converted {len(manifest['files'])} file(s), {rows:,} rows, into {to}/ (manifest.json)")
+
+
 @app.command()
 @guarded(log_dir_param="directory")
 def report(
@@ -204,8 +261,10 @@ def report(
     worksheet_cap: Annotated[int, typer.Option(help="Worksheet episodes per rule.")] = 200,
 ) -> None:
     """Re-render report.html from an earlier run's outputs, without auditing again."""
+    from audit.engines.publish import latest_run
     from reports.render import render_report
 
+    directory = latest_run(directory) or directory  # a Spark run's --out: its newest run
     if not (directory / "summary.json").is_file():
         raise UserError(f"{directory}: not the output folder of a run (no summary.json)")
     path = render_report(directory, load_catalogue(catalogue or []), worksheet_cap=worksheet_cap)

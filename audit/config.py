@@ -36,6 +36,13 @@ class Settings:
     trend_runs: int = 10
     history_keep: int = 400  # runs kept per scope: over a year of nightly runs
     fail_on: str = "never"
+    # --engine spark (audit.engines.spark): inputs may also be tables or a JDBC source.
+    engine: str = "local"
+    spark_conf: tuple[str, ...] = ()  # KEY=VALUE, for the session nice-audit builds (jdbc.* go to JDBC)
+    tables: tuple[str, ...] = ()  # CATALOG.SCHEMA.NAME
+    jdbc_url: str | None = None
+    jdbc_table: str | None = None
+    partitions: int | None = None  # default: one per 500k input rows
 
     def effective_scope(self) -> str:
         return self.scope or " ".join(sorted(str(p) for p in self.inputs))
@@ -72,8 +79,34 @@ def _typed(key: str, value, base: Path, source: str):
         return value
     if key == "fail_on" and value not in FAIL_ON:
         raise bad(f"one of {', '.join(FAIL_ON)}")
+    if key in _SPARK_KEYS:
+        return _spark_setting(key, value, bad)
     if not isinstance(value, str):
         raise bad("text")
+    return value
+
+
+_SPARK_KEYS = {"engine", "spark_conf", "tables", "partitions"}
+ENGINES = ("local", "spark")
+
+
+def _spark_setting(key: str, value, bad):
+    if key == "engine":
+        if value not in ENGINES:
+            raise bad(f"one of {', '.join(ENGINES)}")
+        return value
+    if key == "spark_conf":  # a TOML table: spark_conf = { "spark.executor.memory" = "8g" }
+        if not isinstance(value, dict) or not all(isinstance(v, (str, int, float, bool)) for v in value.values()):
+            raise bad("a table of settings (KEY = VALUE)")
+        return tuple(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in value.items())
+    if key == "tables":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of table names")
+        return tuple(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:  # partitions
+        raise bad("a whole number of at least 1")
     return value
 
 
@@ -100,8 +133,12 @@ def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path 
             continue
         if key == "fail_on" and value not in FAIL_ON:
             raise UserError(f"--fail-on must be one of {', '.join(FAIL_ON)}")
-        if key in ("worksheet_cap", "trend_runs", "history_keep") and value < 1:
+        if key in ("worksheet_cap", "trend_runs", "history_keep", "partitions") and value < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1")
+        if key == "engine" and value not in ENGINES:
+            raise UserError(f"--engine must be one of {', '.join(ENGINES)}")
+        if key == "spark_conf" and not all("=" in pair for pair in value):
+            raise UserError("--spark-conf takes KEY=VALUE")
         values[key] = tuple(value) if isinstance(value, list) else value
     return Settings(**values), used
 
