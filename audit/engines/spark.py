@@ -107,6 +107,8 @@ class UnionSchema:
 def _frames(part: unit.PartitionResult) -> dict[str, pl.DataFrame]:
     frames = {kind: getattr(part, kind) for kind in KINDS}
     carried = frames["carried"]
+    if carried.width == 1:  # the mapping carries nothing: no need to ship every episode id
+        carried = carried.clear()
     frames["carried"] = carried.rename({c: CARRIED + c for c in carried.columns if c != "episode_id"})
     return frames
 
