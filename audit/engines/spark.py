@@ -288,6 +288,8 @@ def session(settings: Settings):
     conf.setdefault("spark.executorEnv.POLARS_MAX_THREADS", conf.get("spark.task.cpus", "1"))
     # Workers must run this Python, with nice-audit installed (P1, P4); a cluster's own setting wins.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):  # a Databricks job: the platform's session
+        return SparkSession.builder.getOrCreate()
     if os.environ.get("SPARK_REMOTE"):
         builder = SparkSession.builder.remote(os.environ["SPARK_REMOTE"])
         conf = {}  # static confs cannot be set from a Connect client (P14)
