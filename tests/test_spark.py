@@ -227,3 +227,23 @@ def test_fail_on_exit_code_as_on_one_machine(spark, long_split, tmp_path):
                   "--as-of", AS_OF.isoformat(), "--fail-on", "error", "--quiet")
     assert ran.exit_code == 1  # the long example has errors
 
+
+
+def test_a_jdbc_source(spark, tmp_path):
+    """--jdbc-url/--jdbc-table, against the Derby database Spark ships (in memory): the path a
+    SQL Server warehouse takes with Microsoft's driver in the cluster image."""
+    from audit.engines.spark import run
+
+    driver = "org.apache.derby.iapi.jdbc.AutoloadedDriver"
+    url = "jdbc:derby:memory:nice_audit;create=true"
+    (spark.read.option("header", True).csv(str(EXAMPLES / "hes_episodes.csv"))  # test data only
+     .write.format("jdbc").option("url", url).option("dbtable", "EPISODES").option("driver", driver)
+     .mode("overwrite").save())
+    settings = Settings(jdbc_url=url, jdbc_table="EPISODES", out=tmp_path / "spark", as_of=AS_OF,
+                        spark_conf=(f"jdbc.driver={driver}",))
+    outcome = run(spark, settings, CATALOGUE, PINNED_TIME)
+    local = local_run([EXAMPLES / "hes_episodes.csv"])
+    keys = ["episode_id", "guidance_id", "rule_id", "position", "severity"]
+    spark_findings = pl.read_csv(outcome.out / outputs.FINDINGS_CSV, infer_schema=False).select(keys)
+    assert sorted(spark_findings.rows(), key=str) == sorted(local.findings.select(keys).cast(pl.String).rows(), key=str)
+    assert outcome.summary["totals"]["rows_read"] == 45

@@ -324,11 +324,13 @@ def audited(spark, settings: Settings, ctx: unit.AuditContext, sources: list[Sou
         canonical.update(unit.canonical_schema(export))
     canonical["_key"] = pl.String
     ddl = ", ".join(f"`{c}` {'bigint' if t == pl.Int64 else 'string'}" for c, t in canonical.items())
+    raw = [_read(spark, source, settings) for source in sources]
+    # Counted before the Python step: for Parquet a count reads only the footers.
+    partitions = settings.partitions or max(1, math.ceil(sum(r.count() for r in raw) / EPISODES_PER_PARTITION))
     keyed = None
-    for source in sources:
-        part = _read(spark, source, settings).mapInArrow(_prepare(source.export, canonical), ddl)
+    for source, frame in zip(sources, raw):
+        part = frame.mapInArrow(_prepare(source.export, canonical), ddl)
         keyed = part if keyed is None else keyed.unionByName(part)
-    partitions = settings.partitions or max(1, math.ceil(keyed.count() / EPISODES_PER_PARTITION))
     return keyed.repartition(partitions, "_key").mapInArrow(_audit(ctx.portable(), schema), schema.ddl)
 
 
