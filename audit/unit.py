@@ -213,7 +213,7 @@ def _sorted(frame: pl.DataFrame, first: list[str]) -> pl.DataFrame:
     return frame.sort([*first, *rest], nulls_last=False, maintain_order=True)
 
 
-FINDINGS_ORDER = ["episode_id", "guidance_id", "position", "rule_id", "expected"]  # audit.rules.FINDINGS_SORT
+FINDINGS_ORDER = rules.FINDINGS_SORT
 EPISODES_ORDER = ["episode_id", "guidance_id"]
 REJECTED_ORDER = ["source_file", "source_row"]
 SEQUENCES_ORDER = ["episode_id", "position"]

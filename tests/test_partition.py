@@ -20,6 +20,7 @@ from audit import outputs, unit
 from audit.catalogue import load_catalogue
 from audit.load import read_exports
 from audit.pipeline import AuditOptions, run_audit
+from schemas.inputs import REJECTION_REASONS
 from tests.conftest import PINNED_TIME
 
 settings.register_profile("partition-quick", max_examples=25, deadline=None,
@@ -86,26 +87,16 @@ def test_union_over_any_partitioning_equals_the_whole_run(tmp_path_factory, spec
     assert unit.summary_from_counts(union.counts, ctx) == outputs.summary(whole)
 
 
-def test_a_split_episode_breaks_the_property():
+def test_a_split_episode_breaks_the_property(tmp_path):
     """Why engines must partition by the key: a cross-file duplicate split over two partitions
     goes unseen (scale-out.md P7)."""
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as folder:
-        spec = [("wide", [("E1", ["V522", "V551", "Y534", "Z066"], "2012-03-14")]),
-                ("wide", [("E1 ", ["V522", "", "", ""], "2012-03-14")])]
-        _, ctx, rows = _run(Path(folder), spec)
-        together = unit.audit_rows(rows, ctx)
-        split = unit.combine([unit.audit_rows(rows.head(1), ctx), unit.audit_rows(rows.tail(1), ctx)])
-    assert together.rejected["reason"].to_list() == [unit_reason("episode-in-several-files")] * 2
+    spec = [("wide", [("E1", ["V522", "V551", "Y534", "Z066"], "2012-03-14")]),
+            ("wide", [("E1 ", ["V522", "", "", ""], "2012-03-14")])]
+    _, ctx, rows = _run(tmp_path, spec)
+    together = unit.audit_rows(rows, ctx)
+    split = unit.combine([unit.audit_rows(rows.head(1), ctx), unit.audit_rows(rows.tail(1), ctx)])
+    assert together.rejected["reason"].to_list() == [REJECTION_REASONS["episode-in-several-files"]] * 2
     assert split.rejected.height == 0  # wrong, silently: the copies were never seen together
-
-
-def unit_reason(check: str) -> str:
-    from schemas.inputs import REJECTION_REASONS
-
-    return REJECTION_REASONS[check]
 
 
 @pytest.mark.parametrize("value", ["7", " 7", "7\t", "\n7", "7\u00a0", "\u20037 "])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,9 +26,17 @@ from audit import history, outputs, unit
 from audit.config import Settings
 
 KIND = "kind"
+CARRIED = "carried:"  # carried columns inside the union frame, apart from the audit's own
 PROVIDER_PARTITION = "provider_partition"
 LATEST = "LATEST.json"
 BY_PROVIDER = ("findings", "episodes")
+
+
+@dataclass(frozen=True)
+class SparkOutcome:
+    summary: dict
+    out: Path  # the published run folder (out/_runs/<run_id>)
+    run_id: str | None  # in the history, when one is kept
 
 
 def _write_datasets(spark, schema, staging: Path, folder: Path) -> None:
@@ -68,8 +77,6 @@ def read_dataset(folder: Path, kind: str, schema) -> pl.DataFrame:
 
 
 def _uncarried(carried: pl.DataFrame) -> pl.DataFrame:
-    from audit.engines.spark import CARRIED
-
     return carried.rename({c: c.removeprefix(CARRIED) for c in carried.columns})
 
 
@@ -122,8 +129,6 @@ def _local_files(ctx: unit.AuditContext, schema, folder: Path, summary: dict, se
 
 
 def finish(spark, settings: Settings, ctx: unit.AuditContext, schema, staging: Path, folder: Path, run_id: str):
-    from audit.engines.spark import SparkOutcome
-
     _write_datasets(spark, schema, staging, folder)
     summary = unit.summary_from_counts(_counts(spark, schema, staging), ctx)
     shutil.rmtree(staging, ignore_errors=True)

@@ -19,7 +19,6 @@ shared/serverless compute (P14). Console and logs carry counts and paths only.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -33,6 +32,7 @@ from pathlib import Path
 import polars as pl
 
 from audit import load, unit
+from audit.engines import publish
 from audit.catalogue import Catalogue
 from audit.config import Settings
 from audit.errors import UserError
@@ -42,9 +42,9 @@ from audit.opcs import load_code_list
 
 log = logging.getLogger(__name__)
 
-KIND = "kind"
+KIND = publish.KIND
 KINDS = ("findings", "episodes", "rejected", "sequences", "carried", "counts")
-CARRIED = "carried:"  # carried columns inside the union frame, apart from the audit's own
+CARRIED = publish.CARRIED
 RUNS = "_runs"  # out/_runs/<run_id>/; out/LATEST.json names the newest complete one
 EPISODES_PER_PARTITION = 500_000  # one Python worker stays around 1-2 GB (scale-out.md P11)
 
@@ -304,11 +304,7 @@ def session(settings: Settings):
 # --- The run ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SparkOutcome:
-    summary: dict
-    out: Path  # the published run folder (out/_runs/<run_id>)
-    run_id: str | None  # in the history, when one is kept
+SparkOutcome = publish.SparkOutcome
 
 
 def context(settings: Settings, catalogue: Catalogue, started: datetime, sources: list[Source]) -> unit.AuditContext:
@@ -362,8 +358,6 @@ def run(spark, settings: Settings, catalogue: Catalogue | None = None, started: 
     folder = out / RUNS / run_id
     staging = folder / "staging"  # Spark skips folders whose names start with _ or .
     audited(spark, settings, ctx, sources, schema).write.mode("overwrite").partitionBy(KIND).parquet(str(staging))
-    from audit.engines import publish
-
     outcome = publish.finish(spark, settings, ctx, schema, staging, folder, run_id)
     log.info("spark run %s: %s findings", run_id, outcome.summary["totals"]["findings"])
     return outcome
