@@ -247,3 +247,22 @@ def test_a_jdbc_source(spark, tmp_path):
     spark_findings = pl.read_csv(outcome.out / outputs.FINDINGS_CSV, infer_schema=False).select(keys)
     assert sorted(spark_findings.rows(), key=str) == sorted(local.findings.select(keys).cast(pl.String).rows(), key=str)
     assert outcome.summary["totals"]["rows_read"] == 45
+
+
+def test_history_compares_spark_runs_as_local_runs(spark, long_split, tmp_path):
+    """The next night's comparison works: still-open findings keep their first-seen date."""
+    from audit.engines.spark import run
+
+    folder, _ = long_split
+    settings = Settings(inputs=(folder / "parquet",), out=tmp_path / "out", as_of=AS_OF, history=tmp_path / "h.sqlite")
+    first = run(spark, settings, CATALOGUE, PINNED_TIME)
+    second = run(spark, settings, CATALOGUE, PINNED_TIME.replace(day=22))
+    findings = first.summary["totals"]["findings"]
+    assert first.run_id and second.run_id and first.out != second.out
+    assert first.summary["changes"]["new"] == findings > 0
+    assert second.summary["changes"] | {"previous_started": None} == {
+        "previous_run": first.run_id, "previous_started": None, "new": 0, "resolved": 0, "still-open": findings}
+    seen = pl.read_csv(second.out / outputs.FINDINGS_CSV, infer_schema=False)["first_seen"].unique().to_list()
+    assert seen == [PINNED_TIME.date().isoformat()]
+    latest = json.loads((tmp_path / "out" / "LATEST.json").read_text())
+    assert tmp_path / "out" / latest["path"] == second.out

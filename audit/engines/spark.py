@@ -52,7 +52,8 @@ EPISODES_PER_PARTITION = 500_000  # one Python worker stays around 1-2 GB (scale
 SESSION_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",  # the console carries counts and paths only
     "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",  # fewer, larger Arrow batches
-    # Spark's own INFO/WARN chatter stays off the console (a quiet cron log); errors still show.
+    # Spark's own logging is off: failed tasks are logged with tracebacks that can quote episode
+    # values (never on the console); nice-audit reports failures itself (exit 3).
     "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties').as_uri()}",
 }
 
