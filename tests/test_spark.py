@@ -159,6 +159,7 @@ def test_long_layout_tiny_batches_and_cross_file_duplicates(spark, long_split, t
     # named by the original export and its row number there.
     assert several["episode_id"].n_unique() == 4
     assert set(several["source_file"]) == {str(p) for p in paths}
+    assert len([p for p in (outcome.out / "rejected").iterdir() if p.name.startswith("source_partition=")]) == 2
     source = pl.read_csv(paths[1], infer_schema=False).with_row_index("row", offset=1)
     for row in several.filter(pl.col("source_file") == str(paths[1])).iter_rows(named=True):
         assert source.filter(pl.col("row") == int(row["source_row"]))["episode_id"].str.strip_chars().item() == row["episode_id"]

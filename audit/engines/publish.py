@@ -4,7 +4,8 @@ Layout of `--out` (object stores have no atomic rename, so nothing is replaced i
 
     out/_runs/<run_id>/findings/provider_partition=RRK/part-*.parquet   (provider, or "unknown")
     out/_runs/<run_id>/episodes/provider_partition=.../part-*.parquet
-    out/_runs/<run_id>/rejected/, sequences/, carried/                 Parquet datasets
+    out/_runs/<run_id>/rejected/source_partition=<input file>/...      (the path, escaped by Spark)
+    out/_runs/<run_id>/sequences/, carried/                            Parquet datasets
     out/_runs/<run_id>/summary.json, report.html and the CSV files the report reads
     out/LATEST.json                                                    written last: the run to read
 
@@ -28,6 +29,7 @@ from audit.config import Settings
 KIND = "kind"
 CARRIED = "carried:"  # carried columns inside the union frame, apart from the audit's own
 PROVIDER_PARTITION = "provider_partition"
+SOURCE_PARTITION = "source_partition"
 LATEST = "LATEST.json"
 BY_PROVIDER = ("findings", "episodes")
 
@@ -43,14 +45,18 @@ def _write_datasets(spark, schema, staging: Path, folder: Path) -> None:
     from pyspark.sql import functions as F
 
     union = spark.read.schema(schema.ddl).parquet(str(staging))  # the schema: staging may hold no files
+    # Findings and episodes one folder (and file) per trust, rejected rows per input file. A
+    # literal stands in for null, which Spark would write as __HIVE_DEFAULT_PARTITION__; the
+    # folder column is extra, so every data file keeps all its columns.
+    folders = {"findings": F.coalesce(F.col("provider"), F.lit("unknown")),
+               "episodes": F.coalesce(F.col("provider"), F.lit("unknown")),
+               "rejected": F.col("source_file")}
     for kind in ("findings", "episodes", "rejected", "sequences", "carried"):
         frame = union.where(F.col(KIND) == kind).select(*[F.col(f"`{c}`") for c in schema.kinds[kind]])
-        writer = frame
-        if kind in BY_PROVIDER:
-            # One folder (and file) per trust; a literal instead of null, which Spark would write
-            # as __HIVE_DEFAULT_PARTITION__.
-            frame = frame.withColumn(PROVIDER_PARTITION, F.coalesce(F.col("provider"), F.lit("unknown")))
-            writer = frame.repartition(PROVIDER_PARTITION).write.partitionBy(PROVIDER_PARTITION)
+        if kind in folders:
+            name = PROVIDER_PARTITION if kind in BY_PROVIDER else SOURCE_PARTITION
+            frame = frame.withColumn(name, folders[kind])
+            writer = frame.repartition(name).write.partitionBy(name)
         else:
             writer = frame.coalesce(1).write
         writer.mode("overwrite").parquet(str(folder / kind))
