@@ -31,6 +31,7 @@ $(VENV)/.installed-spark: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
+	@mkdir -p $(dir $(OUT))  # nice-audit creates --out, never a missing parent (it may be an unmounted share)
 	$(BIN)/nice-audit run examples/ --mapping examples/warehouse_mapping.toml --out $(OUT)
 
 test: $(VENV)/.installed-spark java chromium

@@ -20,6 +20,7 @@ once; a Spark partition is `audit_rows` over the rows hashed to it. Both run the
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
@@ -128,7 +129,7 @@ def _quiet(stage: str) -> None:
 
 def audit_exports(exports, ctx: AuditContext, options=None, progress=_quiet):
     """canonical -> match -> rules -> judge over the given exports (or `_Rows`): an AuditResult."""
-    from audit.pipeline import AuditOptions, AuditResult
+    from audit.result import AuditOptions, AuditResult
 
     progress("Validating rows")
     data = canonical.build(list(exports), index=ctx.index, known_codes=ctx.known_codes)
@@ -158,7 +159,8 @@ def from_result(result) -> PartitionResult:
     """The unit's frames out of a pipeline AuditResult."""
     data = result.data
     return PartitionResult(
-        findings=result.findings,
+        # The episode's date, status and row, as findings.csv gives them: all within the episode.
+        findings=outputs._with_episode_facts(result.findings, result),
         episodes=result.episodes,
         rejected=data.rejected,
         sequences=outputs.sequences(result),
@@ -260,7 +262,8 @@ def summary_from_counts(counts_frame: pl.DataFrame, ctx: AuditContext) -> dict:
         name = str(export.path)
         read, rejected = value("rows_read", name), value("rows_rejected", name)
         files.append({
-            "path": name, "layout": export.plan.layout, "sha256": export.sha256, "encoding": export.encoding,
+            # Files by absolute path, as audit.outputs.summary; tables and JDBC by their name.
+            "path": name if export.encoding in ("table", "jdbc") else os.path.abspath(name), "layout": export.plan.layout, "sha256": export.sha256, "encoding": export.encoding,
             "rows_read": read, "rows_rejected": rejected, "rows_audited": read - rejected,
             "episodes_audited": value("episodes_audited", name), "invalid_dates": value("invalid_dates", name),
             "columns_present": list(export.plan.episode_columns),

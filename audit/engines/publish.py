@@ -86,10 +86,24 @@ def _uncarried(carried: pl.DataFrame) -> pl.DataFrame:
     return carried.rename({c: c.removeprefix(CARRIED) for c in carried.columns})
 
 
+def _volume(summary: dict, previous: dict | None, settings: Settings) -> dict:
+    """audit.volume's check, from the reduced counts (it reads only these two figures)."""
+    from types import SimpleNamespace
+
+    from audit import volume
+
+    files = [SimpleNamespace(rows_read=f["rows_read"]) for f in summary["inputs"]]
+    shape = SimpleNamespace(data=SimpleNamespace(episodes_audited=summary["totals"]["episodes_audited"], files=files))
+    return volume.check(shape, previous, settings.max_drop, settings.min_rows)
+
+
 def _local_files(ctx: unit.AuditContext, schema, folder: Path, summary: dict, settings: Settings,
-                 started: datetime):
-    """The files the report (and a coding manager's spreadsheet) reads, as the local engine writes
-    them; findings are sparse (about 1.5% of episodes), so the driver can hold them."""
+                 started: datetime, run_id: str):
+    """The files the report (and a coding manager's spreadsheet) reads, as audit.outputs.write
+    writes them locally; findings are sparse (about 1.5% of episodes), so the driver can hold
+    them. Returns the summary and whether a history run was recorded."""
+    from audit.workbook import write_workbook
+
     part = unit.combine([unit.PartitionResult(
         **{kind: read_dataset(folder, kind, schema) for kind in ("findings", "episodes", "rejected", "sequences")},
         carried=_uncarried(read_dataset(folder, "carried", schema)),
@@ -97,38 +111,48 @@ def _local_files(ctx: unit.AuditContext, schema, folder: Path, summary: dict, se
     )])
     episodes = part.episodes.with_columns(pl.col("errors", "warnings").cast(pl.UInt32))
     conn = history.connect(settings.history) if settings.history else None
-    changes = trend = None
+    changes = trend = previous = others = None
     try:
-        scope = settings.effective_scope() if settings.inputs else " ".join(sorted(settings.tables))
+        scope = settings.effective_scope() if settings.inputs or settings.out else " ".join(sorted(settings.tables))
         if conn:
+            # present=None: every finding's episode counts as still exported (telling "resolved"
+            # from "gone with the episode" would need every input id on the driver).
             changes = history.compare(conn, scope, part.findings, started.date().isoformat())
             trend = history.trend(conn, scope, settings.trend_runs - 1)
+            previous = history.previous_summary(conn, scope)
+            others = history.other_scopes(conn, scope)
         today = started.date().isoformat()
         findings = outputs._carry(outputs._with_first_seen(part.findings, changes, today), part.carried)
-        findings.write_csv(folder / outputs.FINDINGS_CSV, date_format="%Y-%m-%d")
-        outputs._carry(episodes, part.carried).write_csv(folder / outputs.EPISODES_CSV, date_format="%Y-%m-%d")
-        part.rejected.write_csv(folder / outputs.REJECTED_CSV)
-        part.sequences.write_csv(folder / outputs.SEQUENCES_CSV)
+        episodes = outputs._carry(episodes, part.carried)
+        outputs.write_csv(findings, folder / outputs.FINDINGS_CSV)
+        findings.with_columns(pl.col("first_seen").str.to_date("%Y-%m-%d")).write_parquet(
+            folder / outputs.FINDINGS_PARQUET, statistics=False)
+        outputs.write_csv(episodes, folder / outputs.EPISODES_CSV)
+        outputs.write_csv(part.rejected, folder / outputs.REJECTED_CSV)
+        outputs.write_csv(part.sequences, folder / outputs.SEQUENCES_CSV)
         if ctx.code_list is not None:
-            outputs._code_titles(part.sequences, ctx.code_list).write_csv(folder / outputs.CODE_TITLES_CSV)
+            outputs.write_csv(outputs._code_titles(part.sequences, ctx.code_list), folder / outputs.CODE_TITLES_CSV)
         if changes is not None:
-            changes.keys.write_csv(folder / outputs.CHANGES_CSV)
+            outputs.write_csv(changes.keys, folder / outputs.CHANGES_CSV)
+        left_out = write_workbook(folder / outputs.FINDINGS_XLSX, {"findings": findings, "episodes": episodes,
+                                                                   "rejected": part.rejected}, started)
+        summary = {"run_id": run_id, "scope": scope if conn else None, **summary}
+        summary["xlsx_rows_left_out"] = {sheet: n for sheet, n in left_out.items() if n}
         summary["changes"] = outputs._changes_summary(changes)
+        if summary["changes"] is not None and others is not None:
+            summary["changes"]["other_scopes"] = others
+        summary["volume"] = _volume(summary, previous, settings)
         if trend is not None:
-            current = pl.DataFrame(
-                [history.trend_row(None, summary["run_started"], g, c) for g, c in summary["by_guidance"].items()],
-                schema=history.TREND_SCHEMA, orient="row",
-            )
-            pl.concat([trend, current]).write_csv(folder / outputs.TREND_CSV)
+            current = pl.DataFrame(history.trend_rows(run_id, summary), schema=history.TREND_SCHEMA, orient="row")
+            outputs.write_csv(pl.concat([trend, current]), folder / outputs.TREND_CSV)
         (folder / outputs.SUMMARY_JSON).write_text(json.dumps(summary, indent=2, default=int) + "\n", encoding="utf-8")
         from reports.render import render_report
 
         render_report(folder, ctx.catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
-        run_id = None
         if conn:
-            run_id = history.record(conn, scope=scope, started=started, finished=datetime.now(timezone.utc),
-                                    summary=summary, changes=changes, keep=settings.history_keep)
-        return run_id
+            history.record(conn, run_id=run_id, scope=scope, started=started, finished=datetime.now(timezone.utc),
+                           summary=summary, changes=changes, keep=settings.history_keep)
+        return summary, conn is not None
     finally:
         if conn:
             conn.close()
@@ -138,14 +162,14 @@ def finish(spark, settings: Settings, ctx: unit.AuditContext, schema, staging: P
     _write_datasets(spark, schema, staging, folder)
     summary = unit.summary_from_counts(_counts(spark, schema, staging), ctx)
     shutil.rmtree(staging, ignore_errors=True)
-    history_id = _local_files(ctx, schema, folder, summary, settings, ctx.started)
+    summary, recorded = _local_files(ctx, schema, folder, summary, settings, ctx.started, run_id)
     out = Path(settings.out)
     latest = {"run_id": run_id, "path": f"_runs/{run_id}", "run_started": summary["run_started"],
               "findings": summary["totals"]["findings"]}
     temporary = out / f".{LATEST}.tmp-{os.getpid()}"
     temporary.write_text(json.dumps(latest, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, out / LATEST)  # last: readers only ever see complete runs
-    return SparkOutcome(summary, folder, history_id)
+    return SparkOutcome(summary, folder, run_id if recorded else None)
 
 
 def latest_run(out: Path) -> Path | None:

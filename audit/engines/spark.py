@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import polars as pl
 
-from audit import load, unit
+from audit import history, load, unit
 from audit.engines import publish
 from audit.catalogue import Catalogue
 from audit.config import Settings
@@ -355,7 +354,7 @@ def run(spark, settings: Settings, catalogue: Catalogue | None = None, started: 
     ctx = context(settings, catalogue, started, sources)
     schema = union_schema(ctx)
     out = Path(settings.out)
-    run_id = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+    run_id = history.new_run_id(started)
     folder = out / RUNS / run_id
     staging = folder / "staging"  # Spark skips folders whose names start with _ or .
     audited(spark, settings, ctx, sources, schema).write.mode("overwrite").partitionBy(KIND).parquet(str(staging))

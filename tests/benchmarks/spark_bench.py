@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def local() -> int:
         result = run_audit(AuditOptions(inputs=[parquet], as_of=started.date()), catalogue, started)
-        staging, _ = outputs.stage(result, work / "local-out")
-        shutil.rmtree(staging)
+        folder = work / "local-out"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        outputs.write(result, folder)
         return result.findings.height
 
     rows = [_measure("local", local)]
