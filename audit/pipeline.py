@@ -38,13 +38,14 @@ def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
     progress("Validating rows")
     index = tuple(p for g in catalogue.auditable() for cs in g.code_sets for p in cs.index.patterns)
     known = options.code_list["code"] if options.code_list is not None else None
-    data = canonical.build(exports, index=index, known_codes=known)
+    data = canonical.build(exports, index=index, known_codes=known, as_of=options.as_of)
     progress("Matching guidance")
-    occurrences = match.find_occurrences(data.procedures, catalogue, options.as_of)
+    matches = match.match_guidance(data.procedures, catalogue, options.as_of)
+    occurrences = matches.occurrences
     progress("Checking coding rules")
     findings = rules.audit_findings(data.procedures, occurrences, catalogue, options.as_of, known)
     episodes = judge.judge(occurrences, findings, catalogue)
-    return AuditResult(options, catalogue, data, occurrences, findings, episodes, started)
+    return AuditResult(options, catalogue, data, occurrences, findings, episodes, started, matches.possible)
 
 
 @dataclass(frozen=True)
