@@ -192,7 +192,7 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         files=files,
         carried=pl.concat(carried, how="diagonal").unique("episode_id", keep="first").sort("episode_id")
         if carried else pl.DataFrame(schema={"episode_id": pl.String}),
-        episode_ids=accepted["episode_id"].unique().sort() if accepted.height else pl.Series("episode_id", [], pl.String),
+        episode_ids=accepted["episode_id"].unique() if accepted.height else pl.Series("episode_id", [], pl.String),
     )
 
 

@@ -557,7 +557,8 @@ def history_show(
     if s.get("changes"):
         c = s["changes"]
         since = f"since {c['previous_run']}" if c["previous_run"] else "first run in this history"
-        lines.append(f"{since}: {c['new']:,} new, {c['resolved']:,} resolved, {c['still-open']:,} still open")
+        lines.append(f"{since}: {c['new']:,} new, {c['resolved']:,} resolved, {c['still-open']:,} still open"
+                     + (f", {c['episode-gone']:,} gone with episodes no longer exported" if c.get("episode-gone") else ""))
     typer.echo("\n".join(lines))
 
 

@@ -27,8 +27,9 @@ spellings = st.one_of(
     real_codes.map(lambda c: f" {c} "),
     real_codes.map(lambda c: c + "1"),
 )
-# A NUL byte makes a file count as binary (rejected whole, by design), so text here has none.
-text = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12)
+# A NUL byte makes a file count as binary (rejected whole, by design), so text here has none;
+# nor surrogates (category Cs), which cannot be written as UTF-8 at all.
+text = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=12)
 anything = st.one_of(spellings, text, st.just("-   "), st.just("&"), st.none())
 
 

@@ -105,3 +105,17 @@ def test_report_reads_the_bom_csvs_back(run):
     html = (run / "report.html").read_text()
     assert "=HYPERLINK(&#34;x&#34;)" in html or "=HYPERLINK(&quot;x&quot;)" in html
     assert "'=HYPERLINK" not in html
+
+
+def test_a_sheet_past_its_row_cap_says_how_many_rows_were_left_out(tmp_path, monkeypatch):
+    from datetime import datetime
+
+    from audit import workbook
+
+    monkeypatch.setattr(workbook, "SHEET_ROWS", 3)
+    frame = pl.DataFrame({"episode_id": [f"{n:012d}" for n in range(5)]})
+    left_out = workbook.write_workbook(tmp_path / "w.xlsx", {"findings": frame, "rejected": frame.head(2)},
+                                       datetime(2026, 11, 21))
+    assert left_out == {"findings": 2, "rejected": 0}
+    rows = sheet_cells(tmp_path / "w.xlsx", 1)
+    assert [r["A"][1] for r in rows] == ["episode_id", "000000000000", "000000000001", "000000000002"]
