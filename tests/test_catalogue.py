@@ -103,7 +103,6 @@ def test_check_accepts_a_good_entry(tmp_path):
         (('code_set_recovered = true', 'code_set_recovered = true\ncolour = "red"'), "LOCAL1: colour: unknown field"),
         (('{ role = "site", codes = ["chapter:Z"] }', '{ role = "site", codes = ["chapter:Z"], requirement = "maybe" }'),
          "LOCAL1: code_sets[0].components[1].requirement: must be one of required, conditional, optional"),
-        (('id = "LOCAL1"', 'id = "IPG319"'), "IPG319: id: already defined in ipg319.toml"),
         (('code_set_recovered = true', 'code_set_recovered = true\nunverified = ["title"]'),
          "LOCAL1: unverified[0]: must name one of published, replaced_on"),
         (('id = "LOCAL1"', 'id = [1]'), "?: id: missing or not a guidance id such as IPG319"),
@@ -113,6 +112,20 @@ def test_check_rejects_malformed_entries(tmp_path, change, message):
     result, path = check(tmp_path, GOOD.replace(*change))
     assert result.exit_code == 2
     assert f"nice-audit: error: {path}: {message}" in result.stderr.splitlines()
+
+
+def test_entry_with_a_builtin_id_is_checked_in_its_place_but_never_run(tmp_path):
+    result, path = check(tmp_path, GOOD.replace('id = "LOCAL1"', 'id = "IPG319"'))
+    # Checked as an update of ipg319.toml: so the lineage the built-ins record must still agree.
+    assert result.exit_code == 2
+    assert "IPG81: replaced_by: IPG319 does not list IPG81 in replaces" in result.stderr
+    with pytest.raises(CatalogueError, match="IPG319: id: already defined in ipg319.toml"):
+        load_catalogue([path])
+    update = GOOD.replace('id = "LOCAL1"', 'id = "IPG319"').replace('"2020-04"', '"2009"').replace(
+        'code_set_recovered = true', 'code_set_recovered = true\nreplaces = ["IPG81"]\nreplaced_by = "IPG544"\nreplaced_on = "2016-01"')
+    result, _ = check(tmp_path, update)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0].startswith("IPG319: checked in place of the built-in ipg319.toml")
 
 
 def test_check_reports_invalid_toml(tmp_path):
