@@ -215,10 +215,20 @@ def report(
 @catalogue_app.command("list")
 @guarded()
 def catalogue_list(catalogue: CatalogueOption = None) -> None:
-    """One line per guidance: id, code set, lineage, title."""
-    for g in load_catalogue(catalogue or []).guidance.values():
+    """One line per guidance (id, published, code set, lineage, title), then the coverage."""
+    from audit.catalogue import coverage
+
+    loaded = load_catalogue(catalogue or [])
+    for g in loaded.guidance.values():
         code_set = "code set" if g.code_sets else "no code set"
-        typer.echo(f"{g.id:<8} {g.published!s:<16} {code_set:<12} {g.lineage:<50} {g.title}")
+        published = f"{g.published}" + (" (not verified)" if "published" in g.unverified else "")
+        typer.echo(f"{g.id:<8} {published:<31} {code_set:<12} {g.lineage:<50} {g.title}")
+    covered = coverage(loaded)
+    typer.echo("")
+    typer.echo(covered.summary() + ".")
+    typer.echo("Chapters of the index codes (guidances with a code set there):")
+    for line in covered.chapter_lines():
+        typer.echo(f"  {line}")
 
 
 @catalogue_app.command("show")

@@ -41,13 +41,15 @@ def imported(tmp_path, *pages: Path):
 
 
 def assert_reproduces(draft_path: Path, gid: str):
-    draft, draft_titles = entry(draft_path)
-    expected, expected_titles = builtin(gid)
+    draft, _ = entry(draft_path)
+    expected, _ = builtin(gid)
     assert draft.id == expected.id
     assert draft.title == expected.title
     assert (draft.replaces, draft.replaced_by) == (expected.replaces, expected.replaced_by)
     assert draft.opcs_version == expected.opcs_version
-    assert draft_titles == expected_titles
+    # The code titles as the page prints them (the built-in entry may also flag some as unverified).
+    raw = lambda path: tomllib.loads(path.read_text(encoding="utf-8")).get("titles", {})  # noqa: E731
+    assert raw(draft_path) == raw(next(f for f in builtin_files() if f.name == f"{gid.lower()}.toml"))
     assert components(draft) == components(expected)
     assert draft.code_set_recovered is expected.code_set_recovered is True
 
