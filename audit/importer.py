@@ -48,6 +48,7 @@ _SITE_LINE = re.compile(r"^(?:plus\s+)?(?:a\s+)?site code(?:\s+from\s+chapter\s+
 _CONDITIONAL = re.compile(r"\b(?:if used|if carried out|if performed|may (?:also )?be (?:added|assigned)|where used)\b",
                           re.IGNORECASE)
 _ONE_OF = re.compile(r"\bone of the following\b", re.IGNORECASE)
+_INTRO = re.compile(r"\bone of the following\b|:\s*$|\bfrom\s*:|\bassigned in addition\b", re.IGNORECASE)
 _NOT_CODABLE = re.compile(r"cannot be expressed in the OPCS-4 classification", re.IGNORECASE)
 _CASE_BY_CASE = re.compile(r"case by case basis", re.IGNORECASE)
 _LEVELS_NOTE = re.compile(r"V55\.?-?.{0,40}assigned in second place", re.IGNORECASE | re.DOTALL)
@@ -86,6 +87,9 @@ class CodeLine:
     code: str  # as printed, normalised to V52.2 / V55.- form
     title: str
     conditional: bool = False
+    group: int = 0  # codes introduced by the same "one of the following ... :" line share a group
+    alternatives: bool = False  # the group's codes are read as "one of"
+    follows: str | None = None  # the action code listed before it, if any
 
 
 @dataclass
@@ -194,6 +198,7 @@ def coding_block(text: str) -> _Block | None:
         if m.group("version"):
             block.opcs_version = f"4.{m.group('version')}"
     in_icd10 = False
+    group, alternatives, conditional_group, action = 0, False, False, None
     for line in lines[start + 1:]:
         if not line:
             continue
@@ -215,19 +220,33 @@ def coding_block(text: str) -> _Block | None:
                 block.notes.append(line)
             block.icd10 += [m.group(0) for m in _ICD10_CODE.finditer(line.split(":", 1)[-1])]
             continue
-        if _ONE_OF.search(line) and not _CODE.match(line):
-            block.one_of = True
-            rest = line[_CODE.search(line).start():] if _CODE.search(line) else ""
-            if rest:
-                block.codes += _split_codes(rest)
-            continue
+        code_at = _CODE.search(line)
+        intro = line[:code_at.start()] if code_at else line
+        if not _CODE.match(line) and _INTRO.search(intro):
+            # "One of the following ...:", "Plus a relevant code ... from:", "Or one of ...:",
+            # "If ... the following codes are assigned in addition:" introduce the codes after them.
+            if not re.match(r"^or\b", intro, re.IGNORECASE):  # "Or one of ...": more alternatives
+                group += 1
+            alternatives = bool(_ONE_OF.search(intro) or re.search(r"\bfrom\s*:|\ba relevant code\b|^or\b", intro, re.IGNORECASE))
+            conditional_group = bool(re.match(r"^if\b", intro, re.IGNORECASE))
+            block.one_of = block.one_of or (bool(_ONE_OF.search(intro)) and not any(_role(c.code) == "action" for c in block.codes))
+            if code_at:
+                line = line[code_at.start():]
+            else:
+                continue
         if _SITE_LINE.match(line):
             block.site_from_chapter_z = True
             continue
         if _CODE.match(line) and not re.match(r"^[A-Z][0-9]{2}\.?\s?[0-9-]\s*(?:is|are)\b", line):
             entries = _split_codes(line)
-            if _CONDITIONAL.search(line):
+            if _CONDITIONAL.search(line) or conditional_group:
                 entries[-1].conditional = True
+            for entry in entries:
+                entry.group, entry.alternatives, entry.follows = group, alternatives, action
+                if conditional_group:
+                    entry.conditional = True
+                if _role(entry.code) == "action":
+                    action = entry.code
             block.codes += entries
             continue
         if line.lower().startswith(("note", "codes within", "it is not possible")) or _CONDITIONAL.search(line):
@@ -435,48 +454,72 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
         )
     else:
         lines.append("code_set_recovered = true")
-        if block.one_of or len(actions) == 1:
-            index_codes, companions = [c.code for c in actions], []
-            if len(actions) > 1:
-                uncertain.append("The page lists the operation codes as alternatives ('one of the following'): one index component [V].")
-        else:
-            index_codes, companions = [actions[0].code], actions[1:]
+        first = actions[0]
+        index = [c for c in actions if c.group == first.group] if block.one_of else [first]
+        companions = [c for c in actions if c not in index]
+        index_codes = [c.code for c in index]
+        if len(index) > 1:
+            uncertain.append("The page lists the operation codes as alternatives ('one of the following'): one index component [V].")
+        if companions:
             uncertain.append(
-                f"The page lists {len(actions)} operation codes without saying 'one of': {actions[0].code} is "
-                "read as the index and the others as companion operations anywhere later in the episode [I]."
+                f"The page lists further operation codes ({', '.join(c.code for c in companions)}) besides the index "
+                f"{' or '.join(index_codes)}: read as companion operations anywhere later in the episode [I]."
             )
             review.append("decide whether the further operation codes are alternatives or companion operations")
         code_set.append(_component("index", index_codes))
         for c in companions:
             code_set.append(_component("companion", [c.code], scope="episode",
                                        requirement="conditional" if c.conditional else None))
-        levels = [c for c in block.codes if _role(c.code) == "levels"]
+        # Qualifiers listed after a further operation describe that operation, not the index one.
+        qualifiers = [c for c in block.codes if _role(c.code) != "action" and (c.follows is None or c.follows in index_codes)]
+        detached = [c for c in block.codes if _role(c.code) != "action" and c not in qualifiers]
+        if detached:
+            uncertain.append(
+                f"{', '.join(c.code for c in detached)} {'follows' if len(detached) == 1 else 'follow'} the further "
+                f"operation {detached[0].follows}: not audited as part of this code set [I]."
+            )
+        levels = [c for c in qualifiers if _role(c.code) == "levels"]
         if levels:
             code_set.append(_component("levels", [c.code for c in levels]))
-        for c in block.codes:
+        units: list[list[CodeLine]] = []  # codes read as one component ("one of" groups), in page order
+        for c in qualifiers:
             role = _role(c.code)
+            if role not in ("method", "approach"):
+                continue
+            same = next((u for u in units if c.alternatives and u[0].alternatives and u[0].group == c.group
+                         and _role(u[0].code) == role), None)
+            if same:
+                same.append(c)
+            else:
+                units.append([c])
+        for unit in units:
+            codes_ = [c.code for c in unit]
+            conditional = all(c.conditional for c in unit)
+            role = _role(unit[0].code)
+            if len(unit) > 1:
+                uncertain.append(f"{' or '.join(codes_)} are read as alternatives for one {role} component [V].")
             if role == "method":
-                code_set.append(_component("method", [c.code], requirement="conditional" if c.conditional else None,
-                                           note="if used" if c.conditional else None))
-            elif role == "approach" and c.code.startswith("Y53"):
+                code_set.append(_component("method", codes_, requirement="conditional" if conditional else None,
+                                           note="if used" if conditional else None))
+            elif all(code.startswith("Y53") for code in codes_):
                 percutaneous = "percutaneous" in title.lower()
-                if c.conditional:
+                if conditional:
                     requirement, note = "conditional", "if used (the page)"
                 elif percutaneous:
                     requirement, note = None, "the procedure is percutaneous (title)"
                 else:
                     requirement, note = "conditional", "when done percutaneously under image control"
-                code_set.append(_component("approach", [c.code], requirement=requirement, note=note))
+                code_set.append(_component("approach", codes_, requirement=requirement, note=note))
                 uncertain.append(
-                    f"{c.code} is {'required' if requirement is None else 'conditional'} [I]: "
-                    + ("the page says 'if used'." if c.conditional else
+                    f"{' or '.join(codes_)} is {'required' if requirement is None else 'conditional'} [I]: "
+                    + ("the page says 'if used'." if conditional else
                        "the page's note ties Y53 to percutaneous interventions needing image control, and the title "
                        + ("says the procedure is percutaneous." if percutaneous else
                           "does not say the procedure is percutaneous, so a missing Y53 is a warning."))
                 )
-            elif role == "approach":
-                code_set.append(_component("approach", [c.code], requirement="conditional" if c.conditional else None))
-        sites = [c.code for c in block.codes if _role(c.code) == "site"]
+            else:
+                code_set.append(_component("approach", codes_, requirement="conditional" if conditional else None))
+        sites = [c.code for c in qualifiers if _role(c.code) == "site"]
         if sites:
             code_set.append(_component("site", ["chapter:Z"], recommended=sites))
             uncertain.append(

@@ -136,6 +136,20 @@ def test_official_code_titles_and_unverified_ones(catalogue):
     assert catalogue.titles["Z99.-"] == "Intervertebral disc" + UNVERIFIED_TITLE
 
 
+def test_a_code_has_one_title_across_entries():
+    """Titles are pooled for the reports, so two entries must not title one code differently."""
+    import tomllib
+
+    from audit.catalogue import builtin_files
+    from audit.codes import parse_pattern
+
+    titles: dict[str, set[str]] = {}
+    for path in builtin_files():
+        for spelling, title in tomllib.loads(path.read_text()).get("titles", {}).items():
+            titles.setdefault(str(parse_pattern(spelling)), set()).add(title)
+    assert {code: t for code, t in titles.items() if len(t) > 1} == {}
+
+
 def test_ipg366_conditional_image_control_is_an_inferred_decision(catalogue):
     assert any(u.startswith("Y53.- is conditional") and "[I]" in u for u in catalogue.guidance["IPG366"].uncertain)
 

@@ -93,6 +93,23 @@ def test_page_variants_import_the_same(tmp_path, page, gid):
     assert run_cli("catalogue", "check", str(out)).exit_code == 0
 
 
+def test_grouped_alternatives_and_codes_of_a_further_operation(tmp_path):
+    out, result = imported(tmp_path, PAGES / "ipg193_alternatives.txt")
+    draft, _ = entry(out / "ipg193.toml")
+    expected, _ = builtin("IPG193")
+    audited = lambda g: [(c.role, tuple(map(str, c.patterns))) for c in g.code_sets[0].components  # noqa: E731
+                         if c.role in ("index", "approach")]
+    # "One of ...", "Plus ... from:" and "Or one of ...": one index and one approach component.
+    assert audited(draft) == audited(expected)
+    assert (draft.published.text, draft.unverified, draft.replaces) == ("2006-11", (), ("IPG16",))
+    # The lymph node dissection is a further operation, and its own approach code is not the index's.
+    companions = [c for c in draft.code_sets[0].components if c.role == "companion"]
+    assert [(str(c), c.requirement) for c in companions] == [("T85.9", "conditional")]
+    assert any(u.startswith("Y76.8 follows the further operation T85.9") for u in draft.uncertain)
+    # The built-in entry decides what identifies the procedure; the draft leaves that to a person.
+    assert "M61.8 is a generic code" in result.stdout
+
+
 def test_icd10_block_beside_is_recorded_not_audited(tmp_path):
     out, _ = imported(tmp_path, PAGES / "ipg366_icd10_beside.html")
     draft, titles = entry(out / "ipg366.toml")
