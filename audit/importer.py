@@ -15,13 +15,14 @@ joins the catalogue. Nothing here guesses silently.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from audit.catalogue import load_catalogue, parse_partial_date
+from audit.catalogue import Catalogue, load_catalogue, parse_partial_date
 from audit.errors import UserError
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -61,8 +62,8 @@ _OWN_ID = (
     re.compile(r"^(?:Interventional procedures? (?:guidance )?)?\[?(IPG[0-9]{1,4})\]?\s*$", re.IGNORECASE | re.MULTILINE),
 )
 _TITLE = re.compile(
-    r"has issued (?:full )?guidance to the NHS in England, Wales, Scotland and Northern Ireland on\s+"
-    r"(?P<title>.+?)(?:\s+in\s+(?P<month>" + _MONTH + r")\s+(?P<year>[0-9]{4}))?\.\s",
+    r"(?:has )?(?:now )?issued (?:full )?guidance to the NHS in England, Wales, Scotland and Northern Ireland on\s+"
+    r"(?:the use of\s+)?(?P<title>.+?)(?:,?\s+in\s+(?P<month>" + _MONTH + r"),?\s+(?P<year>[0-9]{4}))?\s*\.\s",
     re.IGNORECASE | re.DOTALL,
 )
 _PUBLISHED = re.compile(
@@ -278,6 +279,12 @@ def _role(code: str) -> str:
     return "action"
 
 
+@functools.lru_cache(maxsize=1)
+def _builtin() -> Catalogue:
+    """The built-in catalogue: what the drafts are checked against (ids, titles, lineage, dates)."""
+    return load_catalogue()
+
+
 def _own_id(text: str, links: list[str], path: Path, replaced: set[str]) -> tuple[str | None, str]:
     """The page's guidance id and where it was found."""
     for pattern in _OWN_ID:
@@ -293,7 +300,7 @@ def _own_id(text: str, links: list[str], path: Path, replaced: set[str]) -> tupl
 
 def _id_by_title(title: str, replaced: set[str]) -> str | None:
     """A built-in entry with the same title (not one this page replaces): the page is its source."""
-    same = [g.id for g in load_catalogue().guidance.values()
+    same = [g.id for g in _builtin().guidance.values()
             if g.title.casefold() == title.casefold() and g.id not in replaced]
     return same[0] if len(same) == 1 else None
 
@@ -302,7 +309,7 @@ def _published_elsewhere(gid: str, replaces: list[str], replaced_when: str | Non
     """(date, why, verified) for a page that prints no date: the built-in entry's own date, else the
     latest lower bound known — the replaced guidance's date the page gives, the copyright year, the
     nearest lower-numbered built-in guidance (numbers are given in order of publication) [I]."""
-    builtin = load_catalogue().guidance
+    builtin = _builtin().guidance
     if gid in builtin:
         own = builtin[gid]
         verified = "published" not in own.unverified
@@ -389,15 +396,14 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
     if id_source != "read on the page":
         uncertain.append(f"The id {gid} was {id_source}, not read on the page [I].")
         review.append(f"confirm the id {gid} ({id_source})")
-    if not title and gid in load_catalogue().guidance:
-        title = load_catalogue().guidance[gid].title
-        uncertain.append(f"The page prints no title; the title is the built-in entry's [I].")
+    if not title and gid in _builtin().guidance:
+        title = _builtin().guidance[gid].title
+        uncertain.append("The page prints no title; the title is the built-in entry's [I].")
         review.append("give the title as NICE prints it (the page does not)")
     if not title:
         title = f"Title not recorded (NICE {gid})"
         uncertain.append("The page's title was not found; the title is a placeholder.")
         review.append("give the title as NICE prints it")
-
 
     # Dates: only what the page prints; anything else is a flagged lower bound.
     published = None
@@ -420,7 +426,7 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
         lines.append(f"published = {_toml_string(published)}")
     if replaces:
         lines.append(f"replaces = {_toml_list(replaces)}")
-    builtin = load_catalogue().guidance
+    builtin = _builtin().guidance
     successor = next((g for g in builtin.values() if gid in g.replaces), None)
     if successor:  # the page predates its replacement: the catalogue knows what the page cannot
         lines.append(f"replaced_by = {_toml_string(successor.id)}")
