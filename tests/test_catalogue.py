@@ -265,3 +265,32 @@ def test_list_and_show():
     assert shown.exit_code == 0 and "replaced by IPG544, January 2016" in shown.stdout
     missing = run_cli("catalogue", "show", "IPG9999")
     assert missing.exit_code == 2 and "no guidance 'IPG9999'" in missing.stderr
+
+
+def _episode(*codes_: str) -> str:
+    rows = [f"| E1 | {n} | {c} | 2021-06-01 |" for n, c in enumerate(codes_, 1)]
+    return "\n".join(["| episode_id | position | code | procedure_date |", *rows])
+
+
+@pytest.mark.parametrize(
+    "gid, coded_as_the_page_gives, generic_alone",
+    [("IPG367", ["L713", "Y534", "Z966"], ["L713", "Y534"]),
+     ("IPG136", ["M021", "Y752"], ["M021"]),
+     ("IPG461", ["G448", "Y114"], ["G448"]),
+     ("IPG452", ["A701", "Y711", "Z921"], ["A701", "Y711"]),
+     ("IPG273", ["E138", "Y761", "Y403", "Y534"], ["E138", "Y761", "Y534"]),
+     ("IPG330", ["A331", "Z044"], ["A331"])],
+)
+def test_new_entries_audit_as_their_pages_give_them(tmp_path, gid, coded_as_the_page_gives, generic_alone):
+    from tests.conftest import audit_long, status_of
+
+    assert status_of(audit_long(tmp_path, _episode(*coded_as_the_page_gives)), "E1", gid) == "compliant"
+    # Without the code that identifies the procedure, the generic index code does not match.
+    assert status_of(audit_long(tmp_path, _episode(*generic_alone)), "E1", gid) is None
+
+
+def test_new_entry_reports_a_missing_required_code(tmp_path):
+    from tests.conftest import audit_long, findings_of
+
+    result = audit_long(tmp_path, _episode("K131"))  # IPG336 VSD closure without its Y53.4
+    assert ("approach-missing", "IPG336", 1, "error") in findings_of(result)
