@@ -49,6 +49,8 @@ _SITE_LINE = re.compile(r"^(?:plus\s+)?(?:a\s+)?site code(?:\s+from\s+chapter\s+
 _CONDITIONAL = re.compile(r"\b(?:if used|if carried out|if performed|may (?:also )?be (?:added|assigned)|where used)\b",
                           re.IGNORECASE)
 _ONE_OF = re.compile(r"\bone of the following\b", re.IGNORECASE)
+# A heading inside the block that starts another code set: "Transluminal approach:", "Stage 2".
+_SEGMENT = re.compile(r"^(?:stage\s*[0-9]+|[a-z /-]{0,40}\bapproach(?:es)?)\s*:?\s*$", re.IGNORECASE)
 _INTRO = re.compile(r"\bone of the following\b|:\s*$|\bfrom\s*:|\bassigned in addition\b", re.IGNORECASE)
 _NOT_CODABLE = re.compile(r"cannot be expressed in the OPCS-4 classification", re.IGNORECASE)
 _CASE_BY_CASE = re.compile(r"case by case basis", re.IGNORECASE)
@@ -91,6 +93,7 @@ class CodeLine:
     group: int = 0  # codes introduced by the same "one of the following ... :" line share a group
     alternatives: bool = False  # the group's codes are read as "one of"
     follows: str | None = None  # the action code listed before it, if any
+    segment: int = 0  # which code set of the page ("Transluminal approach:", "Stage 2"), 0 before any heading
 
 
 @dataclass
@@ -181,9 +184,9 @@ class _Block:
     opcs_version: str | None = None
     codes: list[CodeLine] = field(default_factory=list)
     site_from_chapter_z: bool = False
-    one_of: bool = False
     notes: list[str] = field(default_factory=list)
     icd10: list[str] = field(default_factory=list)
+    segments: dict[int, str] = field(default_factory=dict)  # segment -> its heading, as the code set's name
     not_codable: bool = False
     case_by_case: bool = False
 
@@ -199,7 +202,7 @@ def coding_block(text: str) -> _Block | None:
         if m.group("version"):
             block.opcs_version = f"4.{m.group('version')}"
     in_icd10 = False
-    group, alternatives, conditional_group, action = 0, False, False, None
+    group, alternatives, conditional_group, action, segment = 0, False, False, None, 0
     for line in lines[start + 1:]:
         if not line:
             continue
@@ -221,6 +224,11 @@ def coding_block(text: str) -> _Block | None:
                 block.notes.append(line)
             block.icd10 += [m.group(0) for m in _ICD10_CODE.finditer(line.split(":", 1)[-1])]
             continue
+        if _SEGMENT.match(line):
+            segment += 1
+            block.segments[segment] = line.rstrip(": ").strip().lower()
+            group, alternatives, conditional_group, action = group + 1, False, False, None
+            continue
         code_at = _CODE.search(line)
         intro = line[:code_at.start()] if code_at else line
         if not _CODE.match(line) and _INTRO.search(intro):
@@ -230,7 +238,6 @@ def coding_block(text: str) -> _Block | None:
                 group += 1
             alternatives = bool(_ONE_OF.search(intro) or re.search(r"\bfrom\s*:|\ba relevant code\b|^or\b", intro, re.IGNORECASE))
             conditional_group = bool(re.match(r"^if\b", intro, re.IGNORECASE))
-            block.one_of = block.one_of or (bool(_ONE_OF.search(intro)) and not any(_role(c.code) == "action" for c in block.codes))
             if code_at:
                 line = line[code_at.start():]
             else:
@@ -243,7 +250,7 @@ def coding_block(text: str) -> _Block | None:
             if _CONDITIONAL.search(line) or conditional_group:
                 entries[-1].conditional = True
             for entry in entries:
-                entry.group, entry.alternatives, entry.follows = group, alternatives, action
+                entry.group, entry.alternatives, entry.follows, entry.segment = group, alternatives, action, segment
                 if conditional_group:
                     entry.conditional = True
                 if _role(entry.code) == "action":
@@ -352,6 +359,98 @@ def _component(role: str, codes: list[str], **extra) -> str:
     return "    { " + ", ".join(parts) + " },"
 
 
+def _components(codes: list[CodeLine], title: str, block: _Block, uncertain: list[str], review: list[str],
+                notes: list[str]) -> list[str]:
+    """The component lines of one code set, from the codes the page lists for it."""
+    code_set: list[str] = []
+    actions = [c for c in codes if _role(c.code) == "action"]
+    first = actions[0]
+    index = [c for c in actions if c.group == first.group] if first.alternatives else [first]
+    companions = [c for c in actions if c not in index]
+    index_codes = [c.code for c in index]
+    if len(index) > 1:
+        uncertain.append("The page lists the operation codes as alternatives ('one of the following'): one index component [V].")
+    if companions:
+        uncertain.append(
+            f"The page lists further operation codes ({', '.join(c.code for c in companions)}) besides the index "
+            f"{' or '.join(index_codes)}: read as companion operations anywhere later in the episode [I]."
+        )
+        review.append("decide whether the further operation codes are alternatives or companion operations")
+    code_set.append(_component("index", index_codes))
+    for c in companions:
+        code_set.append(_component("companion", [c.code], scope="episode",
+                                   requirement="conditional" if c.conditional else None))
+    # Qualifiers listed after a further operation describe that operation, not the index one.
+    qualifiers = [c for c in codes if _role(c.code) != "action" and (c.follows is None or c.follows in index_codes)]
+    detached = [c for c in codes if _role(c.code) != "action" and c not in qualifiers]
+    if detached:
+        uncertain.append(
+            f"{', '.join(c.code for c in detached)} {'follows' if len(detached) == 1 else 'follow'} the further "
+            f"operation {detached[0].follows}: not audited as part of this code set [I]."
+        )
+    levels = [c for c in qualifiers if _role(c.code) == "levels"]
+    if levels:
+        code_set.append(_component("levels", [c.code for c in levels]))
+    units: list[list[CodeLine]] = []  # codes read as one component ("one of" groups), in page order
+    for c in qualifiers:
+        role = _role(c.code)
+        if role not in ("method", "approach"):
+            continue
+        same = next((u for u in units if c.alternatives and u[0].alternatives and u[0].group == c.group
+                     and _role(u[0].code) == role), None)
+        if same:
+            same.append(c)
+        else:
+            units.append([c])
+    for unit in units:
+        codes_ = [c.code for c in unit]
+        conditional = all(c.conditional for c in unit)
+        role = _role(unit[0].code)
+        if len(unit) > 1:
+            uncertain.append(f"{' or '.join(codes_)} are read as alternatives for one {role} component [V].")
+        if role == "method":
+            code_set.append(_component("method", codes_, requirement="conditional" if conditional else None,
+                                       note="if used" if conditional else None))
+        elif all(code.startswith("Y53") for code in codes_):
+            percutaneous = "percutaneous" in title.lower()
+            if conditional:
+                requirement, note = "conditional", "if used (the page)"
+            elif percutaneous:
+                requirement, note = None, "the procedure is percutaneous (title)"
+            else:
+                requirement, note = "conditional", "when done percutaneously under image control"
+            code_set.append(_component("approach", codes_, requirement=requirement, note=note))
+            uncertain.append(
+                f"{' or '.join(codes_)} is {'required' if requirement is None else 'conditional'} [I]: "
+                + ("the page says 'if used'." if conditional else
+                   "the page's note ties Y53 to percutaneous interventions needing image control, and the title "
+                   + ("says the procedure is percutaneous." if percutaneous else
+                      "does not say the procedure is percutaneous, so a missing Y53 is a warning."))
+            )
+        else:
+            code_set.append(_component("approach", codes_, requirement="conditional" if conditional else None))
+    sites = [c.code for c in qualifiers if _role(c.code) == "site"]
+    if sites:
+        code_set.append(_component("site", ["chapter:Z"], recommended=sites))
+        uncertain.append(
+            f"The page names the site {', '.join(sites)}: any Chapter Z site code is required, and another "
+            "site is only a warning [I]."
+        )
+    elif block.site_from_chapter_z:
+        code_set.append(_component("site", ["chapter:Z"], note="site code from Chapter Z"))
+    if block.icd10:
+        code_set.append(_component("diagnosis", sorted(dict.fromkeys(block.icd10))))
+        notes.append("ICD-10 codes given beside the OPCS-4 codes are recorded for readers, not audited.")
+    generic = [c.code for c in actions if c.code.endswith(".8") or c.title.upper().endswith(("NEC", "NOC"))]
+    if generic:
+        review.append(
+            f"{', '.join(generic)} is a generic code (NEC or other specified): decide which other code "
+            "identifies the procedure ('identifies', audit/guidance/README.md), or episodes coded for other "
+            "procedures will be audited against this guidance"
+        )
+    return code_set
+
+
 def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
     """Read one saved page and build its draft entry; raises UserError when it is not a NICE page."""
     try:
@@ -446,7 +545,7 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
         lines.append(f"opcs_version = {_toml_string(block.opcs_version)}")
 
     actions = [c for c in block.codes if _role(c.code) == "action"]
-    code_set: list[str] = []
+    code_sets: list[tuple[str, list[str]]] = []
     titles = {c.code: c.title for c in block.codes if c.title}
     notes = []
     if block.not_codable or not actions:
@@ -460,90 +559,12 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
         )
     else:
         lines.append("code_set_recovered = true")
-        first = actions[0]
-        index = [c for c in actions if c.group == first.group] if block.one_of else [first]
-        companions = [c for c in actions if c not in index]
-        index_codes = [c.code for c in index]
-        if len(index) > 1:
-            uncertain.append("The page lists the operation codes as alternatives ('one of the following'): one index component [V].")
-        if companions:
-            uncertain.append(
-                f"The page lists further operation codes ({', '.join(c.code for c in companions)}) besides the index "
-                f"{' or '.join(index_codes)}: read as companion operations anywhere later in the episode [I]."
-            )
-            review.append("decide whether the further operation codes are alternatives or companion operations")
-        code_set.append(_component("index", index_codes))
-        for c in companions:
-            code_set.append(_component("companion", [c.code], scope="episode",
-                                       requirement="conditional" if c.conditional else None))
-        # Qualifiers listed after a further operation describe that operation, not the index one.
-        qualifiers = [c for c in block.codes if _role(c.code) != "action" and (c.follows is None or c.follows in index_codes)]
-        detached = [c for c in block.codes if _role(c.code) != "action" and c not in qualifiers]
-        if detached:
-            uncertain.append(
-                f"{', '.join(c.code for c in detached)} {'follows' if len(detached) == 1 else 'follow'} the further "
-                f"operation {detached[0].follows}: not audited as part of this code set [I]."
-            )
-        levels = [c for c in qualifiers if _role(c.code) == "levels"]
-        if levels:
-            code_set.append(_component("levels", [c.code for c in levels]))
-        units: list[list[CodeLine]] = []  # codes read as one component ("one of" groups), in page order
-        for c in qualifiers:
-            role = _role(c.code)
-            if role not in ("method", "approach"):
-                continue
-            same = next((u for u in units if c.alternatives and u[0].alternatives and u[0].group == c.group
-                         and _role(u[0].code) == role), None)
-            if same:
-                same.append(c)
-            else:
-                units.append([c])
-        for unit in units:
-            codes_ = [c.code for c in unit]
-            conditional = all(c.conditional for c in unit)
-            role = _role(unit[0].code)
-            if len(unit) > 1:
-                uncertain.append(f"{' or '.join(codes_)} are read as alternatives for one {role} component [V].")
-            if role == "method":
-                code_set.append(_component("method", codes_, requirement="conditional" if conditional else None,
-                                           note="if used" if conditional else None))
-            elif all(code.startswith("Y53") for code in codes_):
-                percutaneous = "percutaneous" in title.lower()
-                if conditional:
-                    requirement, note = "conditional", "if used (the page)"
-                elif percutaneous:
-                    requirement, note = None, "the procedure is percutaneous (title)"
-                else:
-                    requirement, note = "conditional", "when done percutaneously under image control"
-                code_set.append(_component("approach", codes_, requirement=requirement, note=note))
-                uncertain.append(
-                    f"{' or '.join(codes_)} is {'required' if requirement is None else 'conditional'} [I]: "
-                    + ("the page says 'if used'." if conditional else
-                       "the page's note ties Y53 to percutaneous interventions needing image control, and the title "
-                       + ("says the procedure is percutaneous." if percutaneous else
-                          "does not say the procedure is percutaneous, so a missing Y53 is a warning."))
-                )
-            else:
-                code_set.append(_component("approach", codes_, requirement="conditional" if conditional else None))
-        sites = [c.code for c in qualifiers if _role(c.code) == "site"]
-        if sites:
-            code_set.append(_component("site", ["chapter:Z"], recommended=sites))
-            uncertain.append(
-                f"The page names the site {', '.join(sites)}: any Chapter Z site code is required, and another "
-                "site is only a warning [I]."
-            )
-        elif block.site_from_chapter_z:
-            code_set.append(_component("site", ["chapter:Z"], note="site code from Chapter Z"))
-        if block.icd10:
-            code_set.append(_component("diagnosis", sorted(dict.fromkeys(block.icd10))))
-            notes.append("ICD-10 codes given beside the OPCS-4 codes are recorded for readers, not audited.")
-        generic = [c.code for c in actions if c.code.endswith(".8") or c.title.upper().endswith(("NEC", "NOC"))]
-        if generic:
-            review.append(
-                f"{', '.join(generic)} is a generic code (NEC or other specified): decide which other code "
-                "identifies the procedure ('identifies', audit/guidance/README.md), or episodes coded for other "
-                "procedures will be audited against this guidance"
-            )
+        for segment in sorted({c.segment for c in actions}):
+            codes_here = [c for c in block.codes if c.segment == segment]
+            name = block.segments.get(segment) or ("percutaneous" if "percutaneous" in title.lower() else "all approaches")
+            code_sets.append((name, _components(codes_here, title, block, uncertain, review, notes)))
+        if len(code_sets) > 1:
+            uncertain.append(f"The page gives {len(code_sets)} code sets under headings ({', '.join(n for n, _ in code_sets)}) [V].")
     if _LEVELS_NOTE.search(flat):
         notes.append("The page's note: V55 levels of spine come second, after each spinal operation code (V55.9 when the levels are not specified).")
     if _IMAGE_NOTE.search(flat):
@@ -557,19 +578,17 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
     lines.append(f"sources = {_toml_list(sources)}")
     if not successor:
         uncertain.append("The page records no replacement for it; treated as current, which is not verified.")
-    lines.append(f"uncertain = {_toml_list(uncertain)}")
+    lines.append(f"uncertain = {_toml_list(list(dict.fromkeys(uncertain)))}")
     if notes:
-        lines.append(f"notes = {_toml_string(' '.join(notes))}")
+        lines.append(f"notes = {_toml_string(' '.join(dict.fromkeys(notes)))}")
     if titles:
         lines += ["[titles]"] + [f"{_toml_string(code)} = {_toml_string(t)}" for code, t in titles.items()]
-    if code_set:
-        name = "percutaneous" if "percutaneous" in title.lower() else "all approaches"
-        lines += ["[[code_sets]]", f"name = {_toml_string(name)}", "components = ["]
-        lines += code_set + ["]"]
+    for name, components in code_sets:
+        lines += ["[[code_sets]]", f"name = {_toml_string(name)}", "components = ["] + components + ["]"]
     review.append("check every code against the page, and each 'uncertain' line")
     text = "\n".join(line for line in lines if line)
     text = text.replace("\n[titles]", "\n\n[titles]").replace("\n[[code_sets]]", "\n\n[[code_sets]]")
-    return Draft(gid, str(path), text + "\n", review)
+    return Draft(gid, str(path), text + "\n", list(dict.fromkeys(review)))
 
 
 def import_pages(pages: list[Path], to: Path, *, guidance_id: str | None = None,

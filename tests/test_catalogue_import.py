@@ -110,6 +110,16 @@ def test_grouped_alternatives_and_codes_of_a_further_operation(tmp_path):
     assert "M61.8 is a generic code" in result.stdout
 
 
+def test_one_code_set_per_heading_in_the_block(tmp_path):
+    out, _ = imported(tmp_path, PAGES / "ipg421_two_approaches.html")
+    draft, _ = entry(out / "ipg421.toml")
+    expected, _ = builtin("IPG421")
+    codes = lambda g: [[(c.role, tuple(map(str, c.patterns))) for c in cs.components] for cs in g.code_sets]  # noqa: E731
+    assert codes(draft) == codes(expected)
+    assert [cs.name for cs in draft.code_sets] == ["transluminal approach", "transapical / transventricular approach"]
+    assert draft.replaces == ("IPG266",) and draft.replaced_by == "IPG586"
+
+
 def test_icd10_block_beside_is_recorded_not_audited(tmp_path):
     out, _ = imported(tmp_path, PAGES / "ipg366_icd10_beside.html")
     draft, titles = entry(out / "ipg366.toml")
