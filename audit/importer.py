@@ -42,8 +42,9 @@ _BLOCK_END = re.compile(
     re.IGNORECASE,
 )
 _ICD10_HEADING = re.compile(r"^ICD\s*-?\s*10(?:\s+codes?(?:\s*\(s\))?)?\s*:?\s*$", re.IGNORECASE)
-# A code as printed: V52.2, V55.-, the page's typographic noise "V55. 1", or undotted V522.
-_CODE = re.compile(r"\b([A-HJ-Z][0-9]{2})(?:\.\s?([0-9-])|([0-9]))(?![0-9])")
+# A code as printed: V52.2, V55.-, the page's typographic noise "V55. 1", or undotted V522; pages
+# also run "or" into the next code ("Y75.2 Laparoscopic approach ... NEC orY75.4", NICE IPG136).
+_CODE = re.compile(r"(?:(?<![A-Za-z0-9])|(?<=or))([A-HJ-Z][0-9]{2})(?:\.\s?([0-9-])|([0-9]))(?![0-9])")
 _ICD10_CODE = re.compile(r"\b([A-Z][0-9]{2})(?:\.([0-9X-]))?(?![0-9])")
 _SITE_LINE = re.compile(r"^(?:plus\s+)?(?:a\s+)?site code(?:\s+from\s+chapter\s+Z)?\b", re.IGNORECASE)
 _CONDITIONAL = re.compile(r"\b(?:if used|if carried out|if performed|may (?:also )?be (?:added|assigned)|where used)\b",
@@ -90,7 +91,7 @@ class CodeLine:
     code: str  # as printed, normalised to V52.2 / V55.- form
     title: str
     conditional: bool = False
-    group: int = 0  # codes introduced by the same "one of the following ... :" line share a group
+    group: int = 0  # codes under the same "one of the following ...:" line (or joined by "or") share a group
     alternatives: bool = False  # the group's codes are read as "one of"
     follows: str | None = None  # the action code listed before it, if any
     segment: int = 0  # which code set of the page ("Transluminal approach:", "Stage 2"), 0 before any heading
@@ -164,18 +165,19 @@ def _code_spelling(m: re.Match) -> str:
     return f"{m.group(1)}.{last}"
 
 
-def _split_codes(line: str) -> list[CodeLine]:
-    """A line that starts with a code: one or more codes, each with the title printed after it."""
-    matches = [m for m in _CODE.finditer(line)]
-    # Codes quoted inside a title ("Includes: ... NEC") are rare; a code must start its segment.
-    out = []
+def _split_codes(line: str) -> tuple[list[CodeLine], bool]:
+    """A line that starts with a code: (one or more codes, each with the title printed after it;
+    whether they are joined by "or", so alternatives)."""
+    matches = list(_CODE.finditer(line))
+    out, joined_by_or = [], False
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(line)
         title = line[m.end():end].strip(" ,;:")
-        title = re.sub(r"\s*\b(?:or|and|plus)\s*$", "", title, flags=re.IGNORECASE).strip()
+        joined_by_or = joined_by_or or (i + 1 < len(matches) and bool(re.search(r"\bor\s*$|or$", title, re.IGNORECASE)))
+        title = re.sub(r"\s*(?:\b(?:and|plus)|or)\s*$", "", title, flags=re.IGNORECASE).strip()
         title = re.sub(r"\s*\((?:if used|if carried out|if performed|where used)\)\s*$", "", title, flags=re.IGNORECASE)
         out.append(CodeLine(_code_spelling(m), title))
-    return out
+    return out, joined_by_or
 
 
 @dataclass
@@ -246,11 +248,14 @@ def coding_block(text: str) -> _Block | None:
             block.site_from_chapter_z = True
             continue
         if _CODE.match(line) and not re.match(r"^[A-Z][0-9]{2}\.?\s?[0-9-]\s*(?:is|are)\b", line):
-            entries = _split_codes(line)
+            entries, joined_by_or = _split_codes(line)
+            # "Y75.2 ... or Y75.4 ...": one of them, in a group of their own.
+            line_group = -len(block.codes) - 1 if joined_by_or else group
             if _CONDITIONAL.search(line) or conditional_group:
                 entries[-1].conditional = True
             for entry in entries:
-                entry.group, entry.alternatives, entry.follows, entry.segment = group, alternatives, action, segment
+                entry.group, entry.follows, entry.segment = line_group, action, segment
+                entry.alternatives = alternatives or joined_by_or
                 if conditional_group:
                     entry.conditional = True
                 if _role(entry.code) == "action":

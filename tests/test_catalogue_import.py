@@ -120,6 +120,17 @@ def test_one_code_set_per_heading_in_the_block(tmp_path):
     assert draft.replaces == ("IPG266",) and draft.replaced_by == "IPG586"
 
 
+def test_codes_run_together_on_one_line(tmp_path):
+    page = tmp_path / "ipg136.txt"
+    page.write_text("Coding recommendations\nM02.- Total excision of kidney\n"
+                    "Y75.2 Laparoscopic approach to abdominal cavity NEC orY75.4 Hand assisted minimal access "
+                    "approach to abdominal cavity\n")
+    out, _ = imported(tmp_path, page)
+    draft, titles = entry(out / "ipg136.toml")
+    assert [str(c) for c in draft.code_sets[0].components] == ["M02.-", "Y75.2 or Y75.4"]
+    assert titles["Y752"] == "Laparoscopic approach to abdominal cavity NEC"
+
+
 def test_icd10_block_beside_is_recorded_not_audited(tmp_path):
     out, _ = imported(tmp_path, PAGES / "ipg366_icd10_beside.html")
     draft, titles = entry(out / "ipg366.toml")
