@@ -47,8 +47,9 @@ _ICD10_HEADING = re.compile(r"^ICD\s*-?\s*10(?:\s+codes?(?:\s*\(s\))?)?\s*:?\s*$
 _CODE = re.compile(r"(?:(?<![A-Za-z0-9])|(?<=or))([A-HJ-Z][0-9]{2})(?:\.\s?([0-9-])|([0-9]))(?![0-9])")
 _ICD10_CODE = re.compile(r"\b([A-Z][0-9]{2})(?:\.([0-9X-]))?(?![0-9])")
 _SITE_LINE = re.compile(r"^(?:plus\s+)?(?:a\s+)?site code(?:\s+from\s+chapter\s+Z)?\b", re.IGNORECASE)
-_CONDITIONAL = re.compile(r"\b(?:if used|if carried out|if performed|may (?:also )?be (?:added|assigned)|where used)\b",
-                          re.IGNORECASE)
+_CONDITIONAL = re.compile(
+    r"\b(?:if used|if carried out|if performed|may (?:also )?be (?:added|assigned)|where used)\b|\(if\b[^)]*\)",
+    re.IGNORECASE)
 _ONE_OF = re.compile(r"\bone of the following\b", re.IGNORECASE)
 # A heading inside the block that starts another code set: "Transluminal approach:", "Stage 2".
 _SEGMENT = re.compile(r"^(?:stage\s*[0-9]+|[a-z /-]{0,40}\bapproach(?:es)?)\s*:?\s*$", re.IGNORECASE)
@@ -81,9 +82,10 @@ _REPLACES = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 # Chapter Y categories that say how the organ was reached rather than what was done to it [I]:
-# approach codes (Y44-Y53 open/percutaneous/image control, Y68 other image control, Y70-Y80
-# minimal access, endoscopic and transluminal approaches). Everything else in Chapter Y is a method.
-_APPROACH_CATEGORIES = {f"Y{n}" for n in (*range(44, 54), 68, *range(70, 81))}
+# Y46-Y53 (approaches through the skull, spine, heart, abdomen, orifices; Y53 image control), Y68
+# (other image control) and Y74-Y79 (minimal access, endoscopic and transluminal approaches).
+# Everything else in Chapter Y (methods; Y70-Y71 temporary and staged operations) is a method.
+_APPROACH_CATEGORIES = {f"Y{n}" for n in (*range(46, 54), 68, *range(74, 80))}
 
 
 @dataclass
@@ -175,7 +177,7 @@ def _split_codes(line: str) -> tuple[list[CodeLine], bool]:
         title = line[m.end():end].strip(" ,;:")
         joined_by_or = joined_by_or or (i + 1 < len(matches) and bool(re.search(r"\bor\s*$|or$", title, re.IGNORECASE)))
         title = re.sub(r"\s*(?:\b(?:and|plus)|or)\s*$", "", title, flags=re.IGNORECASE).strip()
-        title = re.sub(r"\s*\((?:if used|if carried out|if performed|where used)\)\s*$", "", title, flags=re.IGNORECASE)
+        title = re.sub(r"\s*\((?:if\b[^)]*|where used)\)\s*$", "", title, flags=re.IGNORECASE)
         out.append(CodeLine(_code_spelling(m), title))
     return out, joined_by_or
 
