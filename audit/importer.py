@@ -46,7 +46,9 @@ _ICD10_HEADING = re.compile(r"^ICD\s*-?\s*10(?:\s+codes?(?:\s*\(s\))?)?\s*:?\s*$
 # also run "or" into the next code ("Y75.2 Laparoscopic approach ... NEC orY75.4", NICE IPG136).
 _CODE = re.compile(r"(?:(?<![A-Za-z0-9])|(?<=or))([A-HJ-Z][0-9]{2})(?:\.\s?([0-9-])|([0-9]))(?![0-9])")
 _ICD10_CODE = re.compile(r"\b([A-Z][0-9]{2})(?:\.([0-9X-]))?(?![0-9])")
-_SITE_LINE = re.compile(r"^(?:plus\s+)?(?:a\s+)?site code(?:\s+from\s+chapter\s+Z)?\b", re.IGNORECASE)
+# "Site code from Chapter Z", "Plus a Chapter 'Z' code to identify the body site treated".
+_SITE_LINE = re.compile(r"^(?:plus\s+)?(?:a\s+)?site code\b|\bchapter\s*['‘’]?z['‘’]?\s+code\b.*\bsite\b|"
+                        r"\bsite\b.*\bchapter\s*['‘’]?z\b", re.IGNORECASE)
 _CONDITIONAL = re.compile(
     r"\b(?:if used|if carried out|if performed|may (?:also )?be (?:added|assigned)|where used)\b|\(if\b[^)]*\)",
     re.IGNORECASE)
@@ -246,7 +248,7 @@ def coding_block(text: str) -> _Block | None:
                 line = line[code_at.start():]
             else:
                 continue
-        if _SITE_LINE.match(line):
+        if _SITE_LINE.search(line) and not _CODE.match(line):
             block.site_from_chapter_z = True
             continue
         if _CODE.match(line) and not re.match(r"^[A-Z][0-9]{2}\.?\s?[0-9-]\s*(?:is|are)\b", line):
@@ -472,6 +474,9 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
 
     block = coding_block(text)
     if block is None and not _NOT_CODABLE.search(flat):
+        if re.search(r"clinical classification codes for this guidance", flat, re.IGNORECASE):
+            raise UserError(f"{path}: the codes are on a separate page (the link 'Coding and clinical classification "
+                            "codes for this guidance'): save that page and import it")
         raise UserError(f"{path}: no coding block found ('OPCS4.x Code(s)' or 'Coding recommendations')")
     block = block or _Block(not_codable=True, case_by_case=bool(_CASE_BY_CASE.search(flat)))
 

@@ -131,6 +131,16 @@ def test_codes_run_together_on_one_line(tmp_path):
     assert titles["Y752"] == "Laparoscopic approach to abdominal cavity NEC"
 
 
+@pytest.mark.parametrize("site_line", ["Site code from Chapter Z", "Plus a Chapter 'Z' code to identify the body site treated"])
+def test_site_named_in_words(tmp_path, site_line):
+    page = tmp_path / "ipg155.txt"
+    page.write_text(f"Coding recommendations\nS07.1 Photodynamic therapy of skin of whole body\n{site_line}\n")
+    out, _ = imported(tmp_path, page)
+    draft, _ = entry(out / "ipg155.toml")
+    assert [(c.role, str(c)) for c in draft.code_sets[0].components] == [
+        ("index", "S07.1"), ("site", "any Chapter Z code")]
+
+
 def test_icd10_block_beside_is_recorded_not_audited(tmp_path):
     out, _ = imported(tmp_path, PAGES / "ipg366_icd10_beside.html")
     draft, titles = entry(out / "ipg366.toml")
@@ -193,6 +203,8 @@ def test_new_guidance_page(tmp_path):
     "name, text, message",
     [("opening.html", "<html><body><p>Opening hours</p></body></html>", "no coding block found"),
      ("page.txt", "Coding recommendations\nV40.1 Non-rigid stabilisation of spine\n", "no guidance id on the page"),
+     ("ipg440.html", "<html><body><p>Foam sclerotherapy.</p><p>Coding and clinical classification codes for this "
+                     "guidance</p></body></html>", "the codes are on a separate page"),
      ("missing.html", None, "cannot read the page")],
 )
 def test_pages_that_cannot_be_imported_are_one_line_errors(tmp_path, name, text, message):
