@@ -52,6 +52,8 @@ _SITE_LINE = re.compile(r"^(?:plus\s+)?(?:a\s+)?site code\b|\bchapter\s*['‘’
 _CONDITIONAL = re.compile(
     r"\b(?:if used|if carried out|if performed|may (?:also )?be (?:added|assigned)|where used)\b|\(if\b[^)]*\)",
     re.IGNORECASE)
+_ADDITIONAL = re.compile(r"\b(?:is|are) also assigned\b|\bassigned in addition\b|\bmay also be (?:assigned|added)\b|"
+                         r"\bcan be assigned in addition\b", re.IGNORECASE)
 _ONE_OF = re.compile(r"\bone of the following\b", re.IGNORECASE)
 # A heading inside the block that starts another code set: "Transluminal approach:", "Stage 2".
 _SEGMENT = re.compile(r"^(?:stage\s*[0-9]+|[a-z /-]{0,40}\bapproach(?:es)?)\s*:?\s*$", re.IGNORECASE)
@@ -235,9 +237,18 @@ def coding_block(text: str) -> _Block | None:
             block.segments[segment] = line.rstrip(": ").strip().lower()
             group, alternatives, conditional_group, action = group + 1, False, False, None
             continue
+        if _ADDITIONAL.search(line) and _CODE.search(line):
+            # "Note: U20.2 Transoesophageal echocardiography is also assigned when TOE is used":
+            # a code named in a sentence, coded only when what the sentence says applies.
+            for m in _CODE.finditer(line):
+                rest = re.split(r"\s+(?:is|are|can|may|would|should|also|plus)\b", line[m.end():], maxsplit=1)[0]
+                block.codes.append(CodeLine(_code_spelling(m), rest.strip(" ,;:."), conditional=True,
+                                            group=-len(block.codes) - 1, follows=action, segment=segment))
+            block.notes.append(line)
+            continue
         code_at = _CODE.search(line)
         intro = line[:code_at.start()] if code_at else line
-        if not _CODE.match(line) and _INTRO.search(intro):
+        if not _CODE.match(line) and _INTRO.search(intro) and not intro.lower().startswith("note"):
             # "One of the following ...:", "Plus a relevant code ... from:", "Or one of ...:",
             # "If ... the following codes are assigned in addition:" introduce the codes after them.
             if not re.match(r"^or\b", intro, re.IGNORECASE):  # "Or one of ...": more alternatives
@@ -487,9 +498,10 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
     title_match = _TITLE.search(flat)
     title = title_match.group("title").strip() if title_match else None
     if title is None:
-        heading = next((line for line in text.split("\n") if line and not _BLOCK_START.match(line)), "")
+        heading = next((line for line in text.split("\n")
+                        if line and not _BLOCK_START.match(line) and not _CODE.match(line)), "")
         heading = re.sub(r"\s*\((?:IPG)?[0-9]+\)\s*$|\s*\|.*$", "", heading)
-        if heading and len(heading) < 200:
+        if heading and len(heading) < 150 and not heading.endswith("."):  # a heading, not a sentence
             title = heading
             uncertain.append("The title is the page's first line, not its 'has issued guidance on' sentence [I].")
     if title:

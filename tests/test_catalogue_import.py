@@ -141,6 +141,24 @@ def test_site_named_in_words(tmp_path, site_line):
         ("index", "S07.1"), ("site", "any Chapter Z code")]
 
 
+def test_codes_named_in_a_note_are_conditional(tmp_path):
+    page = tmp_path / "ipg349.txt"
+    page.write_text(
+        "NICE has issued guidance to the NHS in England, Wales, Scotland and Northern Ireland on occlusion of the "
+        "left atrial appendage. \nOPCS4.6 Code(s)\nK62.5 Percutaneous transluminal occlusion of left atrial appendage\n"
+        "Y53.- Approach to organ under image control\n"
+        "Note: U20.2 Transoesophageal echocardiography is also assigned when TOE is used during the procedure.\n"
+        "Note: Y53.4 Approach to organ under fluoroscopic control can be assigned in addition if fluoroscopy is used.\n"
+        "Codes within category Y53.- are used as secondary codes to classify interventions that are percutaneous "
+        "and require some form of image control.\n")
+    out, _ = imported(tmp_path, page)
+    draft, titles = entry(out / "ipg349.toml")
+    assert [(c.role, str(c), c.requirement) for c in draft.code_sets[0].components] == [
+        ("index", "K62.5", "required"), ("companion", "U20.2", "conditional"),
+        ("approach", "Y53.-", "conditional"), ("approach", "Y53.4", "conditional")]
+    assert titles["U202"] == "Transoesophageal echocardiography"
+
+
 def test_icd10_block_beside_is_recorded_not_audited(tmp_path):
     out, _ = imported(tmp_path, PAGES / "ipg366_icd10_beside.html")
     draft, titles = entry(out / "ipg366.toml")
