@@ -67,7 +67,8 @@ _OWN_ID = (
     re.compile(r"nice\.org\.uk/guidance/(IPG[0-9]{1,4})\b", re.IGNORECASE),
     re.compile(r"\((IPG[0-9]{1,4})\)"),
     re.compile(r"NICE interventional procedures? guidance\s+\[?(?:IPG)?([0-9]{1,4})\]?", re.IGNORECASE),
-    re.compile(r"^(?:Interventional procedures? (?:guidance )?)?\[?(IPG[0-9]{1,4})\]?\s*$", re.IGNORECASE | re.MULTILINE),
+    re.compile(r"^(?:Interventional procedures? (?:guidance )?)?\[?(IPG[0-9]{1,4})\]?\s*$",
+               re.IGNORECASE | re.MULTILINE),
 )
 _TITLE = re.compile(
     r"(?:has )?(?:now )?issued (?:full )?guidance to the NHS in England, Wales, Scotland and Northern Ireland on\s+"
@@ -179,8 +180,9 @@ def _split_codes(line: str) -> tuple[list[CodeLine], bool]:
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(line)
         title = line[m.end():end].strip(" ,;:")
-        joined_by_or = joined_by_or or (i + 1 < len(matches) and bool(re.search(r"\bor\s*$|or$", title, re.IGNORECASE)))
-        title = re.sub(r"\s*(?:\b(?:and|plus)|or)\s*$", "", title, flags=re.IGNORECASE).strip()
+        if i + 1 < len(matches) and re.search(r"\bor\s*$", title, re.IGNORECASE):
+            joined_by_or = True
+        title = re.sub(r"\s*\b(?:and|plus|or)\s*$", "", title, flags=re.IGNORECASE).strip()
         title = re.sub(r"\s*\((?:if\b[^)]*|where used)\)\s*$", "", title, flags=re.IGNORECASE)
         out.append(CodeLine(_code_spelling(m), title))
     return out, joined_by_or
@@ -253,7 +255,8 @@ def coding_block(text: str) -> _Block | None:
             # "If ... the following codes are assigned in addition:" introduce the codes after them.
             if not re.match(r"^or\b", intro, re.IGNORECASE):  # "Or one of ...": more alternatives
                 group += 1
-            alternatives = bool(_ONE_OF.search(intro) or re.search(r"\bfrom\s*:|\ba relevant code\b|^or\b", intro, re.IGNORECASE))
+            alternatives = bool(_ONE_OF.search(intro)
+                                or re.search(r"\bfrom\s*:|\ba relevant code\b|^or\b", intro, re.IGNORECASE))
             conditional_group = bool(re.match(r"^if\b", intro, re.IGNORECASE))
             if code_at:
                 line = line[code_at.start():]
@@ -332,7 +335,8 @@ def _id_by_title(title: str, replaced: set[str]) -> str | None:
     return same[0] if len(same) == 1 else None
 
 
-def _published_elsewhere(gid: str, replaces: list[str], replaced_when: str | None, flat: str) -> tuple[str, str, bool]:
+def _published_elsewhere(gid: str, replaces: list[str], replaced_when: str | None,
+                         flat: str) -> tuple[str, str, bool]:
     """(date, why, verified) for a page that prints no date: the built-in entry's own date, else the
     latest lower bound known — the replaced guidance's date the page gives, the copyright year, the
     nearest lower-numbered built-in guidance (numbers are given in order of publication) [I]."""
@@ -344,14 +348,16 @@ def _published_elsewhere(gid: str, replaces: list[str], replaced_when: str | Non
     bounds: list[tuple[str, str]] = []
     if replaced_when:
         month, year = replaced_when.split()
-        bounds.append((f"{year}-{MONTHS.index(month.title()) + 1:02d}", f"the page dates {replaces[0]}, which it replaces, {replaced_when}"))
+        bounds.append((f"{year}-{MONTHS.index(month.title()) + 1:02d}",
+                       f"the page dates {replaces[0]}, which it replaces, {replaced_when}"))
     if cm := re.search(r"©\s*NICE\s*([0-9]{4})", flat):
         bounds.append((cm.group(1), "the page's copyright year"))
     number = int(gid[3:])
     earlier = [g for g in builtin.values() if g.id.startswith("IPG") and int(g.id[3:]) < number]
     if earlier:
         nearest = max(earlier, key=lambda g: int(g.id[3:]))
-        bounds.append((nearest.published.text[:4], f"{nearest.id}, the nearest earlier number in the catalogue, is from {nearest.published.text[:4]}"))
+        year = nearest.published.text[:4]
+        bounds.append((year, f"{nearest.id}, the nearest earlier number in the catalogue, is from {year}"))
     if not bounds:
         raise UserError(f"NICE {gid}: the page prints no publication date and nothing bounds it: add it by hand")
     date, reason = max(bounds, key=lambda b: parse_partial_date(b[0]).start)
@@ -389,7 +395,8 @@ def _components(codes: list[CodeLine], title: str, block: _Block, uncertain: lis
     companions = [c for c in actions if c not in index]
     index_codes = [c.code for c in index]
     if len(index) > 1:
-        uncertain.append("The page lists the operation codes as alternatives ('one of the following'): one index component [V].")
+        uncertain.append("The page lists the operation codes as alternatives ('one of the following'): "
+                         "one index component [V].")
     if companions:
         uncertain.append(
             f"The page lists further operation codes ({', '.join(c.code for c in companions)}) besides the index "
@@ -507,7 +514,10 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
     if title:
         title = title[0].upper() + title[1:]
 
-    gid, id_source = (guidance_id.upper(), "given with --id") if guidance_id else _own_id(text, links, path, set(replaces))
+    if guidance_id:
+        gid, id_source = guidance_id.upper(), "given with --id"
+    else:
+        gid, id_source = _own_id(text, links, path, set(replaces))
     if gid is None and title:
         gid = _id_by_title(title, set(replaces))
         id_source = "matched by title to the built-in entry"
@@ -556,7 +566,8 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
         lines.append(f"replaced_on = {_toml_string(successor.published.text)}")
         if "published" in successor.unverified:
             unverified.append("replaced_on")
-        uncertain.append(f"The replacement by {successor.id} is taken from the built-in catalogue, not from this page.")
+        uncertain.append(f"The replacement by {successor.id} is taken from the built-in catalogue, "
+                         "not from this page.")
         review.append(f"lineage: replaced by {successor.id} (from the built-in catalogue entry)")
     for old_id in replaces:
         old = builtin.get(old_id)
@@ -578,24 +589,30 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
         lines.append("code_set_recovered = false")
         notes.append(
             "The page says the procedure cannot be expressed in the OPCS-4 classification by a single "
-            "code" + ("; it is coded case by case, so there is no fixed code set to audit." if block.case_by_case else ".")
+            "code" + ("; it is coded case by case, so there is no fixed code set to audit."
+                      if block.case_by_case else ".")
             if block.not_codable else "Code set not recovered: the coding block lists no operation code."
         )
     else:
         lines.append("code_set_recovered = true")
         for segment in sorted({c.segment for c in actions}):
             codes_here = [c for c in block.codes if c.segment == segment]
-            name = block.segments.get(segment) or ("percutaneous" if "percutaneous" in title.lower() else "all approaches")
+            default = "percutaneous" if "percutaneous" in title.lower() else "all approaches"
+            name = block.segments.get(segment) or default
             code_sets.append((name, _components(codes_here, title, block, uncertain, review, notes)))
         if len(code_sets) > 1:
-            uncertain.append(f"The page gives {len(code_sets)} code sets under headings ({', '.join(n for n, _ in code_sets)}) [V].")
+            names = ", ".join(n for n, _ in code_sets)
+            uncertain.append(f"The page gives {len(code_sets)} code sets under headings ({names}) [V].")
     if _LEVELS_NOTE.search(flat):
-        notes.append("The page's note: V55 levels of spine come second, after each spinal operation code (V55.9 when the levels are not specified).")
+        notes.append("The page's note: V55 levels of spine come second, after each spinal operation code "
+                     "(V55.9 when the levels are not specified).")
     if _IMAGE_NOTE.search(flat):
-        notes.append("The page's note: Y53 image control is a secondary code for percutaneous interventions (Y53.9 when the method is unspecified).")
+        notes.append("The page's note: Y53 image control is a secondary code for percutaneous interventions "
+                     "(Y53.9 when the method is unspecified).")
     for note in block.notes:
         if re.search(r"it is not possible to classify", note, re.IGNORECASE):
-            notes.append("The page notes a feature OPCS-4 cannot classify: " + note.split(":", 1)[-1].strip().rstrip(".") + ".")
+            feature = note.split(":", 1)[-1].strip().rstrip(".")
+            notes.append(f"The page notes a feature OPCS-4 cannot classify: {feature}.")
     lines.append(f"unverified = {_toml_list(unverified)}" if unverified else "")
     sources = [f"NICE {gid} page, '{block.heading or 'coding'}' block ({path.name})",
                "https://www.nice.org.uk/guidance/" + gid.lower()]

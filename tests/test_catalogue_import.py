@@ -129,6 +129,9 @@ def test_codes_run_together_on_one_line(tmp_path):
     draft, titles = entry(out / "ipg136.toml")
     assert [str(c) for c in draft.code_sets[0].components] == ["M02.-", "Y75.2 or Y75.4"]
     assert titles["Y752"] == "Laparoscopic approach to abdominal cavity NEC"
+    page.write_text("Coding recommendations\nA70.4 Insertion of neurostimulator\n")  # a title ending in "or"
+    out, _ = imported(tmp_path / "again", page)
+    assert entry(out / "ipg136.toml")[1]["A704"] == "Insertion of neurostimulator"
 
 
 @pytest.mark.parametrize("site_line", ["Site code from Chapter Z", "Plus a Chapter 'Z' code to identify the body site treated"])
