@@ -478,6 +478,50 @@ def _components(codes: list[CodeLine], title: str, block: _Block, uncertain: lis
     return code_set
 
 
+def _page_title(text: str, title_match: re.Match | None, uncertain: list[str]) -> str | None:
+    """The title from "... has issued full guidance ... on TITLE.", else the page's first heading."""
+    title = title_match.group("title").strip() if title_match else None
+    if title is None:
+        heading = next((line for line in text.split("\n")
+                        if line and not _BLOCK_START.match(line) and not _CODE.match(line)), "")
+        heading = re.sub(r"\s*\((?:IPG)?[0-9]+\)\s*$|\s*\|.*$", "", heading)
+        if heading and len(heading) < 150 and not heading.endswith("."):  # a heading, not a sentence
+            title = heading
+            uncertain.append("The title is the page's first line, not its 'has issued guidance on' sentence [I].")
+    return title[0].upper() + title[1:] if title else None
+
+
+def _page_id(text: str, links: list[str], path: Path, guidance_id: str | None, title: str | None,
+             replaces: list[str], uncertain: list[str], review: list[str]) -> str:
+    """The guidance id: given, read on the page, from the file name, or a built-in entry's by title."""
+    if guidance_id:
+        gid, id_source = guidance_id.upper(), "given with --id"
+    else:
+        gid, id_source = _own_id(text, links, path, set(replaces))
+    if gid is None and title:
+        gid = _id_by_title(title, set(replaces))
+        id_source = "matched by title to the built-in entry"
+    if gid is None or not re.fullmatch(r"IPG[0-9]{1,5}", gid):
+        raise UserError(
+            f"{path}: no guidance id on the page or in the file name, and no built-in entry has its "
+            "title: name the file ipgNNN.txt (or .html), or give --id with one page"
+        )
+    if id_source != "read on the page":
+        uncertain.append(f"The id {gid} was {id_source}, not read on the page [I].")
+        review.append(f"confirm the id {gid} ({id_source})")
+    return gid
+
+
+def _page_published(title_match: re.Match | None, flat: str) -> str | None:
+    """The publication date the page prints ("... in November 2006.", "Published: 26 July 2017")."""
+    if title_match and title_match.group("month"):
+        return f"{title_match.group('year')}-{MONTHS.index(title_match.group('month').title()) + 1:02d}"
+    if pm := _PUBLISHED.search(flat):
+        day = f"-{int(pm.group('day')):02d}" if pm.group("day") else ""
+        return f"{pm.group('year')}-{MONTHS.index(pm.group('month').title()) + 1:02d}{day}"
+    return None
+
+
 def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
     """Read one saved page and build its draft entry; raises UserError when it is not a NICE page."""
     try:
@@ -503,32 +547,8 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
     replaced_when = f"{m.group('month')} {m.group('year')}" if m and m.group("month") else None
 
     title_match = _TITLE.search(flat)
-    title = title_match.group("title").strip() if title_match else None
-    if title is None:
-        heading = next((line for line in text.split("\n")
-                        if line and not _BLOCK_START.match(line) and not _CODE.match(line)), "")
-        heading = re.sub(r"\s*\((?:IPG)?[0-9]+\)\s*$|\s*\|.*$", "", heading)
-        if heading and len(heading) < 150 and not heading.endswith("."):  # a heading, not a sentence
-            title = heading
-            uncertain.append("The title is the page's first line, not its 'has issued guidance on' sentence [I].")
-    if title:
-        title = title[0].upper() + title[1:]
-
-    if guidance_id:
-        gid, id_source = guidance_id.upper(), "given with --id"
-    else:
-        gid, id_source = _own_id(text, links, path, set(replaces))
-    if gid is None and title:
-        gid = _id_by_title(title, set(replaces))
-        id_source = "matched by title to the built-in entry"
-    if gid is None or not re.fullmatch(r"IPG[0-9]{1,5}", gid):
-        raise UserError(
-            f"{path}: no guidance id on the page or in the file name, and no built-in entry has its "
-            "title: name the file ipgNNN.txt (or .html), or give --id with one page"
-        )
-    if id_source != "read on the page":
-        uncertain.append(f"The id {gid} was {id_source}, not read on the page [I].")
-        review.append(f"confirm the id {gid} ({id_source})")
+    title = _page_title(text, title_match, uncertain)
+    gid = _page_id(text, links, path, guidance_id, title, replaces, uncertain, review)
     if not title and gid in _builtin().guidance:
         title = _builtin().guidance[gid].title
         uncertain.append("The page prints no title; the title is the built-in entry's [I].")
@@ -537,15 +557,8 @@ def draft_entry(path: Path, guidance_id: str | None = None) -> Draft:
         title = f"Title not recorded (NICE {gid})"
         uncertain.append("The page's title was not found; the title is a placeholder.")
         review.append("give the title as NICE prints it")
-
-    # Dates: only what the page prints; anything else is a flagged lower bound.
-    published = None
-    if title_match and title_match.group("month"):
-        published = f"{title_match.group('year')}-{MONTHS.index(title_match.group('month').title()) + 1:02d}"
-    elif pm := _PUBLISHED.search(flat):
-        month = MONTHS.index(pm.group("month").title()) + 1
-        published = f"{pm.group('year')}-{month:02d}" + (f"-{int(pm.group('day')):02d}" if pm.group("day") else "")
-    if published is None:
+    published = _page_published(title_match, flat)
+    if published is None:  # only what the page prints is taken as read; anything else is a flagged lower bound
         published, why, verified = _published_elsewhere(gid, replaces, replaced_when, flat)
         if not verified:
             unverified.append("published")
