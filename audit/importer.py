@@ -468,6 +468,12 @@ def _components(codes: list[CodeLine], title: str, block: _Block, uncertain: lis
     if block.icd10:
         code_set.append(_component("diagnosis", sorted(dict.fromkeys(block.icd10))))
         notes.append("ICD-10 codes given beside the OPCS-4 codes are recorded for readers, not audited.")
+    categories = [code for code in index_codes if code.endswith(".-")]
+    if categories:
+        review.append(
+            f"{', '.join(categories)} is a category: 'catalogue check' asks for the four-character codes of the "
+            "procedure as the index (list the ones the page means)"
+        )
     generic = [c.code for c in actions if c.code.endswith(".8") or c.title.upper().endswith(("NEC", "NOC"))]
     if generic:
         review.append(

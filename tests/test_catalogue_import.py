@@ -125,9 +125,11 @@ def test_codes_run_together_on_one_line(tmp_path):
     page.write_text("Coding recommendations\nM02.- Total excision of kidney\n"
                     "Y75.2 Laparoscopic approach to abdominal cavity NEC orY75.4 Hand assisted minimal access "
                     "approach to abdominal cavity\n")
-    out, _ = imported(tmp_path, page)
+    out, result = imported(tmp_path, page)
     draft, titles = entry(out / "ipg136.toml")
     assert [str(c) for c in draft.code_sets[0].components] == ["M02.-", "Y75.2 or Y75.4"]
+    assert "M02.- is a category" in result.stdout  # which 'catalogue check' refuses as an index code
+    assert "index code M02.- is a category" in run_cli("catalogue", "check", str(out)).stderr
     assert titles["Y752"] == "Laparoscopic approach to abdominal cavity NEC"
     page.write_text("Coding recommendations\nA70.4 Insertion of neurostimulator\n")  # a title ending in "or"
     out, _ = imported(tmp_path / "again", page)
