@@ -28,8 +28,10 @@ _ICD10 = re.compile(r"^[A-Z][0-9]{2}(\.?[0-9X-])?$")
 _GUIDANCE_KEYS = {
     "id", "title", "url", "published", "replaces", "replaced_by", "replaced_on", "opcs_version",
     "code_set_recovered", "sources", "uncertain", "unverified", "notes", "titles", "code_sets",
-    "evidence",
+    "unverified_titles", "evidence",
 }
+# Shown after a code title that is printed on a page but not confirmed as the OPCS-4 title.
+UNVERIFIED_TITLE = " [title not verified]"
 DATE_FIELDS = ("published", "replaced_on")
 _SET_KEYS = {"name", "components", "not_with"}
 _COMPONENT_KEYS = {"role", "codes", "requirement", "identifies", "scope", "recommended", "note", "accepts"}
@@ -368,6 +370,17 @@ def parse_guidance(raw: dict, file: str) -> tuple[Guidance | None, dict[str, str
                 titles[pattern.prefix] = code_title
             else:
                 titles[str(pattern)] = code_title
+    for i, spelling in enumerate(_texts(raw, "unverified_titles", problems)):
+        try:
+            pattern = parse_pattern(spelling)
+        except ValueError as error:
+            problems.add(f"unverified_titles[{i}]", str(error))
+            continue
+        key = pattern.prefix if pattern.kind == "exact" else str(pattern)
+        if key not in titles:
+            problems.add(f"unverified_titles[{i}]", f"{spelling!r} has no entry in [titles]")
+        else:  # wherever the title is printed, it says it is not confirmed
+            titles[key] += UNVERIFIED_TITLE
     if problems.items:
         return None, {}, problems.items
     opcs = raw.get("opcs_version")
@@ -410,9 +423,12 @@ def _expand(paths: list[Path]) -> list[Path]:
     return files
 
 
-def load_catalogue(extra: list[Path] = (), *, builtin: bool = True) -> Catalogue:
-    """Built-in entries plus the user's; raises CatalogueError listing every problem."""
-    files = (builtin_files() if builtin else []) + _expand(list(extra))
+def load_catalogue(extra: list[Path] = (), *, builtin: bool = True, leave_out: tuple[str, ...] = ()) -> Catalogue:
+    """Built-in entries plus the user's; raises CatalogueError listing every problem.
+
+    `leave_out` names built-in files to skip (`catalogue check` of a draft that updates one)."""
+    builtins = [f for f in builtin_files() if f.name not in leave_out] if builtin else []
+    files = builtins + _expand(list(extra))
     problems: list[str] = []
     guidance: dict[str, Guidance] = {}
     titles: dict[str, str] = {}
@@ -464,6 +480,53 @@ def _lineage_problems(guidance: dict[str, Guidance]) -> list[str]:
                     f"{g.source_file}: {g.id}: replaces: {old_id} does not name {g.id} as replaced_by"
                 )
     return problems
+
+
+# --- Coverage: what the catalogue can audit, by OPCS-4 chapter -------------------------------
+
+# OPCS-4 chapter titles (National Clinical Coding Standards OPCS-4, 2016, contents; F is not in
+# that contents list and is the classification's "Mouth" chapter [I]).
+CHAPTER_TITLES = {
+    "A": "Nervous system", "B": "Endocrine system and breast", "C": "Eye", "D": "Ear",
+    "E": "Respiratory tract", "F": "Mouth", "G": "Upper digestive tract", "H": "Lower digestive tract",
+    "J": "Other abdominal organs, principally digestive", "K": "Heart", "L": "Arteries and veins",
+    "M": "Urinary", "N": "Male genital organs", "P": "Lower female genital tract",
+    "Q": "Upper female genital tract", "R": "Female genital tract associated with pregnancy",
+    "S": "Skin", "T": "Soft tissue", "U": "Diagnostic imaging, testing and rehabilitation",
+    "V": "Bones and joints of skull and spine", "W": "Other bones and joints",
+    "X": "Miscellaneous operations",
+}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    total: int
+    with_code_sets: int
+    without_code_set: int  # recorded for lineage, or coded case by case
+    case_by_case: int  # of those without: the page says there is no fixed code set
+    chapters: dict[str, int]  # index-code chapter -> guidances with a code set there, in chapter order
+
+    def summary(self) -> str:
+        return (f"{self.total} guidances: {self.with_code_sets} with code sets (audited), "
+                f"{self.without_code_set} recorded without one ({self.case_by_case} coded case by case)")
+
+    def chapter_lines(self) -> list[str]:
+        return [f"{letter} {CHAPTER_TITLES.get(letter, '?')}: {n}" for letter, n in self.chapters.items()]
+
+
+def coverage(catalogue: Catalogue) -> Coverage:
+    """How many guidances can be audited, and which OPCS-4 chapters their index codes are in."""
+    chapters: dict[str, int] = {}
+    for g in catalogue.auditable():
+        letters = {p.prefix[0] for cs in g.code_sets for p in cs.index.patterns}
+        for letter in letters:
+            chapters[letter] = chapters.get(letter, 0) + 1
+    without = [g for g in catalogue.guidance.values() if not g.code_sets]
+    return Coverage(
+        total=len(catalogue.guidance), with_code_sets=len(catalogue.auditable()),
+        without_code_set=len(without), case_by_case=sum("case by case" in g.notes for g in without),
+        chapters=dict(sorted(chapters.items())),
+    )
 
 
 def check_problems(catalogue: Catalogue, paths: list[Path]) -> list[str]:

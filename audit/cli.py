@@ -404,10 +404,20 @@ def report(
 @catalogue_app.command("list")
 @guarded()
 def catalogue_list(catalogue: CatalogueOption = None) -> None:
-    """One line per guidance: id, code set, lineage, title."""
-    for g in load_catalogue(catalogue or []).guidance.values():
+    """One line per guidance (id, published, code set, lineage, title), then the coverage."""
+    from audit.catalogue import coverage
+
+    loaded = load_catalogue(catalogue or [])
+    for g in loaded.guidance.values():
         code_set = "code set" if g.code_sets else "no code set"
-        typer.echo(f"{g.id:<8} {g.published!s:<16} {code_set:<12} {g.lineage:<50} {g.title}")
+        published = f"{g.published}" + (" (not verified)" if "published" in g.unverified else "")
+        typer.echo(f"{g.id:<8} {published:<31} {code_set:<12} {g.lineage:<50} {g.title}")
+    covered = coverage(loaded)
+    typer.echo("")
+    typer.echo(covered.summary() + ".")
+    typer.echo("Chapters of the index codes (guidances with a code set there):")
+    for line in covered.chapter_lines():
+        typer.echo(f"  {line}")
 
 
 @catalogue_app.command("show")
@@ -463,21 +473,53 @@ def catalogue_show(
 def catalogue_check(
     paths: Annotated[list[Path], typer.Argument(help="Guidance TOML files or folders to check.")],
 ) -> None:
-    """Validate catalogue files together with the built-in entries; exit 2 on any problem."""
+    """Validate catalogue files together with the built-in entries; exit 2 on any problem.
+
+    An entry with the id of a built-in one (a draft from 'catalogue import' of a page the catalogue
+    already holds) is checked in place of that built-in entry, and the output says so: at run time a
+    --catalogue entry still cannot redefine a built-in one.
+    """
     from audit.catalogue import check_problems
 
     missing = [f"{p}: no such file or folder" for p in paths if not p.exists()]
     if missing:
         _fail("\n".join(missing), EXIT_USER_ERROR)
     try:
-        loaded = load_catalogue(paths)
+        given = load_catalogue(paths, builtin=False)
+        builtin = load_catalogue()
+        replaced = tuple(builtin.guidance[gid].source_file for gid in given.guidance if gid in builtin.guidance)
+        loaded = load_catalogue(paths, leave_out=replaced)
     except CatalogueError as error:
         _fail(str(error), EXIT_USER_ERROR)
     problems = check_problems(loaded, paths)
     if problems:
         _fail("\n".join(problems), EXIT_USER_ERROR)
-    added = len(loaded.guidance) - len(load_catalogue().guidance)
-    typer.echo(f"OK: {added} entr{'y' if added == 1 else 'ies'} in {len(paths)} path(s), no problems.")
+    for gid in given.guidance:
+        if gid in builtin.guidance:
+            typer.echo(
+                f"{gid}: checked in place of the built-in {builtin.guidance[gid].source_file} "
+                "(to use it, replace that file: a --catalogue entry cannot redefine a built-in one)"
+            )
+    count = len(given.guidance)
+    typer.echo(f"OK: {count} entr{'y' if count == 1 else 'ies'} in {len(paths)} path(s), no problems.")
+
+
+@catalogue_app.command("import")
+@guarded()
+def catalogue_import(
+    pages: Annotated[list[Path], typer.Argument(help="NICE guidance pages saved from a browser (HTML) or as text.")],
+    to: Annotated[Path, typer.Option("--to", help="Folder the draft TOML entries are written to.")] = Path("."),
+    guidance_id: Annotated[Optional[str], typer.Option("--id", help="The guidance id, when one page does not print it.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite drafts already in --to.")] = False,
+) -> None:
+    """Draft one catalogue entry per NICE page, and say what a person must still review."""
+    from audit.importer import import_pages
+
+    for target, draft in import_pages(list(pages), to, guidance_id=guidance_id, overwrite=force):
+        typer.echo(f"{draft.guidance_id}: wrote {target}")
+        for item in draft.review:
+            typer.echo(f"  review: {item}")
+    typer.echo(f"Check the drafts with: nice-audit catalogue check {to}")
 
 
 history_app = typer.Typer(help="Past runs recorded in the history file.", invoke_without_command=True,

@@ -205,8 +205,9 @@ def test_ipg387_errors_on_its_companion_action_count(tmp_path):
         (["V361", "V551"], set(), set()),
         (["V363", "V551"], {"IPG306"}, set()),
         # IPG352: K35.8 "other specified" needs the mitral valve site Z32.1.
-        (["K358", "Y022", "Y534"], set(), {"IPG352"}),
-        (["K358", "Y022", "Y534", "Z321"], {"IPG352"}, set()),
+        # IPG309 (leaflet repair, also K35.8) needs its Y07.2 clip: without it, possible only.
+        (["K358", "Y022", "Y534"], set(), {"IPG352", "IPG309"}),
+        (["K358", "Y022", "Y534", "Z321"], {"IPG352"}, {"IPG309"}),
         # IPG78: K35.5 needs the aortic valve site Z32.2.
         (["K355", "Y534"], set(), {"IPG78"}),
         (["K355", "Y534", "Z322"], {"IPG78"}, set()),

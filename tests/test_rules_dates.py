@@ -75,9 +75,9 @@ def test_undated_ipg319_judged_as_of_run_date_is_superseded(tmp_path):
 
 
 def test_superseded_on_an_unverified_date_says_so(tmp_path):
-    # IPG406's replacement by IPG553 is dated by inference only (catalogue: unverified).
-    result = audit_long(tmp_path, dated("2017-03-01", codes_=["J127"]))
-    assert status_of(result, "E1", "IPG406") == "superseded"
+    # IPG282's replacement by IPG584 is dated by inference only (catalogue: unverified).
+    result = audit_long(tmp_path, dated("2018-03-01", codes_=["Q545"]))
+    assert status_of(result, "E1", "IPG282") == "superseded"
     message = result.findings.filter(result.findings["rule_id"] == "superseded-guidance")["message"].item()
     assert "the replacement date is not verified" in message
 
