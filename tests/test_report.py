@@ -190,7 +190,7 @@ def count(node: Node, key: str) -> int:
 def test_header_names_run_inputs_catalogue_and_version(report):
     summary = json.loads((report.out / "summary.json").read_text(encoding="utf-8"))
     header = report.dom.find("header").words()
-    assert "21 November 2026, 02:00 UTC" in header  # run date
+    assert "21 November 2026, 02:00 GMT" in header  # run date, UK local time
     assert "As of 21 November 2026" in header
     for f in summary["inputs"]:
         assert Path(f["path"]).name in header
@@ -469,7 +469,7 @@ def test_same_outputs_give_the_same_bytes(tmp_path, example_outputs, report):
     again = render_report(out, load_catalogue())
     assert again.read_bytes() == (example_outputs / "report.html").read_bytes()
     later = render_report(out, load_catalogue(), generated=datetime(2027, 1, 2, 3, 4, tzinfo=timezone.utc))
-    assert "2 January 2027, 03:04 UTC" in later.read_text(encoding="utf-8")
+    assert "2 January 2027, 03:04 GMT" in later.read_text(encoding="utf-8")
 
 
 def test_empty_run_renders(tmp_path):
@@ -705,3 +705,13 @@ def test_compliance_rows_say_what_is_not_verified(tmp_path):
     notes = [li.words() for li in row.find("details").find_all("li")]
     # IPG319's Z99.- site category could not be confirmed: the reader must be told.
     assert any("'Z99.- Intervertebral disc' could not be confirmed" in n for n in notes)
+
+
+@pytest.mark.parametrize(("stamp", "shown"), [
+    ("2026-11-21T02:00:00+00:00", "21 November 2026, 02:00 GMT"),
+    ("2026-07-01T01:30:00+00:00", "1 July 2026, 02:30 BST"),  # summer: UK local time is an hour ahead
+])
+def test_times_are_uk_local_with_the_zone(stamp, shown):
+    from reports.text import long_datetime
+
+    assert long_datetime(datetime.fromisoformat(stamp)) == shown
