@@ -715,3 +715,52 @@ def test_times_are_uk_local_with_the_zone(stamp, shown):
     from reports.text import long_datetime
 
     assert long_datetime(datetime.fromisoformat(stamp)) == shown
+
+
+# --- Coders and local ids ------------------------------------------------------------------------
+
+
+def test_a_mapping_names_coder_and_local_id_and_the_report_uses_them(tmp_path):
+    from audit.layouts import load_mapping
+
+    export = pl.read_csv(EXAMPLES / "warehouse_export.csv", infer_schema=False)
+    export = export.with_columns(
+        pl.Series("Coded_By", [f"coder-{i % 2}" for i in range(export.height)]),
+        pl.Series("Hospital_Number", [f"H{i:05d}" for i in range(export.height)]),
+        pl.Series("Ward", ["W1"] * export.height),
+    )
+    (tmp_path / "in").mkdir()
+    export.write_csv(tmp_path / "in" / "warehouse_export.csv")
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text((EXAMPLES / "warehouse_mapping.toml").read_text(encoding="utf-8")
+                       + 'coder = "Coded_By"\nlocal_id = "Hospital_Number"\ncarry = ["Ward"]\n', encoding="utf-8")
+    result = run_audit(AuditOptions(inputs=[tmp_path / "in" / "warehouse_export.csv"],
+                                    mapping=load_mapping(mapping), as_of=AS_OF), load_catalogue(), PINNED_TIME)
+    staging, _ = outputs.stage(result, tmp_path / "out")
+    out = outputs.publish(staging, tmp_path / "out")
+    page = rendered(out)
+    assert {"coder", "local_id", "Ward"} <= set(page.findings.columns) and page.findings.height
+    expected = dict(zip(export["Spell_Episode_Number"], zip(export["Coded_By"], export["Hospital_Number"])))
+    for node in page.dom.find_all("tbody", data_filter_item="worklist"):
+        eid = node.attrs["data-episode-id"]
+        coder, local_id = expected[eid]
+        assert node.attrs["data-coder"] == coder
+        assert local_id in node.find("tr", class_="wl-row").words()
+        assert f"Ward W1" in node.find("article").words()  # carried columns are on the card
+    options = page.dom.find("select", id="filter-coder").find_all("option")
+    assert {o.attrs["value"] for o in options} - {""} == set(page.findings["coder"])
+    by_coder = page.dom.find("table", id="by-coder")
+    assert {r.attrs["data-value"] for r in by_coder.find("tbody").find_all("tr")} == \
+           set(page.episodes["coder"]) | set(page.findings["coder"])
+    head = [th.words() for th in page.dom.find("table", id="worklist-table").find_all("thead")[0].find_all("th")]
+    assert "Local id" in head and "Coder" in head
+
+
+def test_breakdowns_give_no_percentage_below_the_minimum(report):
+    table = report.dom.find("table", id="by-provider")
+    for row in table.find("tbody").find_all("tr"):
+        pairs = report.episodes.filter(pl.col("provider") == row.attrs["data-value"])
+        judged = pairs.filter(pl.col("status") != "predates-guidance").height
+        percent = row.find_all("td")[4].words()
+        assert (percent == "–") == (judged < 10)
+    assert "at least 10 judged episodes" in report.dom.find("section", id="areas").words()
