@@ -204,11 +204,11 @@ def report(
     worksheet_cap: Annotated[int, typer.Option(help="Worksheet episodes per rule.")] = 200,
 ) -> None:
     """Re-render report.html from an earlier run's outputs, without auditing again."""
-    from reports.render import render_report
+    from reports.render import render_report, run_catalogue
 
     if not (directory / "summary.json").is_file():
         raise UserError(f"{directory}: not the output folder of a run (no summary.json)")
-    path = render_report(directory, load_catalogue(catalogue or []), worksheet_cap=worksheet_cap)
+    path = render_report(directory, run_catalogue(directory, catalogue), worksheet_cap=worksheet_cap)
     typer.echo(f"Report: {path}")
 
 

@@ -85,15 +85,19 @@ def _read_if_present(path: Path, columns: tuple[str, ...], optional: tuple[str, 
     return _read_csv(path, columns, required=False, optional=optional) if path.exists() else None
 
 
-def load_outputs(folder: Path) -> Outputs:
-    folder = Path(folder)
-    summary_path = folder / SUMMARY_JSON
+def read_summary(folder: Path) -> dict:
+    summary_path = Path(folder) / SUMMARY_JSON
     if not summary_path.exists():
         raise ReportError(f"{summary_path}: missing; is this the --out folder of a nice-audit run?")
     try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        return json.loads(summary_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ReportError(f"{summary_path}: not valid JSON") from None
+
+
+def load_outputs(folder: Path) -> Outputs:
+    folder = Path(folder)
+    summary = read_summary(folder)
     findings = _read_csv(folder / FINDINGS_CSV, FINDINGS_COLUMNS, required=True, optional=FINDINGS_OPTIONAL,
                          keep_extra=True)
     carried = tuple(c for c in findings.columns if c not in CARRIED_FROM)

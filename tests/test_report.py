@@ -764,3 +764,40 @@ def test_breakdowns_give_no_percentage_below_the_minimum(report):
         percent = row.find_all("td")[4].words()
         assert (percent == "–") == (judged < 10)
     assert "at least 10 judged episodes" in report.dom.find("section", id="areas").words()
+
+
+# --- Re-rendering against the run's catalogue ----------------------------------------------------
+
+LOCAL_GUIDANCE = '''id = "IPG9001"
+title = "A local entry, no code set"
+url = "https://www.nice.org.uk/guidance/ipg9001"
+published = "2020"
+code_set_recovered = false
+sources = ["test"]
+'''
+
+
+def test_report_dir_re_renders_with_the_catalogue_the_run_used(tmp_path):
+    from reports.render import run_catalogue
+
+    extra = tmp_path / "local.toml"
+    extra.write_text(LOCAL_GUIDANCE, encoding="utf-8")
+    used = load_catalogue([extra])
+    result = run_audit(AuditOptions(inputs=EXAMPLE_FILES, as_of=AS_OF), used, PINNED_TIME)
+    staging, _ = outputs.stage(result, tmp_path / "out")
+    out = outputs.publish(staging, tmp_path / "out")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert str(extra.resolve()) in summary["catalogue_files"]
+    again = run_catalogue(out)
+    assert again.version == used.version and "IPG9001" in again.guidance
+    # The file changed since the run: an error naming both versions, unless --catalogue is given.
+    extra.write_text(LOCAL_GUIDANCE.replace("A local entry", "An edited entry"), encoding="utf-8")
+    edited = load_catalogue([extra]).version
+    with pytest.raises(UserError, match=rf"used catalogue {used.version}.*now give {edited}.*--catalogue"):
+        run_catalogue(out)
+    given = run_catalogue(out, [extra])
+    html = render_report(out, given).read_text(encoding="utf-8")
+    assert f"rendered with catalogue {edited}; the run used {used.version}" in html
+    extra.unlink()
+    with pytest.raises(UserError, match="no longer exist"):
+        run_catalogue(out)
