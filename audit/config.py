@@ -35,13 +35,14 @@ class Settings:
     worksheet_cap: int = 200
     trend_runs: int = 10
     history_keep: int = 400  # runs kept per scope: over a year of nightly runs
+    archive: Path | None = None  # dated copies of the report (reports.archive); default: archive/ beside out
     fail_on: str = "never"
 
     def effective_scope(self) -> str:
         return self.scope or " ".join(sorted(str(p) for p in self.inputs))
 
 
-_PATHS = {"out", "mapping", "history", "opcs_codes"}
+_PATHS = {"out", "mapping", "history", "opcs_codes", "archive"}
 _PATH_LISTS = {"inputs", "catalogue"}
 
 

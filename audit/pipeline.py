@@ -76,6 +76,7 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
     from reports.render import (
         render_report,  # the report is the last stage, not a dependency of the others
     )
+    from reports.archive import archive_report
 
     options = AuditOptions(
         inputs=list(settings.inputs),
@@ -105,6 +106,7 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
         progress("Rendering the report")
         render_report(staging, catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
         published = outputs.publish(staging, settings.out)
+        archive_report(published, settings.archive, keep=settings.history_keep)
         run_id = None
         if conn:
             run_id = history.record(conn, scope=scope, started=started, finished=datetime.now(timezone.utc),
