@@ -502,4 +502,5 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
                "changes": CHANGES_CSV, "trend": TREND_CSV},
         size_note=size_note,
         min_n=number(MIN_N),
+        volume_alerts=tuple((outputs.summary.get("volume") or {}).get("alerts") or ()),
     )

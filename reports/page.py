@@ -456,3 +456,4 @@ class ReportPage:
     files: dict[str, str]  # names of the output files the page points to
     size_note: str  # why the caps are lower than asked, when the page would be too big; else ""
     min_n: str  # judged episodes a breakdown row needs before it shows a percentage
+    volume_alerts: tuple[str, ...] = ()  # the export shrank or was empty (summary.json "volume")

@@ -136,8 +136,9 @@ class Rendered:
 def audit_into(inputs: list[Path], out: Path) -> Path:
     """The output files of a run (without its report)."""
     result = run_audit(AuditOptions(inputs=inputs, as_of=AS_OF), load_catalogue(), PINNED_TIME)
-    staging, _ = outputs.stage(result, out)
-    return outputs.publish(staging, out)
+    out.mkdir(parents=True, exist_ok=True)
+    outputs.write(result, out)
+    return out
 
 
 def rendered(out: Path, **options) -> Rendered:
@@ -736,8 +737,9 @@ def test_a_mapping_names_coder_and_local_id_and_the_report_uses_them(tmp_path):
                        + 'coder = "Coded_By"\nlocal_id = "Hospital_Number"\ncarry = ["Ward"]\n', encoding="utf-8")
     result = run_audit(AuditOptions(inputs=[tmp_path / "in" / "warehouse_export.csv"],
                                     mapping=load_mapping(mapping), as_of=AS_OF), load_catalogue(), PINNED_TIME)
-    staging, _ = outputs.stage(result, tmp_path / "out")
-    out = outputs.publish(staging, tmp_path / "out")
+    out = tmp_path / "out"
+    out.mkdir()
+    outputs.write(result, out)
     page = rendered(out)
     assert {"coder", "local_id", "Ward"} <= set(page.findings.columns) and page.findings.height
     expected = dict(zip(export["Spell_Episode_Number"], zip(export["Coded_By"], export["Hospital_Number"])))
@@ -784,8 +786,9 @@ def test_report_dir_re_renders_with_the_catalogue_the_run_used(tmp_path):
     extra.write_text(LOCAL_GUIDANCE, encoding="utf-8")
     used = load_catalogue([extra])
     result = run_audit(AuditOptions(inputs=EXAMPLE_FILES, as_of=AS_OF), used, PINNED_TIME)
-    staging, _ = outputs.stage(result, tmp_path / "out")
-    out = outputs.publish(staging, tmp_path / "out")
+    out = tmp_path / "out"
+    out.mkdir()
+    outputs.write(result, out)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert str(extra.resolve()) in summary["catalogue_files"]
     again = run_catalogue(out)

@@ -50,6 +50,7 @@ def test_each_run_is_kept_by_date_with_an_index_and_retention(tmp_path):
 
 def test_a_run_archives_its_report_beside_the_output_folder(tmp_path):
     out = tmp_path / "nightly" / "out"
+    out.parent.mkdir()
     started = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
     audit_to_directory(Settings(inputs=tuple(EXAMPLE_FILES), out=out, as_of=AS_OF), load_catalogue(), started)
     kept = tmp_path / "nightly" / "archive" / "2026-11-21-report.html"
