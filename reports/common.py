@@ -11,7 +11,7 @@ from reports.page import BigNumber, CapRow, GuidanceRef
 from reports.text import number
 from schemas.outputs import STATUSES
 
-COMPLIANT, NON_COMPLIANT, SUPERSEDED_STATUS, PREDATES = STATUSES
+COMPLIANT, NON_COMPLIANT, SUPERSEDED_STATUS, PREDATES, DATE_UNCERTAIN = STATUSES
 WORKSHEET_STATUSES = (NON_COMPLIANT, SUPERSEDED_STATUS)
 BREAKDOWN_CAP = 50  # rows per provider / specialty / consultant / coder table
 BREAKDOWN_SEARCH_CAP = 500  # rows past that cap kept (hidden) for the table's search box
@@ -25,6 +25,7 @@ STATUS_LABELS = {
     NON_COMPLIANT: "non-compliant",
     SUPERSEDED_STATUS: "superseded guidance",
     PREDATES: "predates guidance",
+    DATE_UNCERTAIN: "date uncertain",
 }
 SEVERITY_LABELS = {ERROR: "error", WARNING: "warning", SUPERSEDED: "superseded"}
 NEW, STILL_OPEN, RESOLVED = "new", "still-open", "resolved"
@@ -111,6 +112,10 @@ RULE_TITLES = {
     "no-operation-with-codes": "Codes after the 'no operation' marker",
     "invalid-code": "Not a valid OPCS-4 code",
     "code-not-in-opcs": "Code not in the OPCS-4 list given",
+    "levels-repeated": "Two levels-of-spine codes in a row",
+    "date-in-future": "Episode dated after the as-of date",
+    "not-known-with-codes": "Codes after the 'not known' marker",
+    "no-operation-between-codes": "'No operation' marker between codes",
 }
 
 

@@ -82,6 +82,7 @@ class GuidanceRow:
     lineage: str  # "IPG319 → replaced by IPG544, January 2016", or "" when current
     replaces: str  # "replaces IPG81", or ""
     uncertain: tuple[str, ...]  # what the catalogue marks as unverified or inferred for this guidance
+    date_uncertain: str = "0"  # dated inside the window of a guidance date known to a month or year
 
 
 @dataclass(frozen=True)
@@ -456,4 +457,6 @@ class ReportPage:
     files: dict[str, str]  # names of the output files the page points to
     size_note: str  # why the caps are lower than asked, when the page would be too big; else ""
     min_n: str  # judged episodes a breakdown row needs before it shows a percentage
+    # (guidance id, episodes) carrying an index code without its identifying codes (issue 10)
+    possible_not_audited: tuple[tuple[str, str], ...] = ()
     volume_alerts: tuple[str, ...] = ()  # the export shrank or was empty (summary.json "volume")
