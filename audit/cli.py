@@ -390,14 +390,14 @@ def report(
 ) -> None:
     """Re-render report.html from an earlier run's outputs, without auditing again."""
     from audit.engines.publish import latest_run
-    from reports.render import render_report
+    from reports.render import render_report, run_catalogue
 
     if not directory.is_dir():
         raise UserError(f"{directory}: no such folder" if not directory.exists() else f"{directory}: is not a folder")
     directory = latest_run(directory) or directory  # a Spark run's --out: its newest run
     if not (directory / "summary.json").is_file():
         raise UserError(f"{directory}: not the output folder of a run (no summary.json)")
-    path = render_report(directory, load_catalogue(catalogue or []), worksheet_cap=worksheet_cap)
+    path = render_report(directory, run_catalogue(directory, catalogue), worksheet_cap=worksheet_cap)
     typer.echo(f"Report: {path}")
 
 

@@ -36,6 +36,7 @@ class Settings:
     worksheet_cap: int = 200
     trend_runs: int = 10
     history_keep: int = 400  # runs kept per scope: over a year of nightly runs
+    archive: Path | None = None  # dated copies of the report (reports.archive); default: archive/ beside out
     fail_on: str = "never"
     max_drop: float = 0.2  # alert (exit 4) when episodes audited fall by more than this fraction
     min_rows: int = 0  # alert (exit 4) when the inputs hold fewer rows than this
@@ -57,7 +58,7 @@ class Settings:
             sorted(os.path.abspath(p) for p in self.inputs))
 
 
-_PATHS = {"out", "mapping", "history", "opcs_codes"}
+_PATHS = {"out", "mapping", "history", "opcs_codes", "archive"}
 _PATH_LISTS = {"inputs", "catalogue"}
 
 

@@ -39,6 +39,11 @@ LONG_EPISODE_COLUMNS = {
     "consultant": ("consultant",),
 }
 EPISODE_FIELDS = tuple(HES_EPISODE_COLUMNS)
+# Optional columns a mapping can name, carried into findings.csv and episodes.csv under these
+# names for the report: who coded the episode, and the hospital's own id (hospital number / local
+# patient id) coders look episodes up by. HES extracts have neither (the NHS Data Dictionary has
+# no coder field), so the HES layouts name none.
+OPTIONAL_FIELDS = ("coder", "local_id")
 DATE_FIELDS = ("admission_date", "episode_start", "episode_end")
 
 
@@ -62,9 +67,10 @@ class ColumnPlan:
     procedure_date: str | None = None  # long only
     episode_columns: dict[str, str] = field(default_factory=dict)  # canonical -> source
     carried: tuple[str, ...] = ()  # extra columns the user asked to carry into the outputs
+    optional_columns: dict[str, str] = field(default_factory=dict)  # coder / local_id -> source
 
     def source_columns(self) -> list[str]:
-        columns = [self.episode_id, *self.episode_columns.values(), *self.carried]
+        columns = [self.episode_id, *self.episode_columns.values(), *self.carried, *self.optional_columns.values()]
         for slot in self.slots:
             columns += [slot.code] + ([slot.date] if slot.date else [])
         columns += [c for c in (self.position, self.code, self.procedure_date) if c]
@@ -169,7 +175,7 @@ class Mapping:
     matches a number, expanded in numeric order), `procedure_dates` the matching date columns.
     shape = "long": `position`, `code`, optional `procedure_date`.
     Both: `episode_id`, and optional `admission_date`, `episode_start`, `episode_end`,
-    `provider`, `specialty`, `consultant`; and `carry`, columns copied into findings.csv and
+    `provider`, `specialty`, `consultant`, `coder`, `local_id`; and `carry`, columns copied into findings.csv and
     episodes.csv as they are (say, a local patient id coders look episodes up by). Nothing else
     in an export ever reaches an output: only columns named here are read at all.
     """
@@ -184,6 +190,7 @@ class Mapping:
     procedure_date: str | None = None
     episode_columns: dict[str, str] = field(default_factory=dict)
     carry: tuple[str, ...] = ()
+    optional_columns: dict[str, str] = field(default_factory=dict)  # coder / local_id
 
     def _expand(self, names, lookup, path) -> list[str]:
         columns = []
@@ -210,6 +217,7 @@ class Mapping:
 
         episode_columns = {k: column(v) for k, v in self.episode_columns.items()}
         carried = tuple(column(name) for name in self.carry)
+        optional = {k: column(v) for k, v in self.optional_columns.items()}
         if self.shape == "long":
             return ColumnPlan(
                 layout="mapped",
@@ -220,6 +228,7 @@ class Mapping:
                 procedure_date=column(self.procedure_date),
                 episode_columns=episode_columns,
                 carried=carried,
+                optional_columns=optional,
             )
         codes = self._expand(self.procedure_codes, lookup, path)
         dates = self._expand(self.procedure_dates, lookup, path)
@@ -239,6 +248,7 @@ class Mapping:
             slots=slots,
             episode_columns=episode_columns,
             carried=carried,
+            optional_columns=optional,
         )
 
 
@@ -269,7 +279,7 @@ def load_mapping(path: Path) -> Mapping:
         raise UserError(f"{path}: 'shape' must be \"wide\" or \"long\"")
     unknown = set(data) - {
         "shape", "episode_id", "procedure_codes", "procedure_dates", "position", "code",
-        "procedure_date", "carry", *EPISODE_FIELDS,
+        "procedure_date", "carry", *EPISODE_FIELDS, *OPTIONAL_FIELDS,
     }
     if unknown:
         raise UserError(f"{path}: unknown mapping key(s): {', '.join(sorted(unknown))}")
@@ -284,6 +294,7 @@ def load_mapping(path: Path) -> Mapping:
         procedure_date=text("procedure_date"),
         episode_columns={k: text(k) for k in EPISODE_FIELDS if text(k)},
         carry=names("carry"),
+        optional_columns={k: text(k) for k in OPTIONAL_FIELDS if text(k)},
     )
     if shape == "wide" and not mapping.procedure_codes:
         raise UserError(f"{path}: a wide mapping needs 'procedure_codes'")

@@ -221,6 +221,7 @@ def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan, path: Path) -> pl.La
     columns = [pl.col(plan.episode_id).alias("episode_id")]
     columns += [pl.col(source).alias(name) for name, source in plan.episode_columns.items()]
     columns += [pl.col(source).alias(CARRY_PREFIX + source) for source in plan.carried]
+    columns += [pl.col(source).alias(CARRY_PREFIX + name) for name, source in plan.optional_columns.items()]
     if plan.shape == "wide":
         for slot in plan.slots:
             columns.append(pl.col(slot.code).alias(f"code_{slot.position}"))

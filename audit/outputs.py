@@ -114,6 +114,7 @@ def summary(result: AuditResult) -> dict:
         "run_started": result.started.isoformat(timespec="seconds"),
         "as_of": result.options.as_of.isoformat(),
         "catalogue_version": result.catalogue.version,
+        "catalogue_files": [str(Path(f).resolve()) for f in result.catalogue.files],  # for `report DIR`
         "guidance_in_catalogue": len(result.catalogue.guidance),
         "inputs": files,
         "totals": {

@@ -99,6 +99,7 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
     from reports.render import (
         render_report,  # the report is the last stage, not a dependency of the others
     )
+    from reports.archive import archive_report
 
     # Any run id will do to size the work folders' names: they all have the same length.
     out = publish.check_out(settings.out, protected_paths(settings, config), history.new_run_id(started))
@@ -149,4 +150,5 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
                     raise history.problem(settings.history, error) from None
 
         published = staging.publish(record)
+        archive_report(published, settings.archive, keep=settings.history_keep)
     return Outcome(result, summary, published, run_id)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from pathlib import Path
 
 import polars as pl
 
@@ -296,6 +297,7 @@ def summary_from_counts(counts_frame: pl.DataFrame, ctx: AuditContext) -> dict:
         "run_started": ctx.started.isoformat(timespec="seconds"),
         "as_of": ctx.as_of.isoformat(),
         "catalogue_version": ctx.catalogue.version,
+        "catalogue_files": [str(Path(f).resolve()) for f in ctx.catalogue.files],  # for `report DIR`
         "guidance_in_catalogue": len(ctx.catalogue.guidance),
         "inputs": files,
         "totals": {

@@ -131,11 +131,12 @@ def changes_section(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataF
             else "found in both runs",
         )
     numbers = (
-        big_number("New findings", counts[NEW], notes[0], "bad"),
-        big_number("Resolved", counts[RESOLVED], notes[1], "ok"),
-        big_number("Still open", counts[STILL_OPEN], notes[2], "warn"),
+        big_number("New findings", counts[NEW], notes[0], "bad", "#filter=change:new&in=changes"),
+        big_number("Resolved", counts[RESOLVED], notes[1], "ok", "#filter=change:resolved&in=changes"),
+        big_number("Still open", counts[STILL_OPEN], notes[2], "warn", "#filter=change:still-open&in=changes"),
     ) + ((big_number("Episode no longer exported", counts[EPISODE_GONE],
-                     "its findings went with it: not an improvement", "bad"),) if counts.get(EPISODE_GONE) else ())
+                     "its findings went with it: not an improvement", "bad",
+                     "#filter=change:episode-gone&in=changes"),) if counts.get(EPISODE_GONE) else ())
     previous_started = _previous_started(str(info.get("previous_started") or ""))[1]
     trend, trend_note = trend_section(outputs, catalogue)
     return Changes(

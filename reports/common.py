@@ -13,10 +13,12 @@ from schemas.outputs import STATUSES
 
 COMPLIANT, NON_COMPLIANT, SUPERSEDED_STATUS, PREDATES, DATE_UNCERTAIN = STATUSES
 WORKSHEET_STATUSES = (NON_COMPLIANT, SUPERSEDED_STATUS)
-BREAKDOWN_CAP = 50  # rows per provider / specialty / consultant table
+BREAKDOWN_CAP = 50  # rows per provider / specialty / consultant / coder table
+BREAKDOWN_SEARCH_CAP = 500  # rows past that cap kept (hidden) for the table's search box
 DATA_QUALITY_CAP = 50  # rows per data-quality list
 NOT_RECORDED = "(not recorded)"
-BREAKDOWNS = (("provider", "Provider"), ("specialty", "Treatment specialty"), ("consultant", "Consultant"))
+BREAKDOWNS = (("provider", "Provider"), ("specialty", "Treatment specialty"), ("consultant", "Consultant"),
+              ("coder", "Coder"))
 
 STATUS_LABELS = {
     COMPLIANT: "compliant",
@@ -80,10 +82,44 @@ def ordered_guidance_ids(catalogue: Catalogue, ids) -> list[str]:
     return known + sorted(set(ids) - set(known))
 
 
-def big_number(label: str, value: int, note: str, tone: str) -> BigNumber:
+def big_number(label: str, value: int, note: str, tone: str, drill: str = "") -> BigNumber:
+    """drill: the `#filter=` address listing what the number counts ("" for none)."""
     text = number(value)
-    return BigNumber(label, text, note, tone, "longer" if len(text) > 10 else "long" if len(text) > 7 else "")
+    return BigNumber(label, text, note, tone, "longer" if len(text) > 10 else "long" if len(text) > 7 else "",
+                     drill if value else "")
 
 
 def lineage_text(g: Guidance | None) -> str:
     return f"{g.id} → {g.lineage}" if g is not None and g.replaced_by else ""
+
+
+MIN_N = 10  # fewer judged episodes than this: a breakdown shows no percentage (no league table of one)
+
+# Plain titles, shown before the rule id. Rules added later fall back to their id.
+RULE_TITLES = {
+    "levels-not-second": "Levels-of-spine code not straight after the operation",
+    "levels-unspecified": "Levels of spine unspecified (V55.9)",
+    "approach-missing": "Image-control (approach) code missing",
+    "approach-unspecified": "Image control unspecified (Y53.9)",
+    "method-missing": "Method code missing",
+    "site-missing": "Site code missing",
+    "site-not-recommended": "Site differs from the one the guidance names",
+    "companion-missing": "Companion operation code missing",
+    "qualifier-order": "Qualifier codes out of order",
+    "date-missing": "No date to judge the episode by",
+    "superseded-guidance": "Coded to superseded guidance",
+    "subsidiary-code-primary": "Chapter Y or Z code in the primary position",
+    "no-operation-with-codes": "Codes after the 'no operation' marker",
+    "invalid-code": "Not a valid OPCS-4 code",
+    "code-not-in-opcs": "Code not in the OPCS-4 list given",
+    "levels-repeated": "Two levels-of-spine codes in a row",
+    "date-in-future": "Episode dated after the as-of date",
+    "not-known-with-codes": "Codes after the 'not known' marker",
+    "no-operation-between-codes": "'No operation' marker between codes",
+}
+
+
+def rule_title(rule_id: str) -> str:
+    if rule_id.startswith("status: "):
+        return f"Episode {STATUS_LABELS.get(rule_id.removeprefix('status: '), rule_id)} without a finding"
+    return RULE_TITLES.get(rule_id, rule_id)

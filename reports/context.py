@@ -7,7 +7,6 @@ test and print. Every list that can grow with the data is capped, with its true 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from pathlib import PurePath
 
@@ -22,7 +21,6 @@ from audit.outputs import (
     TREND_CSV,
 )
 from audit.rules import ERROR, RULES, SEVERITIES, SUPERSEDED, WARNING
-from reports import align
 from reports.changes import (
     change_clause,
     change_counts,
@@ -32,6 +30,7 @@ from reports.changes import (
 )
 from reports.common import (
     BREAKDOWN_CAP,
+    BREAKDOWN_SEARCH_CAP,
     BREAKDOWNS,
     CHANGE_LABELS,
     CHANGES,
@@ -45,7 +44,7 @@ from reports.common import (
     SEVERITY_LABELS,
     STATUS_LABELS,
     SUPERSEDED_STATUS,
-    WORKSHEET_STATUSES,
+    MIN_N,
     as_int,
     big_number,
     cap_rows,
@@ -54,14 +53,14 @@ from reports.common import (
     clean,
     lineage_text,
     ordered_guidance_ids,
+    rule_title,
 )
 from reports.frames import Outputs
+from reports.worklist import build_lists, specialty_name
 from reports.page import (
-    AlignedLine,
     BigNumber,
     Breakdown,
     BreakdownRow,
-    CapRow,
     DataQuality,
     Filters,
     FindingRow,
@@ -72,15 +71,12 @@ from reports.page import (
     LabelCount,
     NoOperationRow,
     Option,
-    PairView,
     RejectedRow,
     ReportPage,
     RuleRow,
     RunInfo,
-    SequenceCode,
     SeverityRow,
     SupersededGroup,
-    SupersededRow,
     Worksheet,
     WorksheetCard,
 )
@@ -123,7 +119,15 @@ def _run_info(outputs: Outputs, catalogue: Catalogue, generated: datetime | None
         )
         for f in s.get("inputs", [])
     )
-    auditable = len(catalogue.auditable())
+    auditable = catalogue.auditable()
+    known = len(catalogue.guidance)
+    without = known - len(auditable)
+    coverage = (f"{number(len(auditable))} of {plural(known, 'catalogue entry', 'catalogue entries')} audited "
+                f"(with code sets)")
+    if without:
+        coverage += (f"; {number(without)} recorded without a code set {'is' if without == 1 else 'are'} "
+                     "not checked")
+    chapters = sorted({p.prefix[:1] for g in auditable for cs in g.code_sets for p in cs.index.patterns})
     return RunInfo(
         run_started=long_datetime(started) if started else str(s.get("run_started", "not recorded")),
         as_of=long_date(as_of) if as_of else str(s.get("as_of", "not recorded")),
@@ -132,7 +136,9 @@ def _run_info(outputs: Outputs, catalogue: Catalogue, generated: datetime | None
         catalogue_version=run_version or catalogue.version,
         catalogue_note=note,
         catalogue_entries=f"{plural(len(catalogue.guidance), 'entry', 'entries')}, "
-                          f"{number(auditable)} with code sets audited",
+                          f"{number(len(auditable))} with code sets audited",
+        coverage=coverage,
+        chapters=", ".join(chapters) or "none",
         inputs=inputs,
         guidance_used=tuple(catalogue_ref(catalogue, gid) for gid in guidance_ids),
     )
@@ -197,6 +203,7 @@ def _rule_rows(findings: pl.DataFrame) -> tuple[RuleRow, ...]:
         info = RULES.get(rule_id)
         rows.append(RuleRow(
             id=rule_id,
+            title=rule_title(rule_id),
             standard=info.standard if info else "Not a rule of this version of nice-audit.",
             usual_severity=info.severity if info else "",
             findings=number(c["findings"]), errors=number(c["errors"]), warnings=number(c["warnings"]),
@@ -222,10 +229,25 @@ def _columns_present(outputs: Outputs) -> set[str]:
     return present
 
 
+def _breakdown_row(column: str, r: dict) -> BreakdownRow:
+    value = r[column]
+    judged = _judged(r)
+    return BreakdownRow(
+        value=value or NOT_RECORDED, name=specialty_name(value) if column == "specialty" and value else "",
+        filter=value, small=judged < MIN_N,
+        matched=number(r["matched"]), compliant=number(r["compliant"]),
+        non_compliant=number(r["non_compliant"]), superseded=number(r["superseded"]),
+        percent_compliant=percent(r["compliant"], judged) if judged >= MIN_N else "–",
+        findings=number(r["findings"]), errors=number(r["errors"]), warnings=number(r["warnings"]),
+    )
+
+
 def _breakdowns(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame) -> tuple[Breakdown, ...]:
     present = _columns_present(outputs)
     result = []
     for column, title in BREAKDOWNS:
+        if column not in findings.columns or column not in episodes.columns:
+            continue
         recorded = (findings[column] != "").any() or (episodes[column] != "").any()
         if column not in present and not recorded:
             continue
@@ -236,17 +258,12 @@ def _breakdowns(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame
             .fill_null(0)
             .sort(["errors", "findings", column], descending=[True, True, False])
         )
-        rows = tuple(
-            BreakdownRow(
-                value=r[column] or NOT_RECORDED, matched=number(r["matched"]), compliant=number(r["compliant"]),
-                non_compliant=number(r["non_compliant"]), superseded=number(r["superseded"]),
-                percent_compliant=percent(r["compliant"], _judged(r)), findings=number(r["findings"]),
-                errors=number(r["errors"]), warnings=number(r["warnings"]),
-            )
-            for r in joined.head(BREAKDOWN_CAP).iter_rows(named=True)
-        )
+        rows = tuple(_breakdown_row(column, r) for r in joined.head(BREAKDOWN_CAP).iter_rows(named=True))
+        # Past the cap, rows are kept for the search box (up to a bound, so the page stays small).
+        rest = tuple(_breakdown_row(column, r)
+                     for r in joined.slice(BREAKDOWN_CAP, BREAKDOWN_SEARCH_CAP).iter_rows(named=True))
         result.append(Breakdown(column, title, rows, number(len(rows)), number(joined.height),
-                                joined.height > len(rows)))
+                                joined.height > len(rows), rest))
     return tuple(result)
 
 
@@ -257,152 +274,29 @@ def _finding_row(r: dict, anchors: dict[str, str]) -> FindingRow:
         severity=r["severity"], severity_label=SEVERITY_LABELS.get(r["severity"], r["severity"]),
         status=r["status"], position=r["position"], code=r["code"], expected=r["expected"],
         message=r["message"], provider=r["provider"], specialty=r["specialty"],
-        consultant=r["consultant"], source_file=r["source_file"],
+        consultant=r["consultant"], coder=r.get("coder") or "", source_file=r["source_file"],
         first_seen=r["first_seen"], change=r["change"], change_label=CHANGE_LABELS.get(r["change"], r["change"]),
     )
-
-
-# --- Worksheet ---------------------------------------------------------------------------------
-
-
-def _worksheet_reasons(findings: pl.DataFrame, episodes: pl.DataFrame) -> pl.DataFrame:
-    """(episode_id, reason): why each episode belongs in the worksheet. An episode with an error or
-    superseded finding is there for that rule; a non-compliant or superseded pair without one
-    (hand-edited outputs) is there for its status."""
-    by_rule = (
-        findings.filter(pl.col("severity").is_in([ERROR, SUPERSEDED]))
-        .select("episode_id", pl.col("rule_id").alias("reason"))
-    )
-    by_status = (
-        episodes.filter(pl.col("status").is_in(WORKSHEET_STATUSES))
-        .join(by_rule, on="episode_id", how="anti")
-        .select("episode_id", pl.concat_str(pl.lit("status: "), pl.col("status")).alias("reason"))
-    )
-    return pl.concat([by_rule, by_status]).unique().sort("reason", "episode_id")
-
-
-def _titles(catalogue: Catalogue, code: str) -> str:
-    key = code.replace(".", "")
-    if key in catalogue.titles:
-        return catalogue.titles[key]
-    category = f"{key[:3]}.-"
-    if len(key) == 4 and category in catalogue.titles:
-        return f"{catalogue.titles[category]} ({category})"
-    return ""
-
-
-def _sequence(rows: list[dict], flags: dict[str, list[str]], levels: dict[str, set[str]],
-              catalogue: Catalogue) -> tuple[SequenceCode, ...]:
-    result = []
-    for r in rows:
-        marks = flags.get(r["position"], [])
-        severities = levels.get(r["position"], set())
-        title = _titles(catalogue, r["code"]) if r["code_kind"] == "procedure" else {
-            "invalid": "not an OPCS-4 code",
-            "no-operation": "no operation performed",
-            "not-known": "not known",
-        }.get(r["code_kind"], "")
-        level = next((s for s in (ERROR, SUPERSEDED, WARNING) if s in severities), "")
-        result.append(SequenceCode(r["position"], r["code"], r["code_kind"], title, bool(marks),
-                                   tuple(marks), ", ".join(marks), level))
-    return tuple(result)
-
-
-def _pair_view(r: dict) -> PairView:
-    lines = tuple(
-        AlignedLine(line.recorded, line.expected, line.state, LINE_LABELS[line.state],
-                    line.state != align.OK)
-        for line in align.align(r["actual_sequence"], r["expected_sequence"])
-    )
-    return PairView(
-        guidance_id=r["guidance_id"], code_set=r["code_set"], status=r["status"], status_label=STATUS_LABELS.get(r["status"], r["status"]),
-        episode_date=r["episode_date"], date_source=r["date_source"].replace("_", " "),
-        errors=r["errors"], warnings=r["warnings"], lines=lines,
-    )
-
-
-def _worksheet(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.DataFrame,
-               catalogue: Catalogue, cap: int) -> tuple[Worksheet, dict[str, str]]:
-    reasons = _worksheet_reasons(findings, episodes)
-    chosen = capped_per(reasons, "reason", cap)
-    ids = sorted(set(chosen["episode_id"]))
-    anchors = {episode_id: f"ep-{n}" for n, episode_id in enumerate(ids, start=1)}
-    wanted = pl.DataFrame({"episode_id": ids}, schema={"episode_id": pl.String})
-
-    def grouped(frame: pl.DataFrame) -> dict[str, list[dict]]:
-        groups: dict[str, list[dict]] = defaultdict(list)
-        for row in frame.join(wanted, on="episode_id", how="semi").iter_rows(named=True):
-            groups[row["episode_id"]].append(row)
-        return groups
-
-    card_findings = grouped(findings.sort(as_int("position"), "rule_id", "guidance_id", "row", nulls_last=True))
-    card_pairs = grouped(episodes.sort("guidance_id"))
-    card_sequences = grouped(sequences.sort(as_int("position")))
-    cards = []
-    for episode_id in ids:
-        found, pairs = card_findings.get(episode_id, []), card_pairs.get(episode_id, [])
-        flags: dict[str, list[str]] = defaultdict(list)
-        levels: dict[str, set[str]] = defaultdict(set)
-        for f in found:
-            mark = f["rule_id"] if f["severity"] in (ERROR, SUPERSEDED) else f"{f['rule_id']} ({f['severity']})"
-            if f["position"] and mark not in flags[f["position"]]:
-                flags[f["position"]].append(mark)
-                levels[f["position"]].add(f["severity"])
-        first = (pairs or found)[0]
-        cards.append(WorksheetCard(
-            anchor=anchors[episode_id], episode_id=episode_id, provider=first["provider"],
-            specialty=first["specialty"], consultant=first["consultant"], source_file=first["source_file"],
-            date=pairs[0]["episode_date"] if pairs else "",
-            errors=number(sum(f["severity"] == ERROR for f in found)),
-            worst=next((s for s in (ERROR, SUPERSEDED) if any(f["severity"] == s for f in found)), "none"),
-            sequence=_sequence(card_sequences.get(episode_id, []), flags, levels, catalogue),
-            pairs=tuple(_pair_view(p) for p in pairs),
-            findings=tuple(_finding_row(f, anchors) for f in found),
-            guidance_tokens=" ".join(sorted({p["guidance_id"] for p in pairs} |
-                                            {f["guidance_id"] for f in found if f["guidance_id"]})),
-            rule_tokens=" ".join(sorted({f["rule_id"] for f in found})),
-            severity_tokens=" ".join(sorted({f["severity"] for f in found})),
-            status_tokens=" ".join(sorted({p["status"] for p in pairs})),
-            change_tokens=" ".join(sorted({f["change"] for f in found if f["change"]})),
-        ))
-    total = reasons["episode_id"].n_unique()
-    worksheet = Worksheet(
-        cards=tuple(cards), total=number(total), shown=number(len(cards)), cap=number(cap),
-        capped=len(cards) < total, per_rule=_distinct_cap_rows(reasons, chosen), total_count=total,
-    )
-    return worksheet, anchors
-
-
-def _distinct_cap_rows(reasons: pl.DataFrame, chosen: pl.DataFrame) -> tuple[CapRow, ...]:
-    """Per reason: episodes with it, and how many of those have a card (chosen for any reason)."""
-    shown_ids = chosen.select("episode_id").unique()
-    shown = reasons.join(shown_ids, on="episode_id", how="semi")
-    return cap_rows(reasons, shown, "reason")
 
 
 # --- Superseded and data quality ---------------------------------------------------------------
 
 
-def _superseded(episodes: pl.DataFrame, catalogue: Catalogue, anchors: dict[str, str],
-                cap: int) -> tuple[SupersededGroup, ...]:
-    these = episodes.filter(pl.col("status") == SUPERSEDED_STATUS).sort("guidance_id", "episode_id")
+def _superseded(episodes: pl.DataFrame, catalogue: Catalogue) -> tuple[SupersededGroup, ...]:
+    """One heading per replaced guidance: its lineage and replacement, over the superseded list."""
+    these = episodes.filter(pl.col("status") == SUPERSEDED_STATUS)
+    counts = dict(these.group_by("guidance_id").agg(pl.col("episode_id").n_unique()).iter_rows())
     groups = []
-    for gid in ordered_guidance_ids(catalogue, set(these["guidance_id"])):
-        rows = these.filter(pl.col("guidance_id") == gid)
+    for gid in ordered_guidance_ids(catalogue, set(counts)):
         g = catalogue.guidance.get(gid)
         ref = catalogue_ref(catalogue, gid)
         replacement = catalogue_ref(catalogue, g.replaced_by) if g is not None and g.replaced_by else None
-        shown = tuple(
-            SupersededRow(r["episode_id"], anchors.get(r["episode_id"], ""), r["episode_date"], r["provider"],
-                          r["specialty"], r["consultant"], r["errors"], r["warnings"])
-            for r in rows.head(cap).iter_rows(named=True)
-        )
         groups.append(SupersededGroup(
             guidance_id=gid, title=ref.title, url=ref.url,
             lineage=lineage_text(g) or f"{gid} → replacement not recorded in this catalogue",
             replacement_url=replacement.url if replacement else "",
             replacement_title=replacement.title if replacement else "",
-            rows=shown, total=number(rows.height), shown=number(len(shown)), capped=rows.height > len(shown),
+            total=number(counts[gid]),
         ))
     return tuple(groups)
 
@@ -472,7 +366,7 @@ def _episodes_with(episodes: pl.DataFrame, status: str) -> int:
 
 
 def _headline(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame,
-              worksheet: Worksheet) -> tuple[str, tuple[BigNumber, ...]]:
+              worksheet: Worksheet, check: Worksheet) -> tuple[str, tuple[BigNumber, ...]]:
     totals = outputs.summary.get("totals", {})
     audited = int(totals.get("episodes_audited", 0))
     rows_read, rejected = int(totals.get("rows_read", 0)), int(totals.get("rows_rejected", 0))
@@ -503,34 +397,56 @@ def _headline(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame,
         )
         sentence += f"; the most frequent rule is {top_rule} ({number(top_count)})"
     sentence += (
-        f". The worksheet lists {plural(worksheet.total_count, 'episode')} to send back to coders"
+        f". The worklist has {plural(worksheet.total_count, 'episode')} to send back to coders"
         if worksheet.total_count else ". No episode needs to go back to coders"
     )
-    sentence += "." if not worksheet.capped else f" (the first {worksheet.shown} are shown)."
+    sentence += "" if not worksheet.capped else f" (the first {worksheet.shown} are listed)"
+    if check.total_count:
+        sentence += (f"; {plural(check.total_count, 'more episode', 'more episodes')} only "
+                     f"follow{'s' if check.total_count == 1 else ''} superseded guidance: check "
+                     f"{'it' if check.total_count == 1 else 'them'} against the replacement")
+    sentence += "."
     numbers = (
         big_number("Episodes audited", audited, f"{plural(rows_read, 'row')} in {plural(files, 'file')}", "neutral"),
         big_number("Matched NICE guidance", matched,
              plural(episodes.height, "episode–guidance match", "episode–guidance matches"), "neutral"),
-        big_number("Non-compliant", non_compliant, f"{percent(non_compliant, matched)} of matched episodes", "bad"),
-        big_number("Superseded guidance", superseded, f"{percent(superseded, matched)} of matched episodes", "superseded"),
-        big_number("Findings", findings.height, f"{plural(errors, 'error')} · {plural(warnings, 'warning')}", "warn"),
+        big_number("Non-compliant", non_compliant, f"{percent(non_compliant, matched)} of matched episodes", "bad",
+                   "#filter=status:non-compliant&in=worklist"),
+        big_number("Superseded guidance", superseded, f"{percent(superseded, matched)} of matched episodes",
+                   "superseded", "#filter=status:superseded&in=check"),
+        big_number("Findings", findings.height, f"{plural(errors, 'error')} · {plural(warnings, 'warning')}", "warn",
+                   "#filter=&in=findings"),
         big_number("Rows rejected", rejected, f"of {plural(rows_read, 'row')} read", "bad" if rejected else "ok"),
     )
     return sentence, numbers
 
 
-def _filters(findings: pl.DataFrame, episodes: pl.DataFrame, catalogue: Catalogue, history: bool) -> Filters:
+def _choices(values) -> tuple[Option, ...]:
+    return tuple(Option(v, v) for v in sorted({v for v in values if v}))
+
+
+def _filters(findings: pl.DataFrame, episodes: pl.DataFrame, catalogue: Catalogue, history: bool,
+             listed: list[WorksheetCard], rows: tuple[FindingRow, ...]) -> Filters:
     guidance = set(episodes["guidance_id"]) | set(findings["guidance_id"])
     guidance.discard("")
     rules = set(findings["rule_id"])
     severities = set(findings["severity"])
+    statuses = list(STATUSES) + sorted(set(episodes["status"]) - set(STATUSES) - {""})
     return Filters(
         guidance=tuple(Option(g, g) for g in ordered_guidance_ids(catalogue, guidance)),
-        rules=tuple(Option(r, r) for r in [r for r in RULES if r in rules] + sorted(rules - set(RULES))),
+        rules=tuple(Option(r, f"{rule_title(r)} ({r})")
+                    for r in [r for r in RULES if r in rules] + sorted(rules - set(RULES))),
         severities=tuple(Option(s, SEVERITY_LABELS.get(s, s))
                          for s in [s for s in SEVERITIES if s in severities] + sorted(severities - set(SEVERITIES))),
-        statuses=tuple(Option(s, STATUS_LABELS[s]) for s in STATUSES),
+        statuses=tuple(Option(s, STATUS_LABELS.get(s, s)) for s in statuses),
         changes=tuple(Option(c, CHANGE_LABELS[c]) for c in CHANGES) if history else (),
+        providers=_choices([c.provider for c in listed] + [r.provider for r in rows]),
+        specialties=tuple(
+            Option(o.value, f"{o.value} {specialty_name(o.value)}".strip())
+            for o in _choices([c.specialty for c in listed] + [r.specialty for r in rows])
+        ),
+        consultants=_choices([c.consultant for c in listed] + [r.consultant for r in rows]),
+        coders=_choices([c.coder for c in listed] + [r.coder for r in rows]),
     )
 
 
@@ -541,16 +457,23 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
     episodes = clean(outputs.episodes)
     sequences = clean(outputs.sequences)
     rejected = clean(outputs.rejected)
+    for column in ("coder", "local_id"):  # optional columns (audit.layouts): "" when the run has none
+        if column not in episodes.columns:
+            episodes = episodes.with_columns(pl.lit("").alias(column))
     status = episodes.select("episode_id", "guidance_id", "status").unique(["episode_id", "guidance_id"],
                                                                             keep="first", maintain_order=True)
     findings = change_of_findings(
-        clean(outputs.findings).with_row_index("row")
+        clean(outputs.findings).drop("status", strict=False).with_row_index("row")
         .join(status, on=["episode_id", "guidance_id"], how="left", maintain_order="left")
         .with_columns(pl.col("status").fill_null("")),
         outputs.changes,
     )
     history = history_used(outputs)
-    worksheet, anchors = _worksheet(findings, episodes, sequences, catalogue, worksheet_cap)
+    for column in ("coder", "local_id"):
+        if column not in findings.columns:
+            findings = findings.with_columns(pl.lit("").alias(column))
+    worksheet, check, anchors = build_lists(findings, episodes, sequences, catalogue, worksheet_cap, _finding_row,
+                                            outputs.carried)
     shown = capped_per(findings, "rule_id", findings_cap)
     findings_table = FindingsTable(
         rows=tuple(_finding_row(r, anchors) for r in shown.iter_rows(named=True)),
@@ -558,7 +481,7 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
         capped=shown.height < findings.height, per_rule=cap_rows(findings, shown, "rule_id"),
         show_first_seen=history,
     )
-    sentence, numbers = _headline(outputs, findings, episodes, worksheet)
+    sentence, numbers = _headline(outputs, findings, episodes, worksheet, check)
     counts = change_counts(outputs)
     sentence += change_clause(outputs, counts)
     guidance_ids = ordered_guidance_ids(catalogue, set(episodes["guidance_id"]))
@@ -573,13 +496,16 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
         breakdowns=_breakdowns(outputs, findings, episodes),
         changes=changes_section(outputs, findings, episodes, catalogue, anchors, findings_cap, counts),
         worksheet=worksheet,
-        superseded=_superseded(episodes, catalogue, anchors, worksheet_cap),
+        check=check,
+        superseded=_superseded(episodes, catalogue),
         findings=findings_table,
         data_quality=_data_quality(outputs, findings, sequences, rejected, anchors),
-        filters=_filters(findings, episodes, catalogue, history),
+        filters=_filters(findings, episodes, catalogue, history, list(worksheet.cards + check.cards),
+                         findings_table.rows),
         files={"findings": FINDINGS_CSV, "episodes": EPISODES_CSV, "rejected": REJECTED_CSV,
                "changes": CHANGES_CSV, "trend": TREND_CSV},
         size_note=size_note,
+        min_n=number(MIN_N),
         possible_not_audited=tuple(
             (gid, number(n)) for gid, n in sorted(outputs.summary.get("possible_not_audited", {}).items())),
         volume_alerts=tuple((outputs.summary.get("volume") or {}).get("alerts") or ()),

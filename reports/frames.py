@@ -31,7 +31,10 @@ EPISODES_COLUMNS = tuple(EPISODE_STATUSES.columns)
 SEQUENCES_COLUMNS = ("episode_id", "position", "code", "code_kind")
 REJECTED_COLUMNS = ("source_file", "source_row", "episode_id", "reason")
 # Columns a newer run writes; older output folders lack them and read as "".
-FINDINGS_OPTIONAL = ("first_seen",)
+FINDINGS_OPTIONAL = ("first_seen", "episode_date", "source_row", "coder", "local_id")
+EPISODES_OPTIONAL = ("coder", "local_id")
+# Columns a mapping asked to carry (`carry = [...]`) are any others: they are kept, for the cards.
+CARRIED_FROM = (FINDINGS_COLUMNS + FINDINGS_OPTIONAL + ("status",))
 CHANGES_COLUMNS = ("episode_id", "guidance_id", "rule_id", "position", "change", "first_seen")
 TREND_COLUMNS = ("run_id", "started", "guidance_id", "episodes", "compliant")
 # Episodes judged (matched, less those that predate the guidance): the % compliant denominator.
@@ -56,10 +59,11 @@ class Outputs:
     changes: pl.DataFrame | None  # None when the run kept no history (no changes.csv)
     trend: pl.DataFrame | None  # None when the run kept no history (no trend.csv)
     code_titles: dict[str, str]  # normalised code -> title, from the run's --opcs-codes list, if any
+    carried: tuple[str, ...] = ()  # names of carried columns in findings.csv / episodes.csv
 
 
 def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool,
-              optional: tuple[str, ...] = ()) -> pl.DataFrame:
+              optional: tuple[str, ...] = (), keep_extra: bool = False) -> pl.DataFrame:
     if not path.exists():
         if required:
             raise ReportError(f"{path}: missing; is this the --out folder of a nice-audit run?")
@@ -75,32 +79,42 @@ def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool,
         raise ReportError(f"{path}: missing column(s) {', '.join(missing)}")
     absent = [c for c in optional if c not in frame.columns]
     frame = csv_restored(frame)  # cells neutralised against spreadsheet formulas, as they were
-    return frame.with_columns(pl.lit("").alias(c) for c in absent).select(columns + optional)
+    extra = [c for c in frame.columns if c not in columns + optional] if keep_extra else []
+    return frame.with_columns(pl.lit("").alias(c) for c in absent).select(*columns, *optional, *extra)
 
 
 def _read_if_present(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> pl.DataFrame | None:
     return _read_csv(path, columns, required=False, optional=optional) if path.exists() else None
 
 
-def load_outputs(folder: Path) -> Outputs:
-    folder = Path(folder)
-    summary_path = folder / SUMMARY_JSON
+def read_summary(folder: Path) -> dict:
+    summary_path = Path(folder) / SUMMARY_JSON
     if not summary_path.exists():
         raise ReportError(f"{summary_path}: missing; is this the --out folder of a nice-audit run?")
     try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        return json.loads(summary_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ReportError(f"{summary_path}: not valid JSON") from None
+
+
+def load_outputs(folder: Path) -> Outputs:
+    folder = Path(folder)
+    summary = read_summary(folder)
+    findings = _read_csv(folder / FINDINGS_CSV, FINDINGS_COLUMNS, required=True, optional=FINDINGS_OPTIONAL,
+                         keep_extra=True)
+    carried = tuple(c for c in findings.columns if c not in CARRIED_FROM)
     return Outputs(
         folder=folder,
         summary=summary,
-        findings=_read_csv(folder / FINDINGS_CSV, FINDINGS_COLUMNS, required=True, optional=FINDINGS_OPTIONAL),
-        episodes=_read_csv(folder / EPISODES_CSV, EPISODES_COLUMNS, required=True),
+        findings=findings.drop("status", strict=False),
+        episodes=_read_csv(folder / EPISODES_CSV, EPISODES_COLUMNS, required=True, optional=EPISODES_OPTIONAL,
+                           keep_extra=True),
         sequences=_read_csv(folder / SEQUENCES_CSV, SEQUENCES_COLUMNS, required=False),
         rejected=_read_csv(folder / REJECTED_CSV, REJECTED_COLUMNS, required=False),
         changes=_read_if_present(folder / CHANGES_CSV, CHANGES_COLUMNS),
         trend=_read_if_present(folder / TREND_CSV, TREND_COLUMNS, TREND_OPTIONAL),
         code_titles=_code_titles(folder / CODE_TITLES_CSV),
+        carried=carried,
     )
 
 

@@ -16,6 +16,13 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Labelled:
+    value: str
+    label: str
+    note: str = ""  # e.g. a rule's usual severity
+
+
+@dataclass(frozen=True)
 class InputFile:
     name: str
     path: str
@@ -44,6 +51,8 @@ class RunInfo:
     catalogue_version: str
     catalogue_note: str  # "" unless the catalogue given differs from the run's
     catalogue_entries: str
+    coverage: str  # "2 of 5 catalogue entries audited (with code sets); 3 recorded without one are not checked"
+    chapters: str  # OPCS-4 chapters the audited code sets cover: "V (…), W (…)"
     inputs: tuple[InputFile, ...]
     guidance_used: tuple[GuidanceRef, ...]
 
@@ -55,6 +64,7 @@ class BigNumber:
     note: str
     tone: str  # css modifier: neutral | ok | bad | superseded | warn
     length: str  # "", "long" or "longer": smaller type so 1,000,000 fits its box
+    drill: str = ""  # "#filter=…" address of the rows behind the number, or ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,7 @@ class GuidanceRow:
 @dataclass(frozen=True)
 class RuleRow:
     id: str
+    title: str
     standard: str
     usual_severity: str
     findings: str
@@ -99,6 +110,9 @@ class SeverityRow:
 @dataclass(frozen=True)
 class BreakdownRow:
     value: str
+    name: str  # the value's name where known (treatment function names), else ""
+    filter: str  # the value as a filter token; "" for (not recorded)
+    small: bool  # fewer judged episodes than the minimum for a percentage
     matched: str
     compliant: str
     non_compliant: str
@@ -117,6 +131,7 @@ class Breakdown:
     shown: str
     total: str
     capped: bool
+    rest: tuple[BreakdownRow, ...] = ()  # the rows past the cap, found only by searching
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,7 @@ class FindingRow:
     provider: str
     specialty: str
     consultant: str
+    coder: str
     source_file: str
     first_seen: str  # yyyy-mm-dd; "" when the outputs do not record it
     change: str  # new | still-open against the previous run; "" without a run history
@@ -197,28 +213,39 @@ class PairView:
 
 @dataclass(frozen=True)
 class WorksheetCard:
+    """One row of a worklist and the card that opens from it."""
+
     anchor: str
     episode_id: str
     provider: str
     specialty: str
+    specialty_name: str
     consultant: str
     source_file: str
-    date: str  # the first pair's episode date, for sorting
+    local_id: str
+    coder: str
+    date: str  # the first pair's episode date
     errors: str
-    worst: str  # error | superseded | none: the card's accent
+    warnings: str
+    worst: str  # error | superseded | warning: the row's accent
+    rules: tuple[Labelled, ...]  # rule id, plain title, severity
+    positions: str  # "2, 3"
     sequence: tuple[SequenceCode, ...]
     pairs: tuple[PairView, ...]
     findings: tuple[FindingRow, ...]
+    carried: tuple[Labelled, ...]  # columns the mapping asked to carry: name, value
     # space-separated tokens for the client-side filter (data-* attributes)
     guidance_tokens: str
     rule_tokens: str
     severity_tokens: str
     status_tokens: str
+    pair_tokens: str  # "IPG319:non-compliant": guidance and status together
     change_tokens: str
 
 
 @dataclass(frozen=True)
 class Worksheet:
+    kind: str  # worklist | check
     cards: tuple[WorksheetCard, ...]
     total: str
     shown: str
@@ -226,18 +253,8 @@ class Worksheet:
     capped: bool
     per_rule: tuple[CapRow, ...]
     total_count: int
-
-
-@dataclass(frozen=True)
-class SupersededRow:
-    episode_id: str
-    episode_href: str
-    episode_date: str
-    provider: str
-    specialty: str
-    consultant: str
-    errors: str
-    warnings: str
+    show_local_id: bool
+    show_coder: bool
 
 
 @dataclass(frozen=True)
@@ -248,10 +265,7 @@ class SupersededGroup:
     lineage: str
     replacement_url: str
     replacement_title: str
-    rows: tuple[SupersededRow, ...]
-    total: str
-    shown: str
-    capped: bool
+    total: str  # episodes with this guidance's status "superseded"
 
 
 @dataclass(frozen=True)
@@ -310,6 +324,10 @@ class Filters:
     severities: tuple[Option, ...]
     statuses: tuple[Option, ...]
     changes: tuple[Option, ...]  # empty without a run history: no "Change" filter then
+    providers: tuple[Option, ...]
+    specialties: tuple[Option, ...]
+    consultants: tuple[Option, ...]
+    coders: tuple[Option, ...]  # empty when no listed episode names a coder
 
 
 @dataclass(frozen=True)
@@ -431,12 +449,14 @@ class ReportPage:
     breakdowns: tuple[Breakdown, ...]
     changes: Changes
     worksheet: Worksheet
+    check: Worksheet  # episodes only coded to superseded guidance
     superseded: tuple[SupersededGroup, ...]
     findings: FindingsTable
     data_quality: DataQuality
     filters: Filters
     files: dict[str, str]  # names of the output files the page points to
     size_note: str  # why the caps are lower than asked, when the page would be too big; else ""
+    min_n: str  # judged episodes a breakdown row needs before it shows a percentage
     # (guidance id, episodes) carrying an index code without its identifying codes (issue 10)
     possible_not_audited: tuple[tuple[str, str], ...] = ()
     volume_alerts: tuple[str, ...] = ()  # the export shrank or was empty (summary.json "volume")

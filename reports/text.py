@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+try:  # coding teams read times in UK local time (GMT in winter, BST in summer)
+    UK = ZoneInfo("Europe/London")
+except ZoneInfoNotFoundError:  # no time-zone database on this machine: times stay as recorded
+    UK = None
 
 
 def number(n: int) -> str:
@@ -26,6 +32,10 @@ def short_date(value: date) -> str:
 
 
 def long_datetime(value: datetime) -> str:
+    """"21 November 2026, 02:00 GMT": UK local time with its zone, when the time carries an offset."""
+    if value.utcoffset() is not None and UK is not None:
+        value = value.astimezone(UK)
+        return f"{long_date(value)}, {value.strftime('%H:%M')} {value.strftime('%Z')}"
     offset = value.utcoffset()
     zone = "UTC" if offset is not None and not offset else value.strftime("%z") or "local time"
     return f"{long_date(value)}, {value.strftime('%H:%M')} {zone}"

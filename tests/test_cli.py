@@ -84,7 +84,7 @@ def test_a_rerun_replaces_the_previous_outputs_whole(tmp_path):
     assert run_cli("run", str(EXAMPLES / "hes_episodes.csv"), "--out", str(out)).exit_code == 0
     assert not (out / "stale.txt").exists()
     # No staging folders left behind (only the lock file that serialises runs into one folder).
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "archive", "out"]  # archive: the dated reports (reports.archive)
 
 
 def test_bad_as_of_is_a_usage_error(tmp_path):

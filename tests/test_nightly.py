@@ -248,7 +248,7 @@ def test_two_runs_into_one_folder_leave_one_complete_set(tmp_path):
              for _ in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     assert {p.name for p in out.iterdir()} >= {"findings.csv", "episodes.csv", "summary.json", "report.html"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "e.csv", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "archive", "e.csv", "out"]
 
 
 def test_no_spinner_without_a_terminal(capsys):

@@ -175,7 +175,7 @@ def test_a_killed_runs_staging_folder_is_removed_at_the_next_start(tmp_path):
     assert killed.returncode == 9
     assert [p.name.split("-")[0] for p in tmp_path.iterdir() if ".staging-" in p.name] == [".out.staging"]
     assert run_cli("run", str(export), "--out", str(tmp_path / "out"), "--quiet").exit_code == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "e.csv", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "archive", "e.csv", "out"]
 
 
 def test_a_failed_run_leaves_no_staging_folder(tmp_path, monkeypatch):
@@ -192,7 +192,7 @@ def test_a_failed_run_leaves_no_staging_folder(tmp_path, monkeypatch):
     result = run_cli("run", str(export), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2 and "No space left on device (the previous outputs are kept)" in result.stderr
     assert snapshot(tmp_path / "out") == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "e.csv", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "archive", "e.csv", "out"]
 
 
 def test_history_failure_at_publish_keeps_the_previous_outputs(tmp_path, monkeypatch):

@@ -142,7 +142,7 @@ def test_previous_run_id_and_date_are_named(nights):
     text = section(night).words()
     assert night.summary["changes"]["previous_run"] in text
     assert section(night).find("code", data_previous_run=True).words() == night.summary["changes"]["previous_run"]
-    assert "started 19 November 2026, 02:00 UTC" in text
+    assert "started 19 November 2026, 02:00 GMT" in text
     assert previous.summary["run_started"] == night.summary["changes"]["previous_started"]
 
 

@@ -1,26 +1,47 @@
-/* nice-audit report: filter, search and sort. The page reads fully without this script.
+/* nice-audit report: filter, search, sort and download. The page reads fully without this script.
    Filters can be given in the address: report.html#filter=severity:error,rule:site-missing&q=RTH
-   (and change:new|still-open|resolved when the run kept a history).
+   (keys: guidance, rule, severity, status, change, provider, specialty, consultant, coder;
+   values URL-encoded). &in=worklist|check|findings|changes scrolls to that list.
    Data is read only from the page's own elements and data-* attributes. */
 (function () {
   "use strict";
+  var ALL_KEYS = ["guidance", "rule", "severity", "status", "change", "provider", "specialty", "consultant", "coder"];
+  var SINGLE = { provider: true, specialty: true, consultant: true, coder: true }; // one value, may hold spaces
+  var LABELS = { guidance: "guidance", rule: "rule", severity: "severity", status: "status", change: "change",
+                 provider: "provider", specialty: "specialty", consultant: "consultant", coder: "coder" };
+  var TARGETS = { worklist: "worksheet", check: "superseded", findings: "findings", changes: "changes-list" };
   // A filter exists only when its control is on the page ("change" needs a run history).
-  var KEYS = ["guidance", "rule", "severity", "status", "change"].filter(function (k) {
-    return document.getElementById("filter-" + k);
-  });
+  var KEYS = ALL_KEYS.filter(function (k) { return document.getElementById("filter-" + k); });
   var state = { q: "" };
   var items = Array.prototype.slice.call(document.querySelectorAll("[data-filter-item]"));
-  var text = new Map();
-  items.forEach(function (el) { text.set(el, el.textContent.toLowerCase()); });
+  var text = null; // built on the first search: reading every card's text up front slows the load
 
   function has(el, key, value) {
-    return (el.getAttribute("data-" + key) || "").split(" ").indexOf(value) >= 0;
+    var attr = el.getAttribute("data-" + key) || "";
+    return SINGLE[key] ? attr === value : attr.split(" ").indexOf(value) >= 0;
   }
   function matches(el) {
     for (var i = 0; i < KEYS.length; i++) {
       if (state[KEYS[i]] && !has(el, KEYS[i], state[KEYS[i]])) return false;
     }
-    return !state.q || text.get(el).indexOf(state.q.toLowerCase()) >= 0;
+    // Guidance and status together mean that guidance's status, not any guidance and any status.
+    if (state.guidance && state.status && el.hasAttribute("data-pair") &&
+        !has(el, "pair", state.guidance + ":" + state.status)) return false;
+    if (!state.q) return true;
+    if (!text) {
+      text = new Map();
+      items.forEach(function (item) { text.set(item, item.textContent.toLowerCase()); });
+    }
+    return text.get(el).indexOf(state.q.toLowerCase()) >= 0;
+  }
+  function describe() {
+    var parts = KEYS.filter(function (k) { return state[k]; }).map(function (k) {
+      var select = document.getElementById("filter-" + k);
+      var option = select && Array.prototype.filter.call(select.options, function (o) { return o.value === state[k]; })[0];
+      return LABELS[k] + " " + (option ? option.text : state[k]);
+    });
+    if (state.q) parts.push("search \u201c" + state.q + "\u201d");
+    return parts.length ? "Showing " + parts.join(" \u00b7 ") : "Showing everything";
   }
   function apply() {
     var counts = {};
@@ -35,19 +56,40 @@
     document.querySelectorAll("[data-filter-count]").forEach(function (out) {
       var c = counts[out.getAttribute("data-filter-count")] || [0, 0];
       out.textContent = c[0] + " of " + c[1] + " " + out.getAttribute("data-label");
+      out.hidden = c[1] === 0;
     });
+    document.querySelectorAll("[data-empty-for]").forEach(function (p) {
+      var c = counts[p.getAttribute("data-empty-for")] || [0, 0];
+      p.hidden = !(c[1] > 0 && c[0] === 0);
+    });
+    var what = document.querySelector("[data-filter-what]");
+    if (what) what.textContent = describe();
   }
   function read() {
-    var params = [new URLSearchParams(location.search), new URLSearchParams(location.hash.slice(1))];
     KEYS.forEach(function (k) { state[k] = ""; });
     state.q = "";
-    params.forEach(function (p) {
-      p.getAll("filter").join(",").split(",").forEach(function (pair) {
-        var at = pair.indexOf(":");
-        if (at > 0 && KEYS.indexOf(pair.slice(0, at)) >= 0) state[pair.slice(0, at)] = pair.slice(at + 1);
+    state.target = "";
+    [location.search.slice(1), location.hash.slice(1)].forEach(function (raw) {
+      raw.split("&").forEach(function (part) {
+        var eq = part.indexOf("=");
+        if (eq < 0) return;
+        var name = part.slice(0, eq), value = part.slice(eq + 1);
+        if (name === "filter") {
+          value.split(",").forEach(function (pair) {
+            var at = pair.indexOf(":");
+            var key = pair.slice(0, at);
+            if (at > 0 && KEYS.indexOf(key) >= 0) state[key] = decode(pair.slice(at + 1));
+          });
+        } else if (name === "q") {
+          state.q = decode(value);
+        } else if (name === "in" && TARGETS[value]) {
+          state.target = value;
+        }
       });
-      if (p.has("q")) state.q = p.get("q");
     });
+  }
+  function decode(value) {
+    try { return decodeURIComponent(value.replace(/\+/g, " ")); } catch (e) { return value; }
   }
   function write() {
     var parts = KEYS.filter(function (k) { return state[k]; }).map(function (k) {
@@ -69,6 +111,10 @@
     var search = document.getElementById("filter-q");
     if (search) search.value = state.q;
   }
+  function land() {
+    var section = state.target && document.getElementById(TARGETS[state.target]);
+    if (section) section.scrollIntoView();
+  }
 
   var form = document.getElementById("filter-form");
   if (form) {
@@ -89,8 +135,16 @@
       });
     });
   }
+  // An episode link (#ep-N) opens the card it points into.
+  function openTarget() {
+    var id = location.hash.slice(1);
+    if (!/^ep-\d+$/.test(id)) return;
+    var card = document.getElementById(id);
+    var details = card && card.closest("details");
+    if (details && !details.open) { details.open = true; card.scrollIntoView(); }
+  }
   window.addEventListener("hashchange", function () {
-    if (/(^|[#&])(filter|q)=/.test(location.hash)) { read(); show(); apply(); }
+    if (/(^|[#&])(filter|q)=/.test(location.hash)) { read(); show(); apply(); land(); } else { openTarget(); }
   });
 
   // Sortable tables: the header text becomes a button; aria-sort tells screen readers the order.
@@ -120,26 +174,82 @@
     });
   });
 
-  // Worksheet order.
-  var cards = document.getElementById("worksheet-cards");
-  var order = document.getElementById("worksheet-order");
-  if (cards && order) {
-    var original = Array.prototype.slice.call(cards.children);
+  // Worklist order: each episode is a <tbody>; the default is the page's own order.
+  document.querySelectorAll("select[data-order]").forEach(function (order) {
+    var table = document.getElementById(order.getAttribute("data-order") + "-table");
+    if (!table) return;
+    var original = Array.prototype.slice.call(table.tBodies);
     order.addEventListener("change", function () {
       var key = order.value, list = original.slice();
-      if (key !== "episode") {
+      if (key === "episode") key = "episode-id";
+      if (key) {
         list.sort(function (a, b) {
           var x = a.getAttribute("data-" + key) || "", y = b.getAttribute("data-" + key) || "";
-          return key === "errors" ? Number(y.replace(/,/g, "")) - Number(x.replace(/,/g, "")) : x.localeCompare(y);
+          return x.localeCompare(y, undefined, { numeric: true });
         });
       }
-      list.forEach(function (card) { cards.appendChild(card); });
+      list.forEach(function (body) { table.appendChild(body); });
     });
+  });
+
+  // Breakdown tables: rows past the cap are on the page, hidden, and found by searching.
+  document.querySelectorAll("input[data-table-search]").forEach(function (input) {
+    var table = document.getElementById(input.getAttribute("data-table-search"));
+    input.addEventListener("input", function () {
+      var q = input.value.trim().toLowerCase();
+      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+        var head = row.cells[0].textContent.toLowerCase();
+        row.hidden = q ? head.indexOf(q) < 0 : row.hasAttribute("data-rest");
+      });
+    });
+  });
+
+  // "Download these rows (CSV)": the rows now shown, built here from the page (no network).
+  // Excel would run a cell starting = + - @ (or tab / CR) as a formula: such cells get a leading
+  // apostrophe, except HES's lone "-" (no operation performed), which is data.
+  function cell(value) {
+    var v = String(value).replace(/\s+/g, " ").trim();
+    if (/^[=+\-@\t\r]/.test(v) && v !== "-") v = "'" + v;
+    return /[",\r\n]/.test(v) ? "\"" + v.replace(/"/g, "\"\"") + "\"" : v;
   }
+  function cells(row) {
+    return Array.prototype.filter.call(row.cells, function (c) { return !c.hasAttribute("data-csv-skip"); })
+      .map(function (c) { return c.hasAttribute("data-csv") ? c.getAttribute("data-csv") : c.textContent; });
+  }
+  function csvOf(kind) {
+    var table = document.querySelector("table[data-list='" + kind + "']");
+    var lines = [cells(table.tHead.rows[0])];
+    items.forEach(function (item) {
+      if (item.hidden || item.getAttribute("data-filter-item") !== kind) return;
+      lines.push(cells(item.tagName === "TBODY" ? item.rows[0] : item));
+    });
+    return "\ufeff" + lines.map(function (l) { return l.map(cell).join(","); }).join("\r\n") + "\r\n";
+  }
+  document.querySelectorAll("button[data-download]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var blob = new Blob([csvOf(button.getAttribute("data-download"))], { type: "text/csv;charset=utf-8" });
+      var link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = button.getAttribute("data-filename");
+      document.body.appendChild(link);
+      link.click();
+      setTimeout(function () { URL.revokeObjectURL(link.href); link.remove(); }, 0);
+    });
+  });
+
+  // Print: what the catalogue marks as not verified prints open (CSS does it where it can).
+  var closed = [];
+  window.addEventListener("beforeprint", function () {
+    closed = Array.prototype.filter.call(document.querySelectorAll("details.uncertain"), function (d) { return !d.open; });
+    closed.forEach(function (d) { d.open = true; });
+  });
+  window.addEventListener("afterprint", function () { closed.forEach(function (d) { d.open = false; }); });
 
   document.querySelectorAll("[data-js-only]").forEach(function (el) { el.hidden = false; });
   read();
   show();
   apply();
+  land();
+  openTarget();
   document.documentElement.setAttribute("data-js", "ready");
 }());
