@@ -1,0 +1,233 @@
+"""Stage 1a: every physical record of a CSV export, found and checked without the CSV parser.
+
+The CSV parser reads only the columns the audit needs, so on its own it cannot see a row with a
+field too many after the last column read (the values shift silently), nor tell a blank line from
+a row of empty fields. This stage reads each *line* of the file as one string (polars, batched, no
+quoting, a separator the file cannot contain), joins the lines of a record whose quoted field spans
+line ends, and checks every record with vectorised expressions:
+
+- its field count against the header's (separators outside quotes, plus one);
+- its quoting (RFC 4180: a field is either wholly quoted, with `""` for a quote, or holds no quote);
+- the length of its longest field (over `FIELD_LIMIT` the row is rejected, see README).
+
+The result is an independent count of the file's records and the list of records the audit must
+set aside, with their line numbers and a reason. Blank lines are not records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+FIELD_LIMIT = 1 << 20  # bytes in one field: far above any real episode value (a code is 4)
+MAX_RECORD_LINES = 256  # a quote left open longer than this is taken as broken, not as a field
+LINE_BATCH = 1_000_000  # lines per batch: bounds memory on national-scale files
+LINE_SEPARATOR = "\x00"  # never in a file that reaches here (NUL bytes are refused as binary)
+
+BLANK = "blank"  # not a row: skipped, not counted
+FIELDS_REASON = "malformed row: {found} fields where the header has {expected}"
+QUOTING_REASON = "malformed row: broken quoting (a quote inside an unquoted field, or one never closed)"
+LONG_FIELD_REASON = f"a field longer than {FIELD_LIMIT:,} bytes (the limit)"
+LONG_LINE_PLACEHOLDER = "\x01"  # what `audit.load` leaves of a line over the limit (see there)
+
+
+QUOTED_FIELD = '"(?:[^"]|"")*"'
+
+
+def _well_formed(separator: str) -> str:
+    """A whole record of fields that are either quoted throughout or hold no quote at all."""
+    sep = "\\" + separator if separator in "|.^$*+?()[]{}\\" else separator
+    sep = r"\t" if separator == "\t" else sep
+    field = f'(?:{QUOTED_FIELD}|[^"{sep}]*)'
+    return f"^{field}(?:{sep}{field})*$"
+
+
+@dataclass(frozen=True)
+class RecordScan:
+    """What the line-level pass found in one file.
+
+    `records`: the data records (header and blank lines excluded). `skipped`: the parser's data
+    rows to leave out (`row`, 0-based, counting every line record the parser sees after the header,
+    blank ones included), with `line` (1-based line in the file where the record starts) and
+    `reason` (`BLANK`, or why it is rejected). `offsets`: (`row`, `line`) wherever the line number
+    stops being `row + header_line + 1` (after a record spanning lines): the line of any row is
+    that of the last offset at or before it. `broken_quoting`: the parser cannot read the file as
+    it is; `audit.load` has it parse a copy in which those records are blank lines.
+    """
+
+    header_line: int
+    header_fields: int
+    records: int
+    skipped: pl.DataFrame
+    offsets: pl.DataFrame
+    broken_quoting: bool
+
+    def rejected(self) -> pl.DataFrame:
+        return self.skipped.filter(pl.col("reason") != BLANK)
+
+    def lines_of(self, rows: pl.Series) -> pl.Series:
+        """1-based file line of each (0-based) parser row."""
+        frame = rows.cast(pl.Int64).alias("row").to_frame().with_row_index("order")
+        located = frame.sort("row").join_asof(self.offsets, on="row", strategy="backward")
+        line = (pl.col("line") + pl.col("row") - pl.col("offset_row")).alias("line")
+        return located.with_columns(line).sort("order")["line"]
+
+
+def lines(source: Path) -> pl.LazyFrame:
+    return pl.scan_csv(
+        source, has_header=False, separator=LINE_SEPARATOR, quote_char=None, infer_schema=False,
+        new_columns=["text"],
+    )
+
+
+def _split_records(lines: pl.DataFrame, final: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(complete records, lines of the record still open at the end) for a run of lines.
+
+    `lines`: `text`, `line`, `long` (the line was over the limit). A quote left open for more than
+    `MAX_RECORD_LINES` lines (or to the end of the file) marks its first line as broken, and the
+    scan resumes on the next line as if that quote were not there.
+    """
+    done: list[pl.DataFrame] = []
+    numbered = 0  # records numbered so far, so that parts never share a number
+    while lines.height:
+        quotes = pl.col("text").str.count_matches('"', literal=True).fill_null(0)
+        marked = lines.with_columns(open_after=(quotes % 2).cum_sum() % 2 == 1)
+        marked = marked.with_columns(
+            record=(~pl.col("open_after")).shift(1, fill_value=True).cum_sum().cast(pl.Int64) + numbered,
+            unclosed=pl.lit(False))
+        last = marked.row(-1, named=True)
+        tail = marked.filter(pl.col("record") == last["record"])
+        too_long = marked.group_by("record").len().filter(pl.col("len") > MAX_RECORD_LINES)["record"]
+        if too_long.len() == 0 and not last["open_after"]:
+            done.append(marked)
+            lines = lines.clear()
+            break
+        if too_long.len() == 0 and not final and tail.height <= MAX_RECORD_LINES:
+            done.append(marked.filter(pl.col("record") != last["record"]))
+            lines = lines.tail(tail.height)
+            break
+        # The first record that never closes: its first line alone is broken; rescan the rest.
+        first_bad = int(too_long.min()) if too_long.len() else last["record"]
+        start = marked.filter(pl.col("record") < first_bad).height
+        done.append(marked.head(start))
+        done.append(marked.slice(start, 1).with_columns(unclosed=pl.lit(True)))
+        numbered = first_bad
+        lines = lines.slice(start + 1)
+    return _records(done), lines
+
+
+def _records(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """One row per record: its text (lines joined), first line, line count, flags."""
+    columns = ["record", "text", "line", "lines", "long", "unclosed"]
+    parts = [p for p in parts if p.height]
+    if not parts:
+        return pl.DataFrame(schema={"text": pl.String, "line": pl.Int64, "lines": pl.UInt32,
+                                    "long": pl.Boolean, "unclosed": pl.Boolean})
+    marked = pl.concat(parts)
+    counts = marked.group_by("record").len("lines")
+    multi_ids = counts.filter(pl.col("lines") > 1)
+    single = marked.with_columns(lines=pl.lit(1, pl.UInt32)).select(columns)
+    if multi_ids.height == 0:
+        return single.drop("record")
+    single = single.join(multi_ids, on="record", how="anti")
+    size = pl.col("text").str.len_bytes().sum()
+    multi = (
+        marked.join(multi_ids, on="record", how="semi")
+        .group_by("record", maintain_order=True)
+        .agg(
+            # A record over the limit is rejected whole: its lines need not be joined.
+            pl.when(size > FIELD_LIMIT).then(pl.lit(None, pl.String))
+            .otherwise(pl.col("text").fill_null("").str.join("\n")).alias("text"),
+            pl.col("line").first(),
+            pl.len().cast(pl.UInt32).alias("lines"),
+            (pl.col("long").any() | (size > FIELD_LIMIT)).alias("long"),
+            pl.col("unclosed").any(),
+        )
+    )
+    return pl.concat([single, multi.select(columns)]).sort("record").drop("record")
+
+
+def _field_count(separator: str) -> pl.Expr:
+    """Separators outside quoted sections, plus one."""
+    text = pl.col("text")
+    quoted = text.str.contains('"', literal=True).fill_null(False)
+    unquoted = pl.when(quoted).then(text.str.replace_all(QUOTED_FIELD, "")).otherwise(text)
+    return unquoted.str.count_matches(separator, literal=True) + 1
+
+
+def _judge(records: pl.DataFrame, separator: str, expected: int) -> pl.DataFrame:
+    """`reason` per record: None when it is a well-formed row, `BLANK`, or a rejection."""
+    text = pl.col("text")
+    quoted = text.str.contains('"', literal=True).fill_null(False)
+    fields = _field_count(separator)
+    well_formed = ~quoted | text.str.contains(_well_formed(separator))
+    longest = pl.when(text.str.len_bytes() > FIELD_LIMIT).then(
+        text.str.extract_all(QUOTED_FIELD + '|[^"' + ("\\t" if separator == "\t" else "\\" + separator) + ']+')
+        .list.eval(pl.element().str.len_bytes()).list.max()
+    ).otherwise(0)
+    reason = (
+        pl.when(pl.col("long") | (longest > FIELD_LIMIT)).then(pl.lit(LONG_FIELD_REASON))
+        .when((pl.col("lines") == 1) & (text.is_null() | (text.str.strip_chars() == ""))).then(pl.lit(BLANK))
+        .when(pl.col("unclosed") | ~well_formed).then(pl.lit(QUOTING_REASON))
+        .when(fields != expected).then(
+            pl.format("malformed row: {} fields where the header has " + str(expected), fields))
+        .otherwise(pl.lit(None, pl.String))
+    )
+    return records.with_columns(reason=reason)
+
+
+def scan_records(source: Path, separator: str, long_lines: frozenset[int] = frozenset()) -> RecordScan:
+    """Count and check every record of `source` (UTF-8, LF or CRLF line ends, no NUL bytes).
+
+    `long_lines`: 1-based lines that `audit.load` found over the limit and shortened.
+    """
+    header_line = header_fields = None
+    data_rows = 0  # parser rows after the header, blank ones included
+    records = 0
+    skipped: list[pl.DataFrame] = []
+    offsets: list[pl.DataFrame] = []
+    carry = pl.DataFrame(schema={"text": pl.String, "line": pl.Int64, "long": pl.Boolean})
+    next_line = 1
+    batches = lines(source).collect_batches(chunk_size=LINE_BATCH)
+    pending = next(batches, None)
+    while pending is not None:
+        following = next(batches, None)
+        batch = pending.with_columns(line=pl.int_range(next_line, next_line + pending.height, dtype=pl.Int64))
+        next_line += pending.height
+        batch = batch.with_columns(long=pl.col("line").is_in(list(long_lines)) if long_lines else pl.lit(False))
+        complete, carry = _split_records(pl.concat([carry, batch]), final=following is None)
+        pending = following
+        if header_line is None:
+            nonblank = complete.filter(pl.col("text").str.strip_chars().fill_null("") != "")
+            if nonblank.height == 0:
+                continue  # polars skips blank lines before the header, and so do we
+            first = nonblank.row(0, named=True)
+            header_line = first["line"]
+            header_fields = int(nonblank.head(1).select(_field_count(separator)).item())
+            complete = complete.filter(pl.col("line") > header_line)
+        judged = _judge(complete, separator, header_fields).with_row_index("row", offset=data_rows)
+        judged = judged.with_columns(pl.col("row").cast(pl.Int64))
+        data_rows += judged.height
+        records += judged.filter(pl.col("reason").fill_null("") != BLANK).height
+        skipped.append(judged.filter(pl.col("reason").is_not_null()).select(
+            "row", "line", (pl.col("line") + pl.col("lines").cast(pl.Int64) - 1).alias("last_line"), "reason"))
+        shift = judged.select("row", "line", (pl.col("line") - pl.col("row")).alias("delta"))
+        offsets.append(shift.filter(pl.col("delta") != pl.col("delta").shift(1).fill_null(-1)).select("row", "line"))
+    if header_line is None:
+        header_line, header_fields = 0, 0
+    offsets_frame = pl.concat(offsets) if offsets else pl.DataFrame(schema={"row": pl.Int64, "line": pl.Int64})
+    # Consecutive parts may repeat an offset; keep the first of each run.
+    offsets_frame = offsets_frame.with_columns(delta=pl.col("line") - pl.col("row"))
+    offsets_frame = offsets_frame.filter(pl.col("delta") != pl.col("delta").shift(1).fill_null(-1))
+    skipped_frame = (pl.concat(skipped) if skipped
+                     else pl.DataFrame(schema={"row": pl.Int64, "line": pl.Int64, "last_line": pl.Int64, "reason": pl.String}))
+    return RecordScan(
+        header_line=header_line,
+        header_fields=header_fields,
+        records=records,
+        skipped=skipped_frame,
+        offsets=offsets_frame.select("row", "line", pl.col("row").alias("offset_row")),
+        broken_quoting=bool((skipped_frame["reason"] == QUOTING_REASON).any()),
+    )
