@@ -95,7 +95,8 @@ def _unparseable_dates(frame: pl.DataFrame, columns: list[str]) -> int:
     if not present or frame.height == 0:
         return 0
     odd = frame.lazy().select(
-        (pl.col(c).str.to_date("%Y-%m-%d", strict=False).is_null() & (pl.col(c) != "")).alias(c) for c in present
+        ((pl.col(c).str.to_date("%Y-%m-%d", strict=False).dt.year().fill_null(0) < 1) & (pl.col(c) != "")).alias(c)
+        for c in present
     ).collect()
     total = 0
     for name in present:

@@ -19,7 +19,7 @@ import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -166,13 +166,14 @@ class Content:
     nul: bool  # holds a NUL byte: binary, unless UTF-16/32
     lone_cr: bool  # a CR not followed by LF: a line end we must not let the CSV parser merge
     long_line: bool  # a line over FIELD_LIMIT bytes
+    quotes: bool  # holds a quote character (else no record can span lines or be misquoted)
 
 
 def _inspect(path: Path) -> Content:
     """One streaming pass: the checks that decide whether the file can be parsed as it is."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    utf8, nul, lone_cr, long_line = True, False, False, False
+    utf8, nul, lone_cr, long_line, quotes = True, False, False, False, False
     run, previous_cr, bom = 0, False, None
     with open(path, "rb") as handle:
         while chunk := handle.read(READ_CHUNK):
@@ -180,6 +181,7 @@ def _inspect(path: Path) -> Content:
                 bom = next((name for mark, name in BOMS if chunk.startswith(mark)), None)
             digest.update(chunk)
             nul = nul or b"\x00" in chunk
+            quotes = quotes or b'"' in chunk
             crs = chunk.count(b"\r")
             if crs or previous_cr:
                 lone_cr = lone_cr or (previous_cr and not chunk.startswith(b"\n")) or \
@@ -202,7 +204,7 @@ def _inspect(path: Path) -> Content:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
-    return Content(digest.hexdigest(), utf8, bom, nul, lone_cr, long_line)
+    return Content(digest.hexdigest(), utf8, bom, nul, lone_cr, long_line, quotes)
 
 
 def _sha256(path: Path) -> str:
@@ -315,8 +317,8 @@ def _normalised(path: Path, raw: Path, encoding: str, content: Content) -> tuple
     return target, frozenset(capper.long_lines)
 
 
-def _csv_source(path: Path, encoding: str) -> tuple[Path, str, str, frozenset[int]]:
-    """(a UTF-8 file polars can scan, the encoding read, sha256, over-long lines).
+def _csv_source(path: Path, encoding: str) -> tuple[Path, str, Content, frozenset[int]]:
+    """(a UTF-8 file polars can scan, the encoding read, what the file holds, over-long lines).
 
     Windows PAS exports are commonly cp1252; anything that is not valid UTF-8 is read as cp1252
     (with a notice) unless --encoding says otherwise. A byte order mark names its encoding:
@@ -327,7 +329,8 @@ def _csv_source(path: Path, encoding: str) -> tuple[Path, str, str, frozenset[in
     gz = path.name.lower().endswith(".gz")
     raw = _gunzip(path) if gz else path
     content = _inspect(raw)
-    sha256 = _sha256(path) if gz else content.sha256
+    if gz:
+        content = replace(content, sha256=_sha256(path))  # the file as given, not its expansion
     wide_bom = content.bom not in (None, "utf-8")
     if content.nul and not wide_bom:
         raise InputError(path, "binary content: not a CSV or Parquet export")
@@ -338,10 +341,10 @@ def _csv_source(path: Path, encoding: str) -> tuple[Path, str, str, frozenset[in
     if encoding == "utf-8" and not content.utf8:
         raise InputError(path, "not valid utf-8 text (try --encoding cp1252)")
     if encoding == "utf-8" and not (content.lone_cr or content.long_line):
-        return raw, encoding, sha256, frozenset()
+        return raw, encoding, content, frozenset()
     # A UTF-8 BOM before a cp1252 body: the mark is dropped, the body read as cp1252.
     source, long_lines = _normalised(path, raw, encoding, content)
-    return source, encoding, sha256, long_lines
+    return source, encoding, content, long_lines
 
 
 SEPARATORS = (",", "\t", ";", "|")
@@ -448,16 +451,16 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
             raise InputError(path, "cannot be read as Parquet (corrupt or truncated)") from None
         plan = plan_for(path, header, layout, mapping)
         return Export(path, plan, _sha256(path), "parquet", source)
-    source, used, sha256, long_lines = _csv_source(path, encoding)
+    source, used, content, long_lines = _csv_source(path, encoding)
     source = _readable_name(source)
     separator = _separator(_first_line(source))
     header = _read_header(path, source, separator)
     plan = plan_for(path, header, layout, mapping)
-    scan = scan_records(source, separator, long_lines)
+    scan = scan_records(source, separator, long_lines, quotes=content.quotes)
     _check_structure(path, scan, header)
     if scan.broken_quoting:
         source = _without_broken_records(source, scan)
-    return Export(path, plan, sha256, used, source, separator, scan=scan)
+    return Export(path, plan, content.sha256, used, source, separator, scan=scan)
 
 
 def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan) -> pl.LazyFrame:

@@ -178,10 +178,25 @@ def _judge(records: pl.DataFrame, separator: str, expected: int) -> pl.DataFrame
     return records.with_columns(reason=reason)
 
 
-def scan_records(source: Path, separator: str, long_lines: frozenset[int] = frozenset()) -> RecordScan:
+def _suspect(separator: str, expected: int) -> pl.Expr:
+    """Cheap over millions of rows: true for every record `_judge` might not pass (and a few it
+    will). Only those are judged in full."""
+    text = pl.col("text")
+    return (
+        text.is_null() | (text.str.count_matches(separator, literal=True) != expected - 1)
+        | text.str.contains('"', literal=True) | (text.str.len_bytes() > FIELD_LIMIT)
+        | pl.col("long") | pl.col("unclosed") | (pl.col("lines") > 1)
+        | ((expected == 1) & (text.str.len_bytes() < 64))  # one column: a blank line has the right count
+    ).fill_null(True)
+
+
+def scan_records(source: Path, separator: str, long_lines: frozenset[int] = frozenset(),
+                 quotes: bool = True) -> RecordScan:
     """Count and check every record of `source` (UTF-8, LF or CRLF line ends, no NUL bytes).
 
-    `long_lines`: 1-based lines that `audit.load` found over the limit and shortened.
+    `long_lines`: 1-based lines that `audit.load` found over the limit and shortened. `quotes`:
+    the file holds a quote character (without one no record can span lines or be misquoted, and
+    the quote bookkeeping is skipped: most exports).
     """
     header_line = header_fields = None
     data_rows = 0  # parser rows after the header, blank ones included
@@ -197,7 +212,10 @@ def scan_records(source: Path, separator: str, long_lines: frozenset[int] = froz
         batch = pending.with_columns(line=pl.int_range(next_line, next_line + pending.height, dtype=pl.Int64))
         next_line += pending.height
         batch = batch.with_columns(long=pl.col("line").is_in(list(long_lines)) if long_lines else pl.lit(False))
-        complete, carry = _split_records(pl.concat([carry, batch]), final=following is None)
+        if quotes:
+            complete, carry = _split_records(pl.concat([carry, batch]), final=following is None)
+        else:
+            complete = batch.with_columns(lines=pl.lit(1, pl.UInt32), unclosed=pl.lit(False))
         pending = following
         if header_line is None:
             nonblank = complete.filter(pl.col("text").str.strip_chars().fill_null("") != "")
@@ -207,20 +225,23 @@ def scan_records(source: Path, separator: str, long_lines: frozenset[int] = froz
             header_line = first["line"]
             header_fields = int(nonblank.head(1).select(_field_count(separator)).item())
             complete = complete.filter(pl.col("line") > header_line)
-        judged = _judge(complete, separator, header_fields).with_row_index("row", offset=data_rows)
-        judged = judged.with_columns(pl.col("row").cast(pl.Int64))
-        data_rows += judged.height
-        records += judged.filter(pl.col("reason").fill_null("") != BLANK).height
-        skipped.append(judged.filter(pl.col("reason").is_not_null()).select(
+        numbered = complete.with_row_index("row", offset=data_rows).with_columns(pl.col("row").cast(pl.Int64))
+        data_rows += numbered.height
+        odd = _judge(numbered.filter(_suspect(separator, header_fields)), separator, header_fields)
+        odd = odd.filter(pl.col("reason").is_not_null())
+        records += numbered.height - odd.filter(pl.col("reason") == BLANK).height
+        skipped.append(odd.select(
             "row", "line", (pl.col("line") + pl.col("lines").cast(pl.Int64) - 1).alias("last_line"), "reason"))
-        shift = judged.select("row", "line", (pl.col("line") - pl.col("row")).alias("delta"))
-        offsets.append(shift.filter(pl.col("delta") != pl.col("delta").shift(1).fill_null(-1)).select("row", "line"))
+        # Where the line number stops being the row number plus a constant: at each batch's first
+        # row, and after each record that spans several lines.
+        offsets.append(numbered.head(1).select("row", "line"))
+        if quotes:
+            offsets.append(numbered.filter(pl.col("lines") > 1).select(
+                pl.col("row") + 1, pl.col("line") + pl.col("lines").cast(pl.Int64)))
     if header_line is None:
         header_line, header_fields = 0, 0
-    offsets_frame = pl.concat(offsets) if offsets else pl.DataFrame(schema={"row": pl.Int64, "line": pl.Int64})
-    # Consecutive parts may repeat an offset; keep the first of each run.
-    offsets_frame = offsets_frame.with_columns(delta=pl.col("line") - pl.col("row"))
-    offsets_frame = offsets_frame.filter(pl.col("delta") != pl.col("delta").shift(1).fill_null(-1))
+    offsets_frame = (pl.concat(offsets).unique("row", keep="last").sort("row") if offsets
+                     else pl.DataFrame(schema={"row": pl.Int64, "line": pl.Int64}))
     skipped_frame = (pl.concat(skipped) if skipped
                      else pl.DataFrame(schema={"row": pl.Int64, "line": pl.Int64, "last_line": pl.Int64, "reason": pl.String}))
     return RecordScan(
