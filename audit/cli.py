@@ -84,6 +84,11 @@ def guarded(log_dir_param: str | None = None):
             except Exception:
                 log_dir = kwargs.get(log_dir_param) if log_dir_param else None
                 _internal_error(Path(log_dir) if log_dir else None)
+            except BaseException as error:  # polars' PanicException derives from BaseException
+                if isinstance(error, (SystemExit, GeneratorExit)):
+                    raise
+                log_dir = kwargs.get(log_dir_param) if log_dir_param else None
+                _internal_error(Path(log_dir) if log_dir else None)
 
         return run
 
@@ -103,7 +108,10 @@ def _run_time() -> datetime:
     """Now, or SOURCE_DATE_EPOCH when set (reproducible outputs; tests pin it)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch and epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):  # past year 9999
+            raise UserError("SOURCE_DATE_EPOCH is not a usable time (seconds since 1970, before year 10000)") from None
     return datetime.now(tz=timezone.utc)
 
 

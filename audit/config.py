@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from audit.errors import UserError
@@ -60,6 +60,8 @@ def _typed(key: str, value, base: Path, source: str):
             raise bad("a path")
         return base / value
     if key == "as_of":
+        if isinstance(value, datetime):  # TOML `as_of = 2026-01-01T10:00:00`
+            raise bad("a date (yyyy-mm-dd), not a date and time")
         if isinstance(value, date):
             return value
         try:
@@ -72,9 +74,20 @@ def _typed(key: str, value, base: Path, source: str):
         return value
     if key == "fail_on" and value not in FAIL_ON:
         raise bad(f"one of {', '.join(FAIL_ON)}")
+    choices = _choices().get(key)
+    if choices and value not in choices:
+        raise bad(f"one of {', '.join(choices)}")
     if not isinstance(value, str):
         raise bad("text")
     return value
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    """Settings with a fixed set of values (imported late: config is loaded before the stages)."""
+    from audit.layouts import LAYOUTS
+    from audit.load import ENCODINGS
+
+    return {"layout": LAYOUTS, "encoding": ENCODINGS}
 
 
 def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path | None]:
@@ -89,6 +102,8 @@ def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path 
             raise UserError(f"{path}: config file not found") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise UserError(f"{path}: not valid TOML ({error})") from None
+        except RecursionError:  # tables or arrays nested thousands deep
+            raise UserError(f"{path}: not valid TOML (nested too deeply)") from None
         known = {f.name for f in fields(Settings)}
         unknown = sorted(set(data) - known)
         if unknown:

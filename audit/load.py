@@ -26,7 +26,7 @@ import polars as pl
 
 from audit.errors import InputError, UserError
 from audit import records
-from audit.layouts import ColumnPlan, Mapping, plan_for
+from audit.layouts import ColumnPlan, Mapping, detect_layout, plan_for
 from audit.records import (
     BLANK, FIELD_LIMIT, LONG_FIELD_REASON, LONG_LINE_PLACEHOLDER, QUOTING_REASON, RecordScan, scan_records,
 )
@@ -455,6 +455,8 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
     source = _readable_name(source)
     separator = _separator(_first_line(source))
     header = _read_header(path, source, separator)
+    if layout is None and mapping is None and detect_layout(header) is None and not looks_like_header(header):
+        raise InputError(path, "the first line does not look like a header: is the header line missing?")
     plan = plan_for(path, header, layout, mapping)
     scan = scan_records(source, separator, long_lines, quotes=content.quotes)
     _check_structure(path, scan, header)
