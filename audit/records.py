@@ -16,6 +16,7 @@ set aside, with their line numbers and a reason. Blank lines are not records.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +39,7 @@ QUOTED_FIELD = '"(?:[^"]|"")*"'
 
 def _well_formed(separator: str) -> str:
     """A whole record of fields that are either quoted throughout or hold no quote at all."""
-    sep = "\\" + separator if separator in "|.^$*+?()[]{}\\" else separator
-    sep = r"\t" if separator == "\t" else sep
+    sep = re.escape(separator) if separator != "\t" else r"\t"
     field = f'(?:{QUOTED_FIELD}|[^"{sep}]*)'
     return f"^{field}(?:{sep}{field})*$"
 
@@ -82,6 +82,43 @@ def lines(source: Path) -> pl.LazyFrame:
     )
 
 
+def _transitions(lines: pl.DataFrame, separator: str) -> pl.DataFrame:
+    """Add `opens` and `stays`: what each line does to the state "inside a quoted field".
+
+    `opens`: the state after the line when it starts outside a field; `stays`: when it starts
+    inside one. A line with an even number of quotes leaves the state as it was (a well-formed line
+    closes every field it opens; a badly quoted one is rejected later on its own). Only lines with
+    an odd number, rare, are matched against the patterns: a quote opens a field only at the start
+    of one, so one stray quote cannot swallow the rows after it.
+    """
+    sep = re.escape(separator) if separator != "\t" else r"\t"
+    field = f'(?:{QUOTED_FIELD}|[^"{sep}]*)'
+    inside = '(?:[^"]|"")*'
+    odd = pl.col("text").str.count_matches('"', literal=True).fill_null(0) % 2 == 1
+    numbered = lines.with_row_index("_i")
+    judged = numbered.filter(odd).select(
+        "_i",
+        opens=pl.col("text").str.contains(f'^(?:{field}{sep})*"{inside}$'),
+        stays=pl.col("text").str.contains(f'^{inside}(?:"(?:{sep}{field})*{sep}"{inside})?$'),
+    )
+    return (numbered.join(judged, on="_i", how="left")
+            .with_columns(pl.col("opens").fill_null(False), pl.col("stays").fill_null(True)).drop("_i"))
+
+
+def _open_after() -> pl.Expr:
+    """Whether each line ends inside a quoted field: a sequential fact, computed without a loop.
+
+    Lines whose `opens` and `stays` agree set the state; the others keep it (no quote) or flip it.
+    So the state after a line is the last setting line's value, flipped once per flip since.
+    """
+    opens, stays = pl.col("opens"), pl.col("stays")
+    sets, flips = opens == stays, opens & ~stays
+    flipped = flips.cast(pl.Int64).cum_sum()
+    set_to = pl.when(sets).then(opens).forward_fill().fill_null(False)
+    flipped_since = flipped - pl.when(sets).then(flipped).forward_fill().fill_null(0)
+    return set_to ^ (flipped_since % 2 == 1)
+
+
 def _split_records(lines: pl.DataFrame, final: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(complete records, lines of the record still open at the end) for a run of lines.
 
@@ -92,8 +129,7 @@ def _split_records(lines: pl.DataFrame, final: bool) -> tuple[pl.DataFrame, pl.D
     done: list[pl.DataFrame] = []
     numbered = 0  # records numbered so far, so that parts never share a number
     while lines.height:
-        quotes = pl.col("text").str.count_matches('"', literal=True).fill_null(0)
-        marked = lines.with_columns(open_after=(quotes % 2).cum_sum() % 2 == 1)
+        marked = lines.with_columns(open_after=_open_after())
         marked = marked.with_columns(
             record=(~pl.col("open_after")).shift(1, fill_value=True).cum_sum().cast(pl.Int64) + numbered,
             unclosed=pl.lit(False))
@@ -203,7 +239,8 @@ def scan_records(source: Path, separator: str, long_lines: frozenset[int] = froz
     records = 0
     skipped: list[pl.DataFrame] = []
     offsets: list[pl.DataFrame] = []
-    carry = pl.DataFrame(schema={"text": pl.String, "line": pl.Int64, "long": pl.Boolean})
+    carry = pl.DataFrame(schema={"text": pl.String, "line": pl.Int64, "long": pl.Boolean,
+                                 "opens": pl.Boolean, "stays": pl.Boolean})
     next_line = 1
     batches = lines(source).collect_batches(chunk_size=LINE_BATCH)
     pending = next(batches, None)
@@ -213,7 +250,8 @@ def scan_records(source: Path, separator: str, long_lines: frozenset[int] = froz
         next_line += pending.height
         batch = batch.with_columns(long=pl.col("line").is_in(list(long_lines)) if long_lines else pl.lit(False))
         if quotes:
-            complete, carry = _split_records(pl.concat([carry, batch]), final=following is None)
+            batch = _transitions(batch, separator)
+            complete, carry = _split_records(pl.concat([carry, batch]), following is None)
         else:
             complete = batch.with_columns(lines=pl.lit(1, pl.UInt32), unclosed=pl.lit(False))
         pending = following

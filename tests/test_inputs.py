@@ -1,11 +1,16 @@
 """Input files: each failure mode is either a one-line error (exit 2) or an audited run whose
 rows all add up. One fixture file per failure mode, in tests/fixtures/."""
 
+import csv
+import gzip
+import io
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
 
+from audit.load import BOMS
 from tests.conftest import FIXTURES, run_cli
 
 
@@ -18,9 +23,15 @@ from tests.conftest import FIXTURES, run_cli
         ("missing_episode_id_column.csv", "missing required column EPIKEY"),
         ("duplicate_column_names.csv", "the header names a column more than once: OPERTN_01"),
         ("whitespace_only.csv", "file is empty (no header line)"),
-        ("ragged_too_many_fields.csv", "malformed CSV"),
+        ("ragged_too_many_fields.csv", "malformed CSV: 1 of 1 rows have the wrong number of fields or broken "
+                                       "quoting; the first is line 2 (12 fields where the header has 10)"),
+        ("mostly_malformed.csv", "malformed CSV: 3 of 4 rows have the wrong number of fields or broken quoting; "
+                                 "the first is line 3 (2 fields where the header has 3)"),
         ("truncated.csv.gz", "truncated or corrupt gzip file"),
         ("binary_garbage.csv", "binary content"),
+        ("bom_only.csv", "file is empty"),
+        # A headerless export: its first line is episode data, so no value from it is quoted.
+        ("headerless.csv", "the first line does not look like a header (it repeats values, in columns 2, 3, 5"),
     ],
 )
 def test_unusable_file_is_one_line_exit_2(tmp_path, fixture, problem):
@@ -46,13 +57,39 @@ def test_forced_layout_with_missing_columns(tmp_path):
     assert "missing required column(s) for layout hes: OPERTN_01" in result.stderr
 
 
-def audited(tmp_path, fixture, *extra):
+def physical_records(path: Path) -> int:
+    """The file's data records as Python's csv module counts them (blank lines are not rows):
+    a count made with nothing the pipeline uses."""
+    if path.suffix == ".parquet":
+        return pl.scan_parquet(path).select(pl.len()).collect().item()
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    encoding = next((name for mark, name in BOMS if raw.startswith(mark)), "utf-8")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252")
+    text = text.lstrip("\ufeff")
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = max(",;\t|", key=header.count)
+    rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+            if any(field.strip() for field in row)]
+    return max(len(rows) - 1, 0)
+
+
+def audited(tmp_path, fixture, *extra, records: int | None = None):
+    """Run the CLI on a fixture; check that every row is accounted for by three separate counts:
+    rows read (the parser), records in the file (counted here, or given when Python's csv module
+    would read the file differently), and rejected + audited (counted from what each stage kept)."""
     out = tmp_path / "out"
     result = run_cli("run", str(FIXTURES / fixture), "--out", str(out), "--as-of", "2026-11-21", *extra)
     assert result.exit_code == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     totals = summary["totals"]
-    assert totals["rows_read"] == totals["rows_rejected"] + totals["rows_audited"]
+    expected = physical_records(FIXTURES / fixture) if records is None else records
+    assert totals["rows_read"] == expected == totals["rows_rejected"] + totals["rows_audited"]
+    assert pl.read_csv(out / "rejected.csv").height == totals["rows_rejected"]
     return summary, out
 
 
@@ -70,13 +107,66 @@ def audited(tmp_path, fixture, *extra):
         ("semicolon_separated.csv", 2, 0, 2),  # Excel's CSV in many locales
         ("tab_separated.tsv", 1, 0, 1),
         ("pipe_separated.txt", 1, 0, 1),
+        ("extra_field_before_unread_columns.csv", 3, 1, 2),
+        ("lone_cr_inside_record.csv", 3, 0, 3),
+        ("cr_only_line_ends.csv", 2, 0, 2),
+        ("broken_quoting.csv", 7, 2, 5),
+        ("blank_lines.csv", 2, 0, 2),
+        ("year_zero_date.csv", 2, 0, 2),
+        ("utf16_excel_unicode_text.txt", 2, 0, 2),
+        ("utf32_bom.csv", 2, 0, 2),
+        ("utf8_bom_cp1252_body.csv", 1, 0, 1),
+        ("rtl_override_values.csv", 1, 0, 1),
+        ("markup_in_every_text_column.csv", 4, 0, 4),
+        ("field_100k_characters.csv", 2, 0, 2),
     ],
 )
 def test_every_row_is_accounted_for(tmp_path, fixture, rows_read, rejected, episodes):
     summary, out = audited(tmp_path, fixture)
     totals = summary["totals"]
     assert (totals["rows_read"], totals["rows_rejected"], totals["episodes_audited"]) == (rows_read, rejected, episodes)
-    assert pl.read_csv(out / "rejected.csv").height == rejected
+
+
+def test_an_unclosed_quote_rejects_its_own_row_only(tmp_path):
+    # Python's csv module lets the quote run to the end of the file (1 record); we do not.
+    summary, out = audited(tmp_path, "unclosed_quote.csv", records=4)
+    rejected = pl.read_csv(out / "rejected.csv", infer_schema=False)
+    assert rejected.select("source_row", "source_line").rows() == [("2", "3")]
+    assert rejected["reason"].item().startswith("malformed row: broken quoting")
+    assert summary["totals"]["episodes_audited"] == 3
+
+
+def test_a_shifted_row_is_rejected_with_its_line_not_audited(tmp_path):
+    # The issue's reproducer: an unquoted comma in SURNAME shifts the codes one column left, and
+    # the columns after OPERTN_02 are not read, so only the record scan can see it.
+    summary, out = audited(tmp_path, "extra_field_before_unread_columns.csv")
+    rejected = pl.read_csv(out / "rejected.csv", infer_schema=False)
+    assert rejected.select("source_row", "source_line", "reason").rows() == [
+        ("2", "3", "malformed row: 6 fields where the header has 5")]
+    assert rejected["episode_id"].is_null().all()  # a shifted row's id cannot be trusted
+    for name in ("findings.csv", "sequences.csv", "episodes.csv", "report.html"):
+        assert "John" not in (out / name).read_text(), name
+    assert set(pl.read_csv(out / "findings.csv", infer_schema=False)["episode_id"]) <= {"1", "3"}
+
+
+@pytest.mark.parametrize("fixture", ["lone_cr_inside_record.csv", "cr_only_line_ends.csv"])
+def test_carriage_returns_end_lines_and_never_merge_records(tmp_path, fixture):
+    summary, out = audited(tmp_path, fixture)
+    assert summary["totals"]["rows_rejected"] == 0
+    assert summary["totals"]["episodes_audited"] == summary["totals"]["rows_read"]
+
+
+def test_rows_and_lines_stay_numbered_through_blank_lines_and_quoted_newlines(tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text('\nEPIKEY,CONSULT,OPERTN_01\n\n1,"two\nlines",W371\n\n  \n,C1,W371\n2,C2\n3,C3,W371\n')
+    out = tmp_path / "out"
+    assert run_cli("run", str(path), "--out", str(out)).exit_code == 0
+    rejected = pl.read_csv(out / "rejected.csv", infer_schema=False)
+    # Data rows count records (header and blank lines excluded); lines count the file's lines.
+    assert rejected.select("source_row", "source_line", "reason").rows() == [
+        ("2", "8", "no episode id"), ("3", "9", "malformed row: 2 fields where the header has 3")]
+    totals = json.loads((out / "summary.json").read_text())["totals"]
+    assert (totals["rows_read"], totals["rows_rejected"], totals["rows_audited"]) == (4, 2, 2)
 
 
 def test_rejected_rows_name_file_row_and_reason(tmp_path):
