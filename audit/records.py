@@ -86,23 +86,44 @@ def _transitions(lines: pl.DataFrame, separator: str) -> pl.DataFrame:
     """Add `opens` and `stays`: what each line does to the state "inside a quoted field".
 
     `opens`: the state after the line when it starts outside a field; `stays`: when it starts
-    inside one. A line with an even number of quotes leaves the state as it was (a well-formed line
-    closes every field it opens; a badly quoted one is rejected later on its own). Only lines with
-    an odd number, rare, are matched against the patterns: a quote opens a field only at the start
-    of one, so one stray quote cannot swallow the rows after it.
+    inside one. A quote opens a field only at the start of one, so one stray quote cannot swallow
+    the rows after it. Matching every line against the patterns would cost seconds per million
+    rows, so only lines that can matter are: those with an odd number of quotes (only they can open
+    a field), then those with quotes that start inside a field, until nothing changes (rare lines;
+    every other line keeps the state: no quote, or quoted fields opened and closed).
     """
+    for name, default in (("opens", False), ("stays", True), ("checked", False)):
+        lines = lines.with_columns((pl.col(name) if name in lines.columns else pl.lit(None, pl.Boolean))
+                                   .fill_null(default).alias(name))
+    text = pl.col("text").fill_null("")
+    odd = text.str.count_matches('"', literal=True) % 2 == 1
+    lines = _match_lines(lines, ~pl.col("checked") & odd, separator)
+    while True:
+        open_before = _open_after().shift(1, fill_value=False)
+        todo = ~pl.col("checked") & open_before & text.str.contains('"', literal=True)
+        if not lines.select(todo.any()).item():
+            return lines
+        lines = _match_lines(lines, todo, separator)
+
+
+def _match_lines(lines: pl.DataFrame, which: pl.Expr, separator: str) -> pl.DataFrame:
     sep = re.escape(separator) if separator != "\t" else r"\t"
     field = f'(?:{QUOTED_FIELD}|[^"{sep}]*)'
     inside = '(?:[^"]|"")*'
-    odd = pl.col("text").str.count_matches('"', literal=True).fill_null(0) % 2 == 1
     numbered = lines.with_row_index("_i")
-    judged = numbered.filter(odd).select(
+    matched = numbered.filter(which).select(
         "_i",
-        opens=pl.col("text").str.contains(f'^(?:{field}{sep})*"{inside}$'),
-        stays=pl.col("text").str.contains(f'^{inside}(?:"(?:{sep}{field})*{sep}"{inside})?$'),
+        _opens=pl.col("text").fill_null("").str.contains(f'^(?:{field}{sep})*"{inside}$'),
+        _stays=pl.col("text").fill_null("").str.contains(f'^{inside}(?:"(?:{sep}{field})*{sep}"{inside})?$'),
     )
-    return (numbered.join(judged, on="_i", how="left")
-            .with_columns(pl.col("opens").fill_null(False), pl.col("stays").fill_null(True)).drop("_i"))
+    if matched.height == 0:
+        return lines
+    return (
+        numbered.join(matched, on="_i", how="left")
+        .with_columns(opens=pl.coalesce("_opens", "opens"), stays=pl.coalesce("_stays", "stays"),
+                      checked=pl.col("checked") | pl.col("_opens").is_not_null())
+        .drop("_i", "_opens", "_stays")
+    )
 
 
 def _open_after() -> pl.Expr:
@@ -119,7 +140,7 @@ def _open_after() -> pl.Expr:
     return set_to ^ (flipped_since % 2 == 1)
 
 
-def _split_records(lines: pl.DataFrame, final: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _split_records(lines: pl.DataFrame, final: bool, separator: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(complete records, lines of the record still open at the end) for a run of lines.
 
     `lines`: `text`, `line`, `long` (the line was over the limit). A quote left open for more than
@@ -129,6 +150,7 @@ def _split_records(lines: pl.DataFrame, final: bool) -> tuple[pl.DataFrame, pl.D
     done: list[pl.DataFrame] = []
     numbered = 0  # records numbered so far, so that parts never share a number
     while lines.height:
+        lines = _transitions(lines, separator)
         marked = lines.with_columns(open_after=_open_after())
         marked = marked.with_columns(
             record=(~pl.col("open_after")).shift(1, fill_value=True).cum_sum().cast(pl.Int64) + numbered,
@@ -239,8 +261,7 @@ def scan_records(source: Path, separator: str, long_lines: frozenset[int] = froz
     records = 0
     skipped: list[pl.DataFrame] = []
     offsets: list[pl.DataFrame] = []
-    carry = pl.DataFrame(schema={"text": pl.String, "line": pl.Int64, "long": pl.Boolean,
-                                 "opens": pl.Boolean, "stays": pl.Boolean})
+    carry = pl.DataFrame(schema={"text": pl.String, "line": pl.Int64, "long": pl.Boolean})
     next_line = 1
     batches = lines(source).collect_batches(chunk_size=LINE_BATCH)
     pending = next(batches, None)
@@ -250,8 +271,7 @@ def scan_records(source: Path, separator: str, long_lines: frozenset[int] = froz
         next_line += pending.height
         batch = batch.with_columns(long=pl.col("line").is_in(list(long_lines)) if long_lines else pl.lit(False))
         if quotes:
-            batch = _transitions(batch, separator)
-            complete, carry = _split_records(pl.concat([carry, batch]), following is None)
+            complete, carry = _split_records(pl.concat([carry, batch], how="diagonal"), following is None, separator)
         else:
             complete = batch.with_columns(lines=pl.lit(1, pl.UInt32), unclosed=pl.lit(False))
         pending = following

@@ -5,12 +5,17 @@ import csv
 import gzip
 import io
 import json
+import re
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from audit.load import BOMS
+from audit.canonical import build
+from audit.errors import InputError
+from audit.load import BOMS, read_exports
 from tests.conftest import FIXTURES, run_cli
 
 
@@ -274,3 +279,48 @@ def test_a_carried_column_may_not_replace_an_output_column(tmp_path):
     result = run_cli("run", str(tmp_path / "e.csv"), "--layout", "mapped", "--mapping", str(mapping),
                      "--out", str(tmp_path / "out"))
     assert result.exit_code == 2 and "carried column(s) code would overwrite output columns" in result.stderr
+
+
+# --- A property: whatever the damage, every record is counted once, and only damaged ones are lost --
+
+VALUE = st.text(alphabet='ab ,"\n\r', max_size=6)
+RECORD = st.tuples(st.sampled_from(["ok", "ok", "ok", "extra", "missing", "stray-quote", "blank"]),
+                   VALUE, st.sampled_from(["V522", "W371", ""]), VALUE)
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\n\r') else value
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(RECORD, max_size=12), st.sampled_from(["\n", "\r\n", "\r"]))
+def test_damaged_records_are_rejected_alone_and_counts_add_up(tmp_path_factory, records, line_end):
+    header = "EPIKEY,CONSULT,OPERTN_01,NOTE"  # NOTE is never read: damage after it must still show
+    text, expected_ok, expected_bad, count = header + line_end, [], [], 0
+    for number, (kind, consult, code, note) in enumerate(records, 1):
+        line = len(re.findall(r"\r\n|\r|\n", text)) + 1
+        fields = [f"E{number}", _quoted(consult), code, _quoted(note)]
+        if kind == "blank":
+            text += " " * (number % 2) + line_end
+            continue
+        count += 1
+        if kind == "extra":
+            fields.append("x")
+        elif kind == "missing":
+            fields.pop()
+        elif kind == "stray-quote":
+            fields[3] = 'a"b'
+        (expected_ok if kind == "ok" else expected_bad).append((f"E{number}", line))
+        text += ",".join(fields) + line_end
+    path = tmp_path_factory.mktemp("damaged") / "e.csv"
+    path.write_bytes(text.encode())
+    if len(expected_bad) > 0.5 * count:
+        with pytest.raises(InputError, match=f"malformed CSV: {len(expected_bad)} of {count} rows"):
+            read_exports([path])
+        return
+    data = build(read_exports([path]))
+    counts = data.files[0]
+    assert counts.rows_read == count == counts.rows_rejected + counts.rows_audited
+    malformed = data.rejected.filter(pl.col("reason").str.starts_with("malformed row"))
+    assert malformed["source_line"].to_list() == [line for _, line in expected_bad]
+    assert sorted(data.episodes["episode_id"]) == sorted(i for i, _ in expected_ok)
