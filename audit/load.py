@@ -458,7 +458,7 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
     if layout is None and mapping is None and detect_layout(header) is None and not looks_like_header(header):
         raise InputError(path, "the first line does not look like a header: is the header line missing?")
     plan = plan_for(path, header, layout, mapping)
-    scan = scan_records(source, separator, long_lines, quotes=content.quotes)
+    scan = scan_records(source, separator, len(header), long_lines, quotes=content.quotes)
     _check_structure(path, scan, header)
     if scan.broken_quoting:
         source = _without_broken_records(source, scan)
