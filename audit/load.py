@@ -388,7 +388,9 @@ def _read_header(path: Path, source: Path, separator: str) -> list[str]:
     names = [name.split("_duplicated_")[0].strip().upper() for name in header]
     counts = Counter(names)  # linear: a 100,000-column header is checked in milliseconds
     repeated = sorted(name for name, count in counts.items() if count > 1)
-    if repeated and looks_like_header(header):
+    # Names are quoted back only from a header we recognise: a headerless export's first line is
+    # episode data, and a code or a surname looks like a column name as much as any.
+    if repeated and looks_like_header(header) and detect_layout(header) is not None:
         raise InputError(path, f"the header names a column more than once: {', '.join(repeated[:10])}"
                          + (f" (and {len(repeated) - 10} more)" if len(repeated) > 10 else ""))
     if repeated:

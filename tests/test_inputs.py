@@ -324,3 +324,62 @@ def test_damaged_records_are_rejected_alone_and_counts_add_up(tmp_path_factory, 
     malformed = data.rejected.filter(pl.col("reason").str.starts_with("malformed row"))
     assert malformed["source_line"].to_list() == [line for _, line in expected_bad]
     assert sorted(data.episodes["episode_id"]) == sorted(i for i, _ in expected_ok)
+
+
+# --- No episode value on the console, ever: planted markers ---------------------------------------
+
+TEXT_FIXTURES = sorted(p.name for p in FIXTURES.iterdir()
+                       if p.suffix in (".csv", ".tsv", ".txt") and p.name != "binary_garbage.csv")
+FIRST_LINE_IS_DATA = {"headerless.csv"}
+TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-/:]*")
+
+
+def planted(source: Path, folder: Path) -> tuple[Path, set[str]]:
+    """A copy of a fixture with every value replaced by a marker (the same value, the same marker:
+    repeats stay repeats), in the fixture's own encoding and line ends; the header is kept unless
+    the first line is data."""
+    raw = source.read_bytes()
+    mark, encoding = next(((m, name) for m, name in BOMS if raw.startswith(m)), (b"", "utf-8"))
+    try:
+        text = raw[len(mark):].decode(encoding)
+    except UnicodeDecodeError:
+        encoding, text = "cp1252", raw[len(mark):].decode("cp1252")
+    markers: dict[str, str] = {}
+
+    def marker(match: re.Match) -> str:
+        return markers.setdefault(match.group(), f"QZMK{len(markers):04d}")
+
+    lines = text.splitlines(keepends=True)
+    keep = 0 if source.name in FIRST_LINE_IS_DATA else 1
+    body = "".join(lines[:keep]) + TOKEN.sub(marker, "".join(lines[keep:]))
+    path = folder / source.name
+    path.write_bytes(mark + body.encode(encoding, errors="replace"))
+    return path, set(markers.values())
+
+
+@pytest.mark.parametrize("fixture", TEXT_FIXTURES)
+def test_no_value_from_a_hostile_file_reaches_the_console_or_a_log(tmp_path, monkeypatch, fixture):
+    monkeypatch.chdir(tmp_path)  # where an internal error's log would go without --out
+    path, markers = planted(FIXTURES / fixture, tmp_path)
+    result = run_cli("run", str(path), "--out", str(tmp_path / "out"))
+    assert result.exit_code in (0, 2), result.stderr
+    said = result.stdout + result.stderr
+    for log in tmp_path.rglob("*.log"):
+        said += log.read_text(errors="replace")
+    leaked = sorted(m for m in markers if m in said)
+    assert not leaked, (fixture, leaked[:5], said[-500:])
+
+
+def test_an_internal_error_keeps_the_exception_message_out_of_console_and_log(tmp_path, monkeypatch):
+    import audit.pipeline
+
+    def crash(*args, **kwargs):
+        # polars' panics derive from BaseException; the marker is built so no source line holds it
+        raise pl.exceptions.PanicException("QZMK" + str(9999) + " quoted from an episode")
+
+    monkeypatch.setattr(audit.pipeline, "run_audit", crash)
+    result = run_cli("run", str(FIXTURES / "crlf_line_ends.csv"), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 3
+    assert result.stderr.startswith("nice-audit: error: internal error (PanicException)")
+    log = (tmp_path / "out" / "nice-audit-error.log").read_text()
+    assert "Traceback" in log and "QZMK9999" not in log + result.stdout + result.stderr
