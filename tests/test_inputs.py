@@ -5,6 +5,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -383,3 +384,80 @@ def test_an_internal_error_keeps_the_exception_message_out_of_console_and_log(tm
     assert result.stderr.startswith("nice-audit: error: internal error (PanicException)")
     log = (tmp_path / "out" / "nice-audit-error.log").read_text()
     assert "Traceback" in log and "QZMK9999" not in log + result.stdout + result.stderr
+
+
+# --- One odd value never crashes the night -------------------------------------------------------
+
+DEEP = "a = " + "[" * 5000 + "]" * 5000 + "\n"
+MAPPING = 'episode_id = "EPIKEY"\nprocedure_codes = ["OPERTN_*"]\n'
+
+
+@pytest.mark.parametrize(
+    "files, args, problem",
+    [
+        ({"m.toml": DEEP}, ["--layout", "mapped", "--mapping", "m.toml"], "m.toml: not a valid TOML mapping file (nested too deeply)"),
+        ({"c.toml": DEEP}, ["--config", "c.toml"], "c.toml: not valid TOML (nested too deeply)"),
+        ({"g.toml": DEEP}, ["--catalogue", "g.toml"], "g.toml: not valid TOML (nested too deeply)"),
+        ({"g.toml": "guidance = [1]\n"}, ["--catalogue", "g.toml"], "guidance: each entry must be a table"),
+        ({"c.toml": 'layout = "evil"\n'}, ["--config", "c.toml"], "layout: must be one of hes, hes-derived, long, mapped"),
+        ({"c.toml": 'encoding = "utf-7"\n'}, ["--config", "c.toml"], "encoding: must be one of auto, utf-8"),
+        ({"c.toml": "as_of = 2026-01-01T10:00:00\n"}, ["--config", "c.toml"], "as_of: must be a date (yyyy-mm-dd), not a date and time"),
+        ({"m.toml": MAPPING + 'carry = ["EPIKEY"]\n'}, ["--layout", "mapped", "--mapping", "m.toml"],
+         "'carry' names the episode id column 'EPIKEY'"),
+        ({"m.toml": MAPPING + 'carry = ["ADMIDATE", "admidate"]\n'}, ["--layout", "mapped", "--mapping", "m.toml"],
+         "'carry' lists column(s) more than once: ADMIDATE"),
+    ],
+)
+def test_a_bad_setting_file_is_one_line_exit_2(tmp_path, monkeypatch, files, args, problem):
+    monkeypatch.chdir(tmp_path)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    result = run_cli("run", str(FIXTURES / "crlf_line_ends.csv"), "--out", "out", *args)
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and problem in lines[0], lines
+
+
+def test_a_mapping_carrying_episode_id_by_its_canonical_name_is_refused(tmp_path):
+    (tmp_path / "e.csv").write_text("episode_id,position,code\nE1,1,V522\n")
+    (tmp_path / "m.toml").write_text('shape = "long"\nepisode_id = "episode_id"\nposition = "position"\n'
+                                     'code = "code"\ncarry = ["episode_id"]\n')
+    result = run_cli("run", str(tmp_path / "e.csv"), "--layout", "mapped", "--mapping", str(tmp_path / "m.toml"),
+                     "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and "'carry' names the episode id column 'episode_id'" in result.stderr
+
+
+def test_a_run_time_past_year_9999_is_a_user_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "99999999999999999999")
+    result = run_cli("run", str(FIXTURES / "crlf_line_ends.csv"), "--out", str(tmp_path / "out"))
+    assert (result.exit_code, result.stderr.strip()) == (
+        2, "nice-audit: error: SOURCE_DATE_EPOCH is not a usable time (seconds since 1970, before year 10000)")
+
+
+@pytest.mark.parametrize("tamper", [
+    {"totals": 5}, {"inputs": [{"rows_read": "many"}]}, {"by_guidance": {"IPG319": []}}, {"run_started": 7}, [],
+])
+def test_report_on_a_tampered_summary_is_one_line_exit_2(tmp_path, tamper):
+    _, out = audited(tmp_path, "crlf_line_ends.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, **tamper} if isinstance(tamper, dict) else tamper))
+    result = run_cli("report", str(out))
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(f"nice-audit: error: {out / 'summary.json'}: not a summary written by nice-audit")
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_shown_escaped(tmp_path):
+    name = os.fsdecode(b"export-\xff.csv")
+    (tmp_path / name).write_bytes((FIXTURES / "crlf_line_ends.csv").read_bytes())
+    out = tmp_path / "out"
+    result = run_cli("run", str(tmp_path / name), "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["inputs"][0]["path"].endswith("export-\\xff.csv")  # the byte, escaped
+    assert summary["totals"]["episodes_audited"] == 1
+
+
+def test_a_year_zero_date_is_an_invalid_date_not_a_crash(tmp_path):
+    summary, out = audited(tmp_path, "year_zero_date.csv")
+    assert summary["data_quality"]["invalid_dates"] == 5
+    assert "1" in set(pl.read_csv(out / "findings.csv", infer_schema=False)["episode_id"])
