@@ -429,6 +429,27 @@ def _without_broken_records(source: Path, scan: RecordScan) -> Path:
     return target
 
 
+def _kind(dtype: pl.DataType) -> str | None:
+    """What a Parquet column type is called, when its values cannot be read as text."""
+    if dtype.is_numeric() or dtype.is_temporal() and not isinstance(dtype, pl.Duration):
+        return None
+    if isinstance(dtype, (pl.String, pl.Categorical, pl.Enum, pl.Boolean, pl.Null)):
+        return None
+    names = {pl.List: "list", pl.Array: "list", pl.Struct: "struct", pl.Binary: "binary",
+             pl.Duration: "duration", pl.Object: "object"}
+    return next((name for kind, name in names.items() if isinstance(dtype, kind)), str(dtype))
+
+
+def _check_parquet_types(path: Path, source: Path, needed: list[str]) -> None:
+    """Only the columns the audit reads must be text-like; others may be anything. Parquet column
+    names are the file's schema, not episode data, so they may be named."""
+    schema = pl.read_parquet_schema(source)
+    odd = [(name, kind) for name in needed if (kind := _kind(schema[name]))]
+    if odd:
+        described = ", ".join(f"{name} holds {kind} values" for name, kind in odd)
+        raise InputError(path, f"{described}: the audit needs text, numbers or dates there")
+
+
 def _readable_name(path: Path) -> Path:
     """polars takes paths as UTF-8 text: a name with undecodable bytes is read through a link."""
     try:
@@ -449,9 +470,11 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
         source = _readable_name(path)
         try:
             header = list(pl.read_parquet_schema(source))
-        except READ_ERRORS:
-            raise InputError(path, "cannot be read as Parquet (corrupt or truncated)") from None
+        except READ_ERRORS:  # polars' own reasons may quote the file: name the usual causes
+            raise InputError(path, "cannot be read as Parquet: corrupt or truncated, or its schema has a "
+                             "column type polars cannot read (such as map or decimal256) or a name twice") from None
         plan = plan_for(path, header, layout, mapping)
+        _check_parquet_types(path, source, plan.source_columns())
         return Export(path, plan, _sha256(path), "parquet", source)
     source, used, content, long_lines = _csv_source(path, encoding)
     source = _readable_name(source)

@@ -461,3 +461,43 @@ def test_a_year_zero_date_is_an_invalid_date_not_a_crash(tmp_path):
     summary, out = audited(tmp_path, "year_zero_date.csv")
     assert summary["data_quality"]["invalid_dates"] == 5
     assert "1" in set(pl.read_csv(out / "findings.csv", infer_schema=False)["episode_id"])
+
+
+@pytest.mark.parametrize("column, kind", [
+    ("OPERTN_01", pl.Series([[1], [2]])), ("OPERTN_02", pl.Series([b"V5", b"\xff"])),
+    ("OPDATE_01", pl.Series([1, 2]).cast(pl.Duration("ms"))),
+])
+def test_parquet_with_an_unreadable_column_type_says_which(tmp_path, column, kind):
+    frame = pl.DataFrame({"EPIKEY": ["1", "2"], "OPERTN_01": ["V522", "W371"], "OPERTN_02": ["", ""],
+                          "OPDATE_01": ["", ""]}).with_columns(kind.alias(column))
+    frame.write_parquet(tmp_path / "e.parquet")
+    result = run_cli("run", str(tmp_path / "e.parquet"), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    expected = {"OPERTN_01": "list", "OPERTN_02": "binary", "OPDATE_01": "duration"}[column]
+    assert f"{column} holds {expected} values: the audit needs text, numbers or dates there" in result.stderr
+
+
+def test_parquet_columns_the_audit_does_not_read_may_be_of_any_type(tmp_path):
+    pl.DataFrame({"EPIKEY": ["1"], "OPERTN_01": ["V522"], "NOTES": [[1, 2]], "RAW": [b"\x00\xff"]}).write_parquet(
+        tmp_path / "e.parquet")
+    out = tmp_path / "out"
+    assert run_cli("run", str(tmp_path / "e.parquet"), "--out", str(out)).exit_code == 0
+    assert json.loads((out / "summary.json").read_text())["totals"]["episodes_audited"] == 1
+
+
+def test_right_to_left_overrides_are_shown_isolated_in_the_report(tmp_path):
+    """Where a value runs on in a line of text (a card's heading and details, the list of inputs)
+    it is a <bdi>, so a U+202E in it cannot reverse the text after it. A table cell is a paragraph
+    of its own for the bidi rules: an override cannot reach past it."""
+    rtl = tmp_path / "rtl\u202e.csv"
+    rtl.write_bytes((FIXTURES / "rtl_override_values.csv").read_bytes())
+    out = tmp_path / "out"
+    assert run_cli("run", str(rtl), "--out", str(out), "--as-of", "2026-11-21").exit_code == 0
+    html = (out / "report.html").read_text()
+    card = re.search(r'<article class="card.*?</article>', html, re.S).group()
+    inputs = re.search(r"<dt>Inputs</dt>.*?</dd>", html, re.S).group()
+    for part, values in ((card, ["1\u202eFDP.exe", "C\u202e1", "rtl\u202e.csv"]), (inputs, ["rtl\u202e.csv"])):
+        shown = re.sub(r"<(?!/?bdi>)[^>]*>", "", part)  # text a reader sees: attributes are not shown
+        outside = re.sub(r"<bdi>.*?</bdi>", "", shown, flags=re.S)
+        for value in values:
+            assert value in shown and value not in outside, (value, shown)
