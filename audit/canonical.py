@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from audit import codes
+from audit import codes, memory
 from audit.codes import CodePattern
 from audit.dates import is_unparseable, parse_date
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS
@@ -148,7 +148,7 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
     """
     rejected, identity, kept, invalid_dates, rows_read = [], [], [], {}, {}
     for number, export in enumerate(exports):
-        name = export.name
+        name = memory.reading = export.name
         structural = export.structural_rejects()
         rejected.append(structural)
         rows_read[name], invalid_dates[name] = structural.height, 0

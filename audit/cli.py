@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from audit import __version__
+from audit import __version__, memory
 from audit.catalogue import CatalogueError, load_catalogue
 from audit.config import load_settings
 from audit.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, UserError
@@ -167,6 +167,7 @@ def run(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Date for undated episodes (default today).")] = None,
     worksheet_cap: Annotated[Optional[int], typer.Option(help="Report worksheet episodes per rule (default 200).")] = None,
     fail_on: Annotated[Optional[str], typer.Option(help="Exit 1 when findings reach: never, warning, superseded, error.")] = None,
+    max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Stop with exit 2, naming the file, past this memory (e.g. 8G; default 3/4 of the machine's).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
 ) -> None:
     """Audit episode exports; write findings, statuses, a summary and report.html into --out."""
@@ -181,13 +182,15 @@ def run(
         "inputs": inputs, "out": out, "layout": layout, "mapping": mapping, "encoding": encoding,
         "catalogue": catalogue, "history": history, "scope": scope, "opcs_codes": opcs_codes, "history_keep": history_keep,
         "as_of": _parse_as_of(as_of) if as_of else None, "worksheet_cap": worksheet_cap, "fail_on": fail_on,
+        "max_memory": max_memory,
     })
     if not settings.inputs:
         raise UserError("no inputs: name export files or folders (or set 'inputs' in nice-audit.toml)")
     if settings.out is None:
         raise UserError("no output folder: give --out DIR (or set 'out' in nice-audit.toml)")
     started = _run_time()
-    with _progress(quiet) as progress:
+    limit = memory.parse_size(settings.max_memory)
+    with _progress(quiet) as progress, memory.ceiling(limit):
         outcome = audit_to_directory(settings, load_catalogue(list(settings.catalogue)), started, progress)
     totals, by_status = outcome.summary["totals"], outcome.summary["by_status"]
     log.debug("run finished: %s episodes, %s findings", totals["episodes_audited"], totals["findings"])

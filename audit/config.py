@@ -36,6 +36,7 @@ class Settings:
     trend_runs: int = 10
     history_keep: int = 400  # runs kept per scope: over a year of nightly runs
     fail_on: str = "never"
+    max_memory: str | None = None  # e.g. "8G": past it the run stops, naming the file (audit.memory)
 
     def effective_scope(self) -> str:
         return self.scope or " ".join(sorted(str(p) for p in self.inputs))

@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import logging
 import re
-import shutil
 import tempfile
 import zlib
 from collections import Counter
@@ -25,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from audit.errors import InputError, UserError
-from audit import records
+from audit import memory, records
 from audit.layouts import ColumnPlan, Mapping, detect_layout, plan_for
 from audit.records import (
     BLANK, FIELD_LIMIT, LONG_FIELD_REASON, LONG_LINE_PLACEHOLDER, QUOTING_REASON, RecordScan, scan_records,
@@ -227,17 +226,29 @@ _TEMPORARY: list[Path] = []  # copies made this run; removed at exit
 
 
 @atexit.register
-def _remove_temporary() -> None:
+def remove_temporary() -> None:
     for path in _TEMPORARY:
         path.unlink(missing_ok=True)
 
 
+MAX_EXPANSION = 100  # CSV exports compress 5-20 times; far more is a decompression bomb
+MIN_EXPANSION_CAP = 1 << 30  # small files may expand further: up to 1 GiB is always allowed
+
+
 def _gunzip(path: Path) -> Path:
-    """Decompress to a temporary file, streamed: a 10 GB expansion never sits in memory."""
+    """Decompress to a temporary file, streamed: a 10 GB expansion never sits in memory, and one
+    that grows past MAX_EXPANSION times the file's size is stopped as it comes."""
     target = _temporary(".csv")
+    cap = max(MAX_EXPANSION * path.stat().st_size, MIN_EXPANSION_CAP)
+    written = 0
     try:
         with gzip.open(path, "rb") as source, open(target, "wb") as out:
-            shutil.copyfileobj(source, out, READ_CHUNK)
+            while chunk := source.read(READ_CHUNK):
+                written += len(chunk)
+                if written > cap:
+                    raise InputError(path, f"expands to more than {MAX_EXPANSION} times its size (over "
+                                     f"{cap / (1 << 20):,.0f} MB): not a plausible export")
+                out.write(chunk)
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile):
         raise InputError(path, "truncated or corrupt gzip file") from None
     return target
@@ -464,6 +475,7 @@ def _readable_name(path: Path) -> Path:
 
 def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, encoding: str) -> Export:
     """Check the file, detect its layout, plan the columns to read and count its records."""
+    memory.reading = display(path)
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty")
     if is_parquet(path):

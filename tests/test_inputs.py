@@ -7,6 +7,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +18,11 @@ from hypothesis import strategies as st
 
 from audit.canonical import build
 from audit.errors import InputError
+from audit.errors import UserError
 from audit.load import BOMS, read_exports
+from audit.memory import parse_size
+from audit.records import FIELD_LIMIT
+from tests.benchmarks.generate import generate_hes
 from tests.conftest import FIXTURES, run_cli
 
 
@@ -501,3 +507,62 @@ def test_right_to_left_overrides_are_shown_isolated_in_the_report(tmp_path):
         outside = re.sub(r"<bdi>.*?</bdi>", "", shown, flags=re.S)
         for value in values:
             assert value in shown and value not in outside, (value, shown)
+
+
+# --- Bounded memory -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_past_the_memory_ceiling_the_run_stops_naming_the_file(tmp_path):
+    big = tmp_path / "big.csv"
+    generate_hes(big, 200_000)
+    result = subprocess.run([sys.executable, "-m", "audit", "run", str(big), "--out", str(tmp_path / "out"),
+                             "--max-memory", "300M", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"nice-audit: error: {big}: reading it needs more memory than the limit "
+                                     "(300 MB; see --max-memory)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_memory_sizes_are_read_or_refused():
+    assert [parse_size(t) for t in ("8G", "500M", "2048", "1.5g", None)] == [8 << 30, 500 << 20, 2048 << 20,
+                                                                             int(1.5 * (1 << 30)), None]
+    with pytest.raises(UserError, match="give a size such as 8G"):
+        parse_size("lots")
+
+
+def test_a_gzip_bomb_is_stopped_as_it_expands(tmp_path, monkeypatch):
+    monkeypatch.setattr("audit.load.MIN_EXPANSION_CAP", 1 << 20)
+    bomb = tmp_path / "bomb.csv.gz"
+    with gzip.open(bomb, "wb") as handle:
+        handle.write(b"EPIKEY,OPERTN_01\n")
+        for _ in range(64):
+            handle.write(b"1" * (1 << 20))  # 64 MB of one long line, a few kB compressed
+    result = run_cli("run", str(bomb), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "expands to more than 100 times its size" in result.stderr
+
+
+def test_a_field_over_the_limit_rejects_its_row_only(tmp_path):
+    path = tmp_path / "long.csv"
+    with open(path, "w") as handle:
+        handle.write("EPIKEY,CONSULT,OPERTN_01\n1,C1,V522\n2,")
+        handle.write('"' + ("x" * 6000 + "\n") * 200 + '"')  # a quoted field of 200 lines, over the limit
+        handle.write(",W371\n3," + "y" * (FIELD_LIMIT + 10) + ",W371\n4,C4,W371\n")
+    out = tmp_path / "out"
+    result = run_cli("run", str(path), "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    rejected = pl.read_csv(out / "rejected.csv", infer_schema=False)
+    assert rejected.select("source_row", "reason").rows() == [
+        ("2", f"a field longer than {FIELD_LIMIT:,} bytes (the limit)"),
+        ("3", f"a field longer than {FIELD_LIMIT:,} bytes (the limit)")]
+    totals = json.loads((out / "summary.json").read_text())["totals"]
+    assert (totals["rows_read"], totals["rows_rejected"], totals["episodes_audited"]) == (4, 2, 2)
+
+
+def test_a_header_of_100000_columns_is_checked_quickly(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(["EPIKEY", "OPERTN_01"] + [f"X{n}" for n in range(100_000)]) + "\n1,V522" + "," * 100_000 + "\n")
+    out = tmp_path / "out"
+    assert run_cli("run", str(path), "--out", str(out)).exit_code == 0
+    assert json.loads((out / "summary.json").read_text())["totals"]["episodes_audited"] == 1
