@@ -79,7 +79,7 @@ class Export:
         blanks = (self.scan.skipped.filter(pl.col("reason") == BLANK).select("row")
                   .with_row_index("blanks", offset=1).with_columns(pl.col("blanks").cast(pl.Int64)))
         return (
-            frame.sort("row")
+            frame.sort("row")  # already in order: a check, not a copy worth noting (one column)
             .join_asof(blanks.lazy(), on="row", strategy="backward")
             .join_asof(self.scan.offsets.lazy(), on="row", strategy="backward")
             .with_columns(
@@ -107,8 +107,11 @@ class Export:
                 query = query.join(self.scan.skipped.lazy().select("row"), on="row", how="anti")
             batches = [query.collect()] if rows is None else query.collect_batches(chunk_size=rows)
             for batch in batches:
-                yield self._numbered(batch.lazy()).collect().with_columns(
-                    source_file=pl.lit(self.name, pl.String)).drop("row")
+                # Numbered through the row column alone (rows come in order): joining the whole
+                # batch would copy every column it holds.
+                numbers = self._numbered(batch.select("row").lazy()).collect()
+                yield batch.drop("row").with_columns(
+                    numbers["source_row"], numbers["source_line"], source_file=pl.lit(self.name, pl.String))
         except READ_ERRORS:  # polars' messages may quote file contents: never echo them
             problem = ("cannot be read as Parquet (corrupt or truncated)" if is_parquet(self.path)
                        else "malformed CSV (a row with more fields than the header, or broken quoting)")

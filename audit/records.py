@@ -17,6 +17,7 @@ set aside, with their line numbers and a reason. Blank lines are not records.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import polars as pl
 FIELD_LIMIT = 1 << 20  # bytes in one field: far above any real episode value (a code is 4)
 MAX_RECORD_LINES = 256  # a quote left open longer than this is taken as broken, not as a field
 EXACT_PATTERN_FIELDS = 1_000  # above this many columns rows are checked by counting separators
-LINE_BATCH = 1_000_000  # lines per batch: bounds memory on national-scale files
+LINE_BLOCK = 8 << 20  # bytes of lines per batch: bounds the scan's memory
 LINE_SEPARATOR = "\x00"  # never in a file that reaches here (NUL bytes are refused as binary)
 
 BLANK = "blank"  # not a row: skipped, not counted
@@ -74,6 +75,27 @@ class RecordScan:
         located = frame.sort("row").join_asof(self.offsets, on="row", strategy="backward")
         line = (pl.col("line") + pl.col("row") - pl.col("offset_row")).alias("line")
         return located.with_columns(line).sort("order")["line"]
+
+
+def line_batches(source: Path, block: int = LINE_BLOCK) -> Iterator[pl.DataFrame]:
+    """The file's lines, a block of whole lines at a time. polars' own streaming reader keeps
+    hundreds of megabytes in flight; this keeps about three blocks."""
+    with open(source, "rb") as handle:
+        rest = b""
+        while True:
+            data = handle.read(block)
+            chunk, rest = rest + data, b""
+            if data:
+                end = chunk.rfind(b"\n")
+                if end < 0:
+                    rest = chunk  # a line longer than a block: read on
+                    continue
+                chunk, rest = chunk[:end + 1], chunk[end + 1:]
+            if chunk:
+                yield pl.read_csv(chunk, has_header=False, separator=LINE_SEPARATOR, quote_char=None,
+                                  infer_schema=False, new_columns=["text"])
+            if not data:
+                return
 
 
 def lines(source: Path) -> pl.LazyFrame:
@@ -277,7 +299,7 @@ def scan_records(source: Path, separator: str, fields: int, long_lines: frozense
     offsets: list[pl.DataFrame] = []
     carry = pl.DataFrame(schema={"text": pl.String, "line": pl.Int64, "long": pl.Boolean, "exact": pl.Boolean})
     next_line = 1
-    batches = lines(source).collect_batches(chunk_size=LINE_BATCH)
+    batches = line_batches(source)
     pending = next(batches, None)
     while pending is not None:
         following = next(batches, None)
