@@ -25,6 +25,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
+	@mkdir -p $(dir $(OUT))  # nice-audit creates --out, never a missing parent (it may be an unmounted share)
 	$(BIN)/nice-audit run examples/ --mapping examples/warehouse_mapping.toml --out $(OUT)
 
 test: $(VENV)/.installed-test chromium

@@ -10,7 +10,7 @@ Rows that cannot be audited are set aside by `audit.validate` with a reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -68,6 +68,9 @@ class Canonical:
     rejected: pl.DataFrame
     files: tuple[FileCounts, ...]
     carried: pl.DataFrame  # episode_id + the columns a mapping asked to carry (export names)
+    # Every accepted episode id, the prefilter's clean ones included: the history tells "finding
+    # gone, episode still exported" from "episode no longer in the export" by it.
+    episode_ids: pl.Series = field(default_factory=lambda: pl.Series("episode_id", [], pl.String))
 
     @property
     def episodes_audited(self) -> int:
@@ -206,6 +209,7 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         files=files,
         carried=pl.concat(carried, how="diagonal").unique("episode_id", keep="first").sort("episode_id")
         if carried else pl.DataFrame(schema={"episode_id": pl.String}),
+        episode_ids=accepted["episode_id"].unique().sort() if accepted.height else pl.Series("episode_id", [], pl.String),
     )
 
 

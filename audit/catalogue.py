@@ -170,7 +170,7 @@ def _is_table(raw, field: str, keys: set[str], problems: _Problems) -> bool:
         problems.add(field, "must be a table")
         return False
     for key in sorted(set(raw) - keys):
-        problems.add(f"{field}.{key}", "unknown field")
+        problems.add(f"{field}.{key}", "unknown field" + did_you_mean(key, keys))
     return True
 
 
@@ -261,7 +261,7 @@ def parse_guidance(raw: dict, file: str) -> tuple[Guidance | None, dict[str, str
         return None, {}, problems.items
     problems.guidance_id = gid
     for key in sorted(set(raw) - _GUIDANCE_KEYS):
-        problems.add(key, "unknown field")
+        problems.add(key, "unknown field" + did_you_mean(key, _GUIDANCE_KEYS))
     title, url = _text(raw, "title", problems), _text(raw, "url", problems)
     if url and not url.startswith(("http://", "https://")):
         problems.add("url", "must be an http(s) address")
@@ -425,3 +425,36 @@ def _lineage_problems(guidance: dict[str, Guidance]) -> list[str]:
                     f"{g.source_file}: {g.id}: replaces: {old_id} does not name {g.id} as replaced_by"
                 )
     return problems
+
+
+def check_problems(catalogue: Catalogue, paths: list[Path]) -> list[str]:
+    """`catalogue check`'s stricter checks, beyond what loading already refuses: an empty or
+    missing folder, `replaced_by` naming guidance the catalogue does not hold, and an index code
+    given as a category (it would match every code in the category, not the procedure)."""
+    problems = []
+    for path in paths:
+        if not path.exists():
+            problems.append(f"{path}: no such file or folder")
+        elif path.is_dir() and not any(path.glob("*.toml")):
+            problems.append(f"{path}: folder holds no .toml files")
+    checked = {str(f) for f in _expand(list(paths))}
+    for g in catalogue.guidance.values():
+        if g.source_file not in checked:
+            continue
+        if g.replaced_by and g.replaced_by not in catalogue.guidance:
+            problems.append(f"{g.source_file}: {g.id}: replaced_by: {g.replaced_by} is not in the catalogue"
+                            + did_you_mean(g.replaced_by, catalogue.guidance))
+        for code_set in g.code_sets:
+            for pattern in code_set.index.patterns:
+                if pattern.kind != "exact":
+                    problems.append(f"{g.source_file}: {g.id}: code set '{code_set.name}': index code {pattern} "
+                                    "is a category: give the four-character code of the procedure")
+    return problems
+
+
+def did_you_mean(word: str, known) -> str:
+    """' (did you mean X?)' for a near miss among the known words, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""

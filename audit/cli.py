@@ -1,13 +1,14 @@
 """The command line: parse options, call the pipeline, map errors to exit codes.
 
 Exit codes (README): 0 success; 1 findings at or above --fail-on; 2 usage or input error;
-3 internal error.
+3 internal error; 4 the export shrank or was empty (--max-drop, --min-rows).
 Console output never contains episode-level values: only counts and paths.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -20,19 +21,55 @@ from typing import Annotated, Optional
 import typer
 
 from audit import __version__, memory
-from audit.catalogue import CatalogueError, load_catalogue
+from audit.catalogue import CatalogueError, did_you_mean, load_catalogue
 from audit.config import load_settings
-from audit.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, UserError
+from audit.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, EXIT_VOLUME, UserError
 from audit.layouts import LAYOUTS
 from audit.load import ENCODINGS
 
+try:
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer >= 0.20 vendors click
+except ImportError:  # older typer: click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError
+from typer.core import TyperGroup
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors, the option parser's included, as one line on stderr and exit 2 (no boxed
+    panels: a cron mail or a log line must read as one line)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:  # a bare command: its help, as asked
+            typer.echo(error.format_message(), err=True)
+            code = EXIT_USER_ERROR
+        except ClickException as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if getattr(error, "ctx", None) else ""
+            message = " ".join(error.format_message().split())
+            typer.echo(f"nice-audit: error: {message}{hint}", err=True)
+            code = EXIT_USER_ERROR
+        except typer.Abort:
+            typer.echo("nice-audit: aborted", err=True)
+            code = 130
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+# rich_markup_mode=None: plain help, flags without a "<bool>" after them, defaults said one way
+# ("(default X)" in the help text).
 app = typer.Typer(
     help="Audit OPCS-4 procedure coding against NICE interventional procedures guidance.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=OneLineErrors,
+    rich_markup_mode=None,
 )
-catalogue_app = typer.Typer(help="List, show and check guidance catalogue entries.", no_args_is_help=True)
+catalogue_app = typer.Typer(help="List, show and check guidance catalogue entries.", no_args_is_help=True,
+                            rich_markup_mode=None)
 app.add_typer(catalogue_app, name="catalogue")
 
 log = logging.getLogger("audit")
@@ -49,10 +86,17 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _internal_error(log_dir: Path | None) -> None:
+def error_log_folder() -> Path:
+    """Where internal-error details go: the user's own state folder (XDG), never --out or the
+    working folder, which may belong to someone else or be the file-system root."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "nice-audit"
+
+
+def _internal_error() -> None:
     """Unexpected exceptions: a short line on the console, the details in a log file."""
     kind, _, trace = sys.exc_info()
-    target = (log_dir or Path.cwd()) / "nice-audit-error.log"
+    target = error_log_folder() / "nice-audit-error.log"
     # Where it failed, but not the exception's message: messages can quote episode data.
     details = "".join(traceback.format_list(traceback.extract_tb(trace)))
     try:
@@ -66,7 +110,21 @@ def _internal_error(log_dir: Path | None) -> None:
     _fail(f"internal error ({kind.__name__}){where}. Please report it.", EXIT_INTERNAL_ERROR)
 
 
-def guarded(log_dir_param: str | None = None):
+# Errors of the machine rather than of the tool: a full disk, a read-only or missing folder, a
+# name too long, a file where a folder should be. The message names the path and the problem.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG,
+                      errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EEXIST, errno.ELOOP, errno.EIO}
+
+
+def environment_problem(error: OSError) -> str:
+    where = error.filename if error.filename is not None else "a file the run writes"
+    problem = error.strerror or type(error).__name__
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        problem += " (the previous outputs are kept)"
+    return f"{where}: {problem}"
+
+
+def guarded():
     """Turn user errors into one line and exit 2, anything unexpected into exit 3."""
 
     def wrap(command):
@@ -81,14 +139,16 @@ def guarded(log_dir_param: str | None = None):
                 raise typer.Exit(0) from None
             except (typer.Exit, typer.Abort, KeyboardInterrupt):
                 raise
+            except OSError as error:
+                if error.errno not in ENVIRONMENT_ERRNOS:
+                    _internal_error()
+                _fail(environment_problem(error), EXIT_USER_ERROR)
             except Exception:
-                log_dir = kwargs.get(log_dir_param) if log_dir_param else None
-                _internal_error(Path(log_dir) if log_dir else None)
+                _internal_error()
             except BaseException as error:  # polars' PanicException derives from BaseException
                 if isinstance(error, (SystemExit, GeneratorExit)):
                     raise
-                log_dir = kwargs.get(log_dir_param) if log_dir_param else None
-                _internal_error(Path(log_dir) if log_dir else None)
+                _internal_error()
 
         return run
 
@@ -102,6 +162,11 @@ def _setup_logging(quiet: bool) -> None:
         stream=sys.stderr,
         force=True,
     )
+
+
+def _pinned_clock() -> bool:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return bool(epoch and epoch.isdigit())
 
 
 def _run_time() -> datetime:
@@ -151,11 +216,11 @@ def _progress(quiet: bool):
 
 
 @app.command()
-@guarded(log_dir_param="out")
+@guarded()
 def run(
     inputs: Annotated[Optional[list[Path]], typer.Argument(help="Export files (CSV, .csv.gz, Parquet) or folders of them.", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the outputs (replaced whole).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Config file (default: ./nice-audit.toml if present).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Config file (default ./nice-audit.toml if present).")] = None,
     layout: Annotated[Optional[str], typer.Option(help=f"Force a layout: {', '.join(LAYOUTS)}.")] = None,
     mapping: Annotated[Optional[Path], typer.Option(help="TOML column mapping for unrecognised exports.")] = None,
     encoding: Annotated[Optional[str], typer.Option(help=f"Text encoding: {', '.join(ENCODINGS)} (default auto).")] = None,
@@ -163,10 +228,12 @@ def run(
     history: Annotated[Optional[Path], typer.Option(help="SQLite run history (enables 'what changed').")] = None,
     history_keep: Annotated[Optional[int], typer.Option(help="Runs kept per scope in the history (default 400).")] = None,
     opcs_codes: Annotated[Optional[Path], typer.Option("--opcs-codes", help="OPCS-4 code list (TRUD CODE<TAB>TITLE file): flags codes not in it, titles every code.")] = None,
-    scope: Annotated[Optional[str], typer.Option(help="Name of the series of runs to compare with (default: the input paths).")] = None,
+    scope: Annotated[Optional[str], typer.Option(help="Name of the series of runs to compare with (default the runs into the same --out folder).")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Date for undated episodes (default today).")] = None,
     worksheet_cap: Annotated[Optional[int], typer.Option(help="Report worksheet episodes per rule (default 200).")] = None,
-    fail_on: Annotated[Optional[str], typer.Option(help="Exit 1 when findings reach: never, warning, superseded, error.")] = None,
+    fail_on: Annotated[Optional[str], typer.Option(help="Exit 1 when findings reach: never, warning, superseded, error (default never).")] = None,
+    max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Exit 4 when episodes audited fall by more than this fraction since the previous run (default 0.2).", show_default=False)] = None,
+    min_rows: Annotated[Optional[int], typer.Option("--min-rows", help="Exit 4 when the inputs hold fewer rows than this (default 0).", show_default=False)] = None,
     max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Stop with exit 2, naming the file, past this memory (e.g. 8G; default 3/4 of the machine's).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
 ) -> None:
@@ -178,45 +245,92 @@ def run(
     _setup_logging(quiet)
     if layout is not None and layout not in LAYOUTS:
         raise UserError(f"--layout must be one of {', '.join(LAYOUTS)}")
-    settings, _ = load_settings(config, {
+    settings, config_used = load_settings(config, {
         "inputs": inputs, "out": out, "layout": layout, "mapping": mapping, "encoding": encoding,
         "catalogue": catalogue, "history": history, "scope": scope, "opcs_codes": opcs_codes, "history_keep": history_keep,
         "as_of": _parse_as_of(as_of) if as_of else None, "worksheet_cap": worksheet_cap, "fail_on": fail_on,
-        "max_memory": max_memory,
+        "max_drop": max_drop, "min_rows": min_rows, "max_memory": max_memory,
     })
     if not settings.inputs:
         raise UserError("no inputs: name export files or folders (or set 'inputs' in nice-audit.toml)")
     if settings.out is None:
         raise UserError("no output folder: give --out DIR (or set 'out' in nice-audit.toml)")
+    for what, path in (("--mapping", settings.mapping), ("--opcs-codes", settings.opcs_codes)):
+        if path is not None and path.is_dir():
+            raise UserError(f"{what} {path}: is a folder, not a file")
     started = _run_time()
     limit = memory.parse_size(settings.max_memory)
     with _progress(quiet) as progress, memory.ceiling(limit):
-        outcome = audit_to_directory(settings, load_catalogue(list(settings.catalogue)), started, progress)
-    totals, by_status = outcome.summary["totals"], outcome.summary["by_status"]
+        outcome = audit_to_directory(settings, load_catalogue(list(settings.catalogue)), started, progress,
+                                     config=config_used, reproducible=_pinned_clock())
+    summary = outcome.summary
+    totals, by_status = summary["totals"], summary["by_status"]
     log.debug("run finished: %s episodes, %s findings", totals["episodes_audited"], totals["findings"])
+    report_path = outcome.out / "report.html"
     if not quiet:
         typer.echo(
-            f"Audited {totals['episodes_audited']:,} episodes from {len(outcome.summary['inputs'])} file(s) "
+            f"Audited {totals['episodes_audited']:,} episodes from {len(summary['inputs'])} file(s) "
             f"({totals['rows_rejected']:,} rows rejected); {totals['matched_episodes']:,} matched NICE guidance; "
             f"{by_status['non-compliant']:,} non-compliant; {by_status['superseded']:,} follow superseded "
             f"guidance; {totals['findings']:,} findings."
         )
-        typer.echo(f"Report: {outcome.out / 'report.html'}")
+        changed = _changes_line(summary.get("changes"))
+        if changed:
+            typer.echo(changed)
+        if totals["rows_rejected"]:
+            typer.echo(f"Rejected rows, with the reason for each: {outcome.out / 'rejected.csv'}")
+        typer.echo(f"Report: {report_path}")
         typer.echo(f"Outputs written to {outcome.out}/")
-    if fails(set(outcome.result.findings["severity"].unique()), settings.fail_on):
+    alerts = summary["volume"]["alerts"]
+    if alerts:  # stderr, --quiet or not: a scheduler mails what a failing job prints
+        typer.echo(f"nice-audit: volume alert: {'; '.join(alerts)}; report: {report_path}", err=True)
+    reached = _at_or_above(outcome.result.findings, settings.fail_on)
+    if reached:
+        typer.echo(f"nice-audit: {reached:,} finding{'s' if reached != 1 else ''} at or above --fail-on "
+                   f"{settings.fail_on}; report: {report_path}", err=True)
+    if alerts:
+        raise typer.Exit(EXIT_VOLUME)
+    if reached:
         raise typer.Exit(EXIT_FINDINGS)
 
 
+def _changes_line(changes: dict | None) -> str:
+    """"N new, M resolved since <date>" for the console, when the run kept a history."""
+    if changes is None:
+        return ""
+    if not changes.get("previous_run"):
+        others = changes.get("other_scopes") or {}
+        if others:
+            return (f"First run of this scope: the history holds {sum(others.values()):,} run(s) of "
+                    f"{len(others)} other scope(s) (see 'nice-audit history'), so nothing is compared.")
+        return "First run recorded in this history: every finding is new."
+    since = str(changes.get("previous_started") or "")[:10]
+    gone = changes.get("episode-gone", 0)
+    return (f"{changes['new']:,} new, {changes['resolved']:,} resolved since {since}"
+            + (f"; {gone:,} gone with episodes no longer in the export" if gone else "") + ".")
+
+
+def _at_or_above(findings, fail_on: str) -> int:
+    """How many findings are at or above --fail-on (0 for never)."""
+    if fail_on == "never":
+        return 0
+    levels = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[fail_on]]
+    return int(findings["severity"].is_in(levels).sum())
+
+
 @app.command()
-@guarded(log_dir_param="directory")
+@guarded()
 def report(
     directory: Annotated[Path, typer.Argument(help="Output folder of an earlier run.")],
     catalogue: CatalogueOption = None,
-    worksheet_cap: Annotated[int, typer.Option(help="Worksheet episodes per rule.")] = 200,
+    worksheet_cap: Annotated[int, typer.Option(help="Worksheet episodes per rule (default 200).", min=1,
+                                               show_default=False)] = 200,
 ) -> None:
     """Re-render report.html from an earlier run's outputs, without auditing again."""
     from reports.render import render_report
 
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such folder" if not directory.exists() else f"{directory}: is not a folder")
     if not (directory / "summary.json").is_file():
         raise UserError(f"{directory}: not the output folder of a run (no summary.json)")
     path = render_report(directory, load_catalogue(catalogue or []), worksheet_cap=worksheet_cap)
@@ -242,7 +356,8 @@ def catalogue_show(
     loaded = load_catalogue(catalogue or [])
     g = loaded.guidance.get(guidance_id.upper())
     if g is None:
-        raise UserError(f"no guidance {guidance_id!r} in the catalogue (see 'nice-audit catalogue list')")
+        raise UserError(f"no guidance {guidance_id!r} in the catalogue{did_you_mean(guidance_id.upper(), loaded.guidance)}"
+                        " (see 'nice-audit catalogue list')")
     lines = [
         f"{g.id}: {g.title}",
         f"  url:          {g.url}",
@@ -280,21 +395,30 @@ def catalogue_check(
     paths: Annotated[list[Path], typer.Argument(help="Guidance TOML files or folders to check.")],
 ) -> None:
     """Validate catalogue files together with the built-in entries; exit 2 on any problem."""
+    from audit.catalogue import check_problems
+
+    missing = [f"{p}: no such file or folder" for p in paths if not p.exists()]
+    if missing:
+        _fail("\n".join(missing), EXIT_USER_ERROR)
     try:
         loaded = load_catalogue(paths)
     except CatalogueError as error:
         _fail(str(error), EXIT_USER_ERROR)
+    problems = check_problems(loaded, paths)
+    if problems:
+        _fail("\n".join(problems), EXIT_USER_ERROR)
     added = len(loaded.guidance) - len(load_catalogue().guidance)
     typer.echo(f"OK: {added} entr{'y' if added == 1 else 'ies'} in {len(paths)} path(s), no problems.")
 
 
-history_app = typer.Typer(help="Past runs recorded in the history file.", invoke_without_command=True)
+history_app = typer.Typer(help="Past runs recorded in the history file.", invoke_without_command=True,
+                          rich_markup_mode=None)
 app.add_typer(history_app, name="history")
-config_app = typer.Typer(help="The effective configuration.", no_args_is_help=True)
+config_app = typer.Typer(help="The effective configuration.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 
-HistoryOption = Annotated[Optional[Path], typer.Option("--history", help="History file (default: from nice-audit.toml).")]
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Config file (default: ./nice-audit.toml if present).")]
+HistoryOption = Annotated[Optional[Path], typer.Option("--history", help="History file (default from nice-audit.toml).")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Config file (default ./nice-audit.toml if present).")]
 
 
 def _history_connection(history_path: Path | None, config: Path | None):
@@ -314,23 +438,27 @@ def history_list(
     ctx: typer.Context,
     history_path: HistoryOption = None,
     config: ConfigOption = None,
-    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 30,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first (default 30).", min=1,
+                                       show_default=False)] = 30,
+    scope: Annotated[Optional[str], typer.Option(help="Only the runs of this scope.", show_default=False)] = None,
 ) -> None:
-    """List past runs: date, inputs, episodes, non-compliant, superseded."""
+    """List past runs: date, episodes, non-compliant, superseded, scope, inputs."""
     if ctx.invoked_subcommand:
         return
     history, connection = _history_connection(history_path, config)
     with connection as conn:
-        past = history.runs(conn, limit)
+        past = history.runs(conn, limit, scope)
     if not past:
-        typer.echo("No runs recorded yet.")
+        typer.echo("No runs recorded yet." if scope is None else f"No runs recorded for scope {scope!r}.")
         return
-    typer.echo(f"{'run id':<24} {'started':<25} {'episodes':>9} {'non-compliant':>13} {'superseded':>10}  inputs")
+    typer.echo(f"{'run id':<24} {'started':<25} {'episodes':>9} {'non-compliant':>13} {'superseded':>10}  "
+               "scope  inputs")
     for run in past:
         s = run["summary"]
         inputs = ", ".join(Path(i["path"]).name for i in s["inputs"])
         typer.echo(f"{run['run_id']:<24} {run['started']:<25} {s['totals']['episodes_audited']:>9,} "
-                   f"{s['by_status']['non-compliant']:>13,} {s['by_status']['superseded']:>10,}  {inputs}")
+                   f"{s['by_status']['non-compliant']:>13,} {s['by_status']['superseded']:>10,}  "
+                   f"{run['scope']}  {inputs}")
 
 
 @history_app.command("show")

@@ -7,6 +7,7 @@ from anywhere.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -30,16 +31,24 @@ class Settings:
     catalogue: tuple[Path, ...] = ()
     history: Path | None = None
     opcs_codes: Path | None = None  # the TRUD OPCS-4 code list (CODE<TAB>TITLE), if the user has it
-    scope: str | None = None  # which earlier runs count as "the same inputs"; default: the inputs
+    scope: str | None = None  # which earlier runs are compared with; default: the runs into the same --out
     as_of: date | None = None
     worksheet_cap: int = 200
     trend_runs: int = 10
     history_keep: int = 400  # runs kept per scope: over a year of nightly runs
     fail_on: str = "never"
+    max_drop: float = 0.2  # alert (exit 4) when episodes audited fall by more than this fraction
+    min_rows: int = 0  # alert (exit 4) when the inputs hold fewer rows than this
     max_memory: str | None = None  # e.g. "8G": past it the run stops, naming the file (audit.memory)
 
     def effective_scope(self) -> str:
-        return self.scope or " ".join(sorted(str(p) for p in self.inputs))
+        """By default the runs that publish into one --out folder are one series: a nightly job
+        keeps its --out while its export lands in a new dated file or folder each night, so the
+        input paths cannot name the series."""
+        if self.scope:
+            return self.scope
+        return f"out:{os.path.abspath(self.out)}" if self.out else "inputs:" + " ".join(
+            sorted(os.path.abspath(p) for p in self.inputs))
 
 
 _PATHS = {"out", "mapping", "history", "opcs_codes"}
@@ -75,6 +84,14 @@ def _typed(key: str, value, base: Path, source: str):
         return value
     if key == "fail_on" and value not in FAIL_ON:
         raise bad(f"one of {', '.join(FAIL_ON)}")
+    if key == "max_drop":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise bad("a fraction from 0 to 1 (0.2 means 20%)")
+        return float(value)
+    if key == "min_rows":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad("a whole number of at least 0")
+        return value
     choices = _choices().get(key)
     if choices and value not in choices:
         raise bad(f"one of {', '.join(choices)}")
@@ -97,10 +114,14 @@ def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path 
     values: dict = {}
     used = None
     if config is not None or path.is_file():
+        if path.is_dir():
+            raise UserError(f"{path}: is a folder, not a config file")
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UserError(f"{path}: config file not found") from None
+        except OSError as error:
+            raise UserError(f"{path}: cannot read the config file ({error.strerror})") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise UserError(f"{path}: not valid TOML ({error})") from None
         except RecursionError:  # tables or arrays nested thousands deep
@@ -118,6 +139,10 @@ def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path 
             raise UserError(f"--fail-on must be one of {', '.join(FAIL_ON)}")
         if key in ("worksheet_cap", "trend_runs", "history_keep") and value < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1")
+        if key == "max_drop" and not 0 <= value <= 1:
+            raise UserError("--max-drop must be a fraction from 0 to 1 (0.2 means 20%)")
+        if key == "min_rows" and value < 0:
+            raise UserError("--min-rows must be at least 0")
         values[key] = tuple(value) if isinstance(value, list) else value
     return Settings(**values), used
 
@@ -131,7 +156,7 @@ def describe(settings: Settings, source: Path | None) -> str:
             lines.append(f"# {f.name} = (not set)")
         elif isinstance(value, tuple):
             lines.append(f"{f.name} = [{', '.join(repr(str(v)) for v in value)}]".replace("'", '"'))
-        elif isinstance(value, int):
+        elif isinstance(value, (int, float)):
             lines.append(f"{f.name} = {value}")
         else:
             lines.append(f'{f.name} = "{value}"')

@@ -7,6 +7,7 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1  # findings at or above --fail-on
 EXIT_USER_ERROR = 2  # usage or input error
 EXIT_INTERNAL_ERROR = 3  # a bug: details go to a log file, not the console
+EXIT_VOLUME = 4  # the audit ran, but the export shrank or was empty (see audit.volume)
 
 
 class UserError(Exception):

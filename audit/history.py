@@ -11,7 +11,9 @@ episode-level values the user already asked to have in findings.csv.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -23,6 +25,12 @@ import polars as pl
 from audit.errors import UserError
 
 FINDING_KEY = ["episode_id", "guidance_id", "rule_id", "position"]
+EPISODE_PLACE = ["provider", "specialty", "consultant"]
+# What happened to a finding since the previous run of the scope. A finding that is gone is
+# "resolved" only when its episode is still in the export; an episode that left the export (a
+# shorter or broken extract) took its findings with it, which is no improvement.
+NEW, STILL_OPEN, RESOLVED, EPISODE_GONE = "new", "still-open", "resolved", "episode-gone"
+CHANGES = (NEW, RESOLVED, EPISODE_GONE, STILL_OPEN)
 
 MIGRATIONS = [
     # 0 -> 1: the first release: runs and their finding keys.
@@ -58,6 +66,12 @@ MIGRATIONS = [
         rows_rejected INTEGER NOT NULL
     );
     """,
+    # 2 -> 3: where each finding's episode was (so a resolved finding still says it).
+    """
+    ALTER TABLE findings ADD COLUMN provider TEXT;
+    ALTER TABLE findings ADD COLUMN specialty TEXT;
+    ALTER TABLE findings ADD COLUMN consultant TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -66,18 +80,25 @@ SCHEMA_VERSION = len(MIGRATIONS)
 class Changes:
     previous_run: str | None  # run id compared with, if any
     previous_started: str | None
-    keys: pl.DataFrame  # FINDING_KEY + change (new | resolved | still-open) + first_seen
+    keys: pl.DataFrame  # FINDING_KEY + change (CHANGES) + first_seen + EPISODE_PLACE
 
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating or upgrading) a history file."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a history file")
+    if not path.parent.is_dir():
+        raise UserError(f"{path}: the folder {path.parent} does not exist (create it first)")
+    writable = path if path.exists() else path.parent  # SQLite also writes -wal and -shm files beside it
+    if not os.access(path.parent, os.W_OK) or not os.access(writable, os.W_OK):
+        read_only = os.statvfs(path.parent).f_flag & os.ST_RDONLY
+        raise UserError(f"{path}: cannot be written ({'read-only file system' if read_only else 'permission denied'})")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=120, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         migrate(conn)
-    except sqlite3.DatabaseError as error:
-        raise UserError(f"{path}: not a usable history file ({error})") from None
+    except sqlite3.Error as error:
+        raise problem(path, error) from None
     return conn
 
 
@@ -94,14 +115,54 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> None:
             conn.execute(f"PRAGMA user_version = {step + 1}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open, without hiding the error that caused it (SQLite
+    may already have rolled back, e.g. on a full disk, and a failed ROLLBACK says nothing)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def problem(path: Path, error: sqlite3.Error) -> UserError:
+    """A history error as one line naming the file and the real cause."""
+    code = getattr(error, "sqlite_errorcode", None) or 0
+    primary = code & 0xFF
+    if primary == sqlite3.SQLITE_FULL or _disk_full(path):
+        cause = "no space left on the device"
+    elif primary == sqlite3.SQLITE_READONLY:
+        cause = "cannot be written (read-only file or folder)"
+    elif primary == sqlite3.SQLITE_CANTOPEN:
+        cause = "cannot be opened (check the folder exists and is writable)"
+    elif primary in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        cause = "not a usable history file (not SQLite, or damaged)"
+    elif primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        cause = "locked by another process for too long"
+    else:
+        cause = f"history file error ({error})"
+    return UserError(f"{path}: {cause}")
+
+
+def _disk_full(path: Path) -> bool:
+    import shutil
+
+    try:
+        return shutil.disk_usage(Path(path).parent).free < 1024 * 1024
+    except OSError:
+        return False
+
+
 def _keys(findings: pl.DataFrame) -> pl.DataFrame:
+    place = [pl.col(c).cast(pl.String) if c in findings.columns else pl.lit(None, pl.String).alias(c)
+             for c in EPISODE_PLACE]
     return findings.select(
-        "episode_id", pl.col("guidance_id").fill_null(""), "rule_id", pl.col("position").cast(pl.Int64)
-    ).unique()
+        "episode_id", pl.col("guidance_id").fill_null(""), "rule_id", pl.col("position").cast(pl.Int64), *place
+    ).unique(FINDING_KEY, keep="first", maintain_order=True)
 
 
 def _previous(conn: sqlite3.Connection, scope: str):
@@ -113,38 +174,76 @@ def _previous(conn: sqlite3.Connection, scope: str):
 
 def _run_keys(conn: sqlite3.Connection, run_id: str) -> pl.DataFrame:
     rows = conn.execute(
-        "SELECT episode_id, guidance_id, rule_id, position, first_seen FROM findings WHERE run_id = ?",
+        "SELECT episode_id, guidance_id, rule_id, position, first_seen, provider, specialty, consultant"
+        " FROM findings WHERE run_id = ?",
         (run_id,),
     ).fetchall()
     schema = {"episode_id": pl.String, "guidance_id": pl.String, "rule_id": pl.String,
-              "position": pl.Int64, "first_seen": pl.String}
+              "position": pl.Int64, "first_seen": pl.String, **{c: pl.String for c in EPISODE_PLACE}}
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def compare(conn: sqlite3.Connection, scope: str, findings: pl.DataFrame, today: str) -> Changes:
-    """New, resolved and still-open findings against the previous run over the same scope."""
+CHANGE_COLUMNS = [*FINDING_KEY, "change", "first_seen", *EPISODE_PLACE]
+
+
+def compare(conn: sqlite3.Connection, scope: str, findings: pl.DataFrame, today: str,
+            present: pl.Series | None = None) -> Changes:
+    """New, resolved, gone-with-their-episode and still-open findings against the previous run
+    over the same scope. `present`: every episode id in this run's export (None: all findings
+    that are gone count as resolved)."""
     current = _keys(findings)
     previous = _previous(conn, scope)
     if previous is None:
-        keys = current.with_columns(change=pl.lit("new"), first_seen=pl.lit(today))
-        return Changes(None, None, keys.sort(FINDING_KEY))
+        keys = current.with_columns(change=pl.lit(NEW), first_seen=pl.lit(today))
+        return Changes(None, None, keys.select(CHANGE_COLUMNS).sort(FINDING_KEY))
     before = _run_keys(conn, previous[0])
-    still = current.join(before, on=FINDING_KEY, how="inner").with_columns(change=pl.lit("still-open"))
+    still = current.join(before.select(*FINDING_KEY, "first_seen"), on=FINDING_KEY, how="inner").with_columns(
+        change=pl.lit(STILL_OPEN))
     new = current.join(before, on=FINDING_KEY, how="anti").with_columns(
-        change=pl.lit("new"), first_seen=pl.lit(today))
-    resolved = before.join(current, on=FINDING_KEY, how="anti").with_columns(change=pl.lit("resolved"))
-    columns = [*FINDING_KEY, "change", "first_seen"]
-    keys = pl.concat([new.select(columns), still.select(columns), resolved.select(columns)])
+        change=pl.lit(NEW), first_seen=pl.lit(today))
+    gone = before.join(current, on=FINDING_KEY, how="anti")
+    if present is None:
+        gone = gone.with_columns(change=pl.lit(RESOLVED))
+    else:
+        still_exported = pl.col("episode_id").is_in(present.implode())
+        gone = gone.with_columns(change=pl.when(still_exported).then(pl.lit(RESOLVED)).otherwise(pl.lit(EPISODE_GONE)))
+    keys = pl.concat([new.select(CHANGE_COLUMNS), still.select(CHANGE_COLUMNS), gone.select(CHANGE_COLUMNS)])
     return Changes(previous[0], previous[1], keys.sort(FINDING_KEY))
 
 
-def record(conn: sqlite3.Connection, *, scope: str, started: datetime, finished: datetime,
+def previous_summary(conn: sqlite3.Connection, scope: str) -> dict | None:
+    """The summary of the newest run of a scope, with its run id and start, or None."""
+    row = conn.execute("SELECT run_id, started, summary FROM runs WHERE scope = ? ORDER BY rowid DESC LIMIT 1",
+                       (scope,)).fetchone()
+    return None if row is None else {"run_id": row[0], "started": row[1], **json.loads(row[2])}
+
+
+def other_scopes(conn: sqlite3.Connection, scope: str) -> dict[str, int]:
+    """Runs recorded per scope other than this one (to say why a run has nothing to compare with)."""
+    rows = conn.execute("SELECT scope, count(*) FROM runs WHERE scope != ? GROUP BY scope ORDER BY scope",
+                        (scope,)).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def new_run_id(started: datetime, conn: sqlite3.Connection | None = None, scope: str = "",
+               reproducible: bool = False) -> str:
+    """A run's id: its start time, readable, and a suffix for runs in the same second: random,
+    or with a pinned clock (SOURCE_DATE_EPOCH) derived from the scope and the history's last
+    run, so that a re-run over the same inputs and history gives the same outputs."""
+    if reproducible:
+        last = conn.execute("SELECT max(rowid) FROM runs").fetchone()[0] if conn else None
+        suffix = hashlib.sha256(f"{scope}|{last}".encode()).hexdigest()[:6]
+    else:
+        suffix = uuid.uuid4().hex[:6]
+    return f"{started.strftime('%Y%m%dT%H%M%SZ')}-{suffix}"
+
+
+def record(conn: sqlite3.Connection, *, run_id: str, scope: str, started: datetime, finished: datetime,
            summary: dict, changes: Changes, keep: int | None = None) -> str:
-    """Store one run; returns its id. With `keep`, only the newest `keep` runs of the scope are
+    """Store one run under `run_id`. With `keep`, only the newest `keep` runs of the scope are
     kept: each run stores every open finding with its first-seen date, so older runs are not
     needed to compare with the next one."""
-    run_id = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
-    open_keys = changes.keys.filter(pl.col("change") != "resolved")
+    open_keys = changes.keys.filter(pl.col("change").is_in([NEW, STILL_OPEN]))
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(
@@ -158,15 +257,15 @@ def record(conn: sqlite3.Connection, *, scope: str, started: datetime, finished:
             [(run_id, i["path"], i["sha256"], i["rows_read"], i["rows_rejected"]) for i in summary["inputs"]],
         )
         conn.executemany(
-            "INSERT INTO findings (run_id, episode_id, guidance_id, rule_id, position, first_seen)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(run_id, *row) for row in open_keys.select(*FINDING_KEY, "first_seen").iter_rows()],
+            "INSERT INTO findings (run_id, episode_id, guidance_id, rule_id, position, first_seen,"
+            " provider, specialty, consultant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, *row) for row in open_keys.select(*FINDING_KEY, "first_seen", *EPISODE_PLACE).iter_rows()],
         )
         if keep:
             _prune(conn, scope, keep)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     return run_id
 
@@ -198,19 +297,24 @@ def trend(conn: sqlite3.Connection, scope: str, last: int) -> pl.DataFrame:
     """Compliance by guidance over the last `last` runs of a scope (oldest first)."""
     rows = []
     for run in reversed(runs(conn, last, scope)):
-        for guidance_id, counts in run["summary"].get("by_guidance", {}).items():
-            rows.append(trend_row(run["run_id"], run["started"], guidance_id, counts))
+        rows += trend_rows(run["run_id"], run["summary"])
     return pl.DataFrame(rows, schema=TREND_SCHEMA, orient="row")
 
 
 TREND_SCHEMA = {"run_id": pl.String, "started": pl.String, "guidance_id": pl.String,
-                "episodes": pl.Int64, "compliant": pl.Int64, "judged": pl.Int64}
+                "episodes": pl.Int64, "compliant": pl.Int64, "judged": pl.Int64,
+                "resolved": pl.Int64, "episode_gone": pl.Int64}
 
 
-def trend_row(run_id, started: str, guidance_id: str, counts: dict) -> tuple:
-    """One guidance in one run; `judged` leaves out episodes dated before the guidance."""
-    judged = counts["episodes"] - counts.get("predates-guidance", 0)
-    return (run_id, started, guidance_id, counts["episodes"], counts["compliant"], judged)
-
-
-
+def trend_rows(run_id: str, summary: dict) -> list[tuple]:
+    """One row per guidance in one run; `judged` leaves out episodes dated before the guidance;
+    `resolved` and `episode_gone` (findings gone since the run before, the episode still exported
+    or not) are empty for runs recorded before they were counted."""
+    changed = (summary.get("changes") or {}).get("by_guidance") or {}
+    rows = []
+    for guidance_id, counts in summary.get("by_guidance", {}).items():
+        judged = counts["episodes"] - counts.get("predates-guidance", 0)
+        gone = changed.get(guidance_id, {})
+        rows.append((run_id, summary["run_started"], guidance_id, counts["episodes"], counts["compliant"], judged,
+                     gone.get(RESOLVED) if changed else None, gone.get(EPISODE_GONE) if changed else None))
+    return rows

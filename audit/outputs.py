@@ -1,29 +1,24 @@
-"""Stage 7: write the findings, episode statuses, rejected rows and summary into --out.
+"""Stage 7: write the findings, episode statuses, rejected rows and summary into a run's folder.
 
-Files are written into a fresh folder beside --out (`stage`) and swapped into place only when all
-of them, the report included, are complete (`publish`), so a run killed at any moment leaves the
-previous outputs intact and readable.
+The folder is the run's staging folder; audit.publish swaps it into --out only when every file,
+the report included, is complete.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import polars as pl
 
 from audit import __version__, codes
 from audit.errors import UserError
-from audit.history import FINDING_KEY, Changes
+from audit.history import CHANGES, FINDING_KEY, NEW, STILL_OPEN, Changes
+from audit.result import AuditResult
+from audit.workbook import write_workbook
 from audit.rules import RULES
 from schemas.outputs import SEVERITIES, STATUSES
-
-if TYPE_CHECKING:
-    from audit.pipeline import AuditResult
 
 FINDINGS_CSV = "findings.csv"
 FINDINGS_PARQUET = "findings.parquet"
@@ -34,6 +29,38 @@ SUMMARY_JSON = "summary.json"
 CHANGES_CSV = "changes.csv"
 CODE_TITLES_CSV = "code_titles.csv"
 TREND_CSV = "trend.csv"
+FINDINGS_XLSX = "findings.xlsx"
+OPEN = (NEW, STILL_OPEN)
+# OWASP "CSV injection": a spreadsheet runs a cell that begins with one of these as a formula.
+# Such text cells get a leading apostrophe (shown by no spreadsheet, kept in the text). A lone "-"
+# is HES's "no operation performed" marker, not a formula, and stays as it is.
+# Text that already begins with apostrophes before such a character gets one more, so that
+# `csv_restored` (the report reading the CSVs back) gives every value back exactly.
+FORMULA_START = r"^'*[=+\-@\t\r]"
+NO_OPERATION = "-"
+
+
+def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text cells that a spreadsheet would run as formulas, neutralised."""
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(FORMULA_START) & (pl.col(name) != NO_OPERATION))
+        .then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name)).alias(name)
+        for name, dtype in frame.schema.items() if dtype == pl.String
+    )
+
+
+def csv_restored(frame: pl.DataFrame) -> pl.DataFrame:
+    """The values `csv_safe` neutralised, as they were (for readers of the CSV outputs)."""
+    return frame.with_columns(
+        pl.col(name).str.replace(r"^'('*[=+\-@\t\r])", "$1")
+        for name, dtype in frame.schema.items() if dtype == pl.String
+    )
+
+
+def write_csv(frame: pl.DataFrame, path: Path) -> None:
+    """Every CSV output: formula cells neutralised, with a UTF-8 byte order mark so that Excel
+    reads accented names and the like as UTF-8, dates as yyyy-mm-dd."""
+    csv_safe(frame).write_csv(path, include_bom=True, date_format="%Y-%m-%d")
 
 
 def sequences(result: AuditResult) -> pl.DataFrame:
@@ -64,7 +91,7 @@ def summary(result: AuditResult) -> dict:
     data, findings, episodes = result.data, result.findings, result.episodes
     files = [
         {
-            "path": f.path, "layout": f.layout, "sha256": f.sha256, "encoding": f.encoding,
+            "path": os.path.abspath(f.path), "layout": f.layout, "sha256": f.sha256, "encoding": f.encoding,
             "rows_read": f.rows_read, "rows_rejected": f.rows_rejected,
             "rows_audited": f.rows_audited, "episodes_audited": f.episodes_audited,
             "invalid_dates": f.invalid_dates, "columns_present": list(f.columns_present),
@@ -112,13 +139,29 @@ def _with_first_seen(findings: pl.DataFrame, changes: Changes | None, today: str
     """`first_seen`: from the history when there is one, else this run's date."""
     if changes is None:
         return findings.with_columns(first_seen=pl.lit(today))
-    seen = changes.keys.filter(pl.col("change") != "resolved").select(*FINDING_KEY, "first_seen")
+    seen = changes.keys.filter(pl.col("change").is_in(OPEN)).select(*FINDING_KEY, "first_seen")
     return (
         findings.with_columns(_guidance=pl.col("guidance_id").fill_null(""), _position=pl.col("position").cast(pl.Int64))
         .join(seen.rename({"guidance_id": "_guidance", "position": "_position"}),
               on=["episode_id", "_guidance", "rule_id", "_position"], how="left", nulls_equal=True)
         .drop("_guidance", "_position")
         .with_columns(pl.col("first_seen").fill_null(today))
+    )
+
+
+def _with_episode_facts(findings: pl.DataFrame, result: AuditResult) -> pl.DataFrame:
+    """`episode_date` and `status` of the finding's (episode, guidance) from the episode statuses
+    (generic rules, which belong to no guidance: the episode's own end, start or admission date,
+    no status), and `source_row`, the episode's data row in its file (header excluded; long
+    layout: its first row), so a coder can find the row in the export."""
+    status = result.episodes.select("episode_id", "guidance_id", "episode_date", "status")
+    episode = result.data.episodes.select(
+        "episode_id", "source_row", pl.coalesce("episode_end", "episode_start", "admission_date").alias("_own_date"))
+    return (
+        findings.join(status, on=["episode_id", "guidance_id"], how="left", maintain_order="left")
+        .join(episode, on="episode_id", how="left", maintain_order="left")
+        .with_columns(pl.col("episode_date").fill_null(pl.col("_own_date")))
+        .select(*findings.columns, "episode_date", "status", "source_row")
     )
 
 
@@ -141,65 +184,46 @@ def _carry(frame: pl.DataFrame, carried: pl.DataFrame) -> pl.DataFrame:
 def _changes_summary(changes: Changes | None) -> dict | None:
     if changes is None:
         return None
-    counts = _counts(changes.keys, "change", ("new", "resolved", "still-open"))
-    return {"previous_run": changes.previous_run, "previous_started": changes.previous_started, **counts}
+    counts = _counts(changes.keys, "change", CHANGES)
+    by_guidance = {
+        guidance_id: _counts(changes.keys.filter(pl.col("guidance_id") == guidance_id), "change", CHANGES)
+        for guidance_id in sorted(set(changes.keys["guidance_id"]) - {""})
+    }
+    return {"previous_run": changes.previous_run, "previous_started": changes.previous_started, **counts,
+            "by_guidance": by_guidance}
 
 
-def stage(result: AuditResult, out: Path, *, changes: Changes | None = None,
-          trend: pl.DataFrame | None = None) -> tuple[Path, dict]:
-    """Write every output into a fresh folder beside `out`; returns it and the summary."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
+          trend: pl.DataFrame | None = None, volume: dict | None = None, run_id: str | None = None,
+          scope: str | None = None, other_scopes: dict[str, int] | None = None) -> dict:
+    """Write every output into `folder` (a run's staging folder, see audit.publish); returns the
+    summary."""
+    folder = Path(folder)
     today = result.started.date().isoformat()
-    findings = _carry(_with_first_seen(result.findings, changes, today), result.data.carried)
+    findings = _carry(_with_first_seen(_with_episode_facts(result.findings, result), changes, today),
+                      result.data.carried)
     episodes = _carry(result.episodes, result.data.carried)
-    findings.write_csv(staging / FINDINGS_CSV, date_format="%Y-%m-%d")
-    findings.write_parquet(staging / FINDINGS_PARQUET, statistics=False)
-    episodes.write_csv(staging / EPISODES_CSV, date_format="%Y-%m-%d")
-    result.data.rejected.write_csv(staging / REJECTED_CSV)
+    write_csv(findings, folder / FINDINGS_CSV)
+    findings.with_columns(pl.col("first_seen").str.to_date("%Y-%m-%d")).write_parquet(
+        folder / FINDINGS_PARQUET, statistics=False)
+    write_csv(episodes, folder / EPISODES_CSV)
+    write_csv(result.data.rejected, folder / REJECTED_CSV)
     flagged_sequences = sequences(result)
-    flagged_sequences.write_csv(staging / SEQUENCES_CSV)
+    write_csv(flagged_sequences, folder / SEQUENCES_CSV)
     if result.options.code_list is not None:
-        _code_titles(flagged_sequences, result.options.code_list).write_csv(staging / CODE_TITLES_CSV)
+        write_csv(_code_titles(flagged_sequences, result.options.code_list), folder / CODE_TITLES_CSV)
     if changes is not None:
-        changes.keys.write_csv(staging / CHANGES_CSV)
+        write_csv(changes.keys, folder / CHANGES_CSV)
     if trend is not None:
-        trend.write_csv(staging / TREND_CSV)
-    content = summary(result)
+        write_csv(trend, folder / TREND_CSV)
+    left_out = write_workbook(folder / FINDINGS_XLSX, {"findings": findings, "episodes": episodes,
+                                                       "rejected": result.data.rejected}, result.started)
+    content = {"run_id": run_id, "scope": scope, **summary(result)}
+    content["xlsx_rows_left_out"] = {sheet: n for sheet, n in left_out.items() if n}
     content["changes"] = _changes_summary(changes)
+    if content["changes"] is not None and other_scopes is not None:
+        content["changes"]["other_scopes"] = other_scopes
+    content["volume"] = volume
     text = json.dumps(content, indent=2, default=int)
-    (staging / SUMMARY_JSON).write_text(text + "\n", encoding="utf-8")
-    return staging, content
-
-
-@contextmanager
-def _lock(out: Path):
-    """Serialise concurrent runs that publish into the same folder (POSIX advisory lock)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: runs into one folder must not overlap
-        yield
-        return
-    with open(out.with_name(f".{out.name}.lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def publish(staging: Path, out: Path) -> Path:
-    """Replace `out` with `staging`; the old outputs stay whole until the new ones are complete."""
-    out = Path(out)
-    with _lock(out):
-        if out.exists():
-            retired = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, retired)
-            os.replace(staging, out)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    return out
+    (folder / SUMMARY_JSON).write_text(text + "\n", encoding="utf-8")
+    return content

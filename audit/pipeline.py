@@ -3,46 +3,30 @@ run: audit, compare with history, write outputs and the report, publish, record.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable
 from contextlib import closing, nullcontext
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
 
-from audit import canonical, history, judge, load, match, outputs, rules
+from audit import canonical, history, judge, load, match, outputs, publish, rules, volume
 from audit.catalogue import Catalogue
 from audit.config import Settings
-from audit.layouts import Mapping, load_mapping
+from audit.errors import UserError
+from audit.layouts import load_mapping
 from audit.opcs import load_code_list
+from audit.result import AuditOptions, AuditResult
 
 Progress = Callable[[str], None]
+log = logging.getLogger("audit")
 
 
 def _quiet(stage: str) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class AuditOptions:
-    inputs: list[Path]
-    layout: str | None = None
-    mapping: Mapping | None = None
-    encoding: str = "auto"
-    as_of: date = field(default_factory=date.today)
-    code_list: pl.DataFrame | None = None  # the user's OPCS-4 code list (audit.opcs), if given
-
-
-@dataclass(frozen=True)
-class AuditResult:
-    options: AuditOptions
-    catalogue: Catalogue
-    data: canonical.Canonical
-    occurrences: pl.DataFrame
-    findings: pl.DataFrame
-    episodes: pl.DataFrame  # one row per matched (episode, guidance) pair, with its status
-    started: datetime
 
 
 def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
@@ -68,46 +52,108 @@ class Outcome:
     result: AuditResult
     summary: dict
     out: Path
-    run_id: str | None  # in the history, when one is kept
+    run_id: str  # in the history, when one is kept; in --out's marker file always
+
+
+def protected_paths(settings: Settings, config: Path | None) -> list[tuple[str, Path]]:
+    """The user's files that --out must not contain, as (what, path)."""
+    named = [("input", p) for p in settings.inputs] + [("catalogue", p) for p in settings.catalogue]
+    for what, path in (("config file", config), ("mapping", settings.mapping), ("history", settings.history),
+                       ("OPCS-4 code list", settings.opcs_codes)):
+        if path is not None:
+            named.append((what, path))
+    return named
+
+
+def _check_mapping_used(settings: Settings, result: AuditResult) -> None:
+    """A mapping applies to the files whose layout is not recognised; given for none of them it
+    would be ignored silently (its `carry` columns missing from the outputs): an error instead."""
+    if settings.mapping is None:
+        return
+    other = [f for f in result.data.files if f.layout != "mapped"]
+    if other and len(other) == len(result.data.files):
+        detected = ", ".join(sorted({f"{Path(f.path).name} ({f.layout})" for f in other}))
+        raise UserError(f"--mapping {settings.mapping}: not used, every input's layout was recognised "
+                        f"({detected}); give --layout mapped to apply it, or leave --mapping out")
+    if other:
+        log.info("--mapping %s applies to the files of unrecognised layout only, not to %s", settings.mapping,
+                 ", ".join(Path(f.path).name for f in other))
+
+
+def _compare(conn: sqlite3.Connection | None, settings: Settings, scope: str, result: AuditResult,
+             started: datetime, progress: Progress):
+    """What the history says about this run: changes, trend, the previous run's summary, and
+    the runs of other scopes (all None without a history)."""
+    if conn is None:
+        return None, None, None, None
+    progress("Comparing with the previous run")
+    try:
+        return (
+            history.compare(conn, scope, result.findings, started.date().isoformat(), present=result.data.episode_ids),
+            history.trend(conn, scope, settings.trend_runs - 1),
+            history.previous_summary(conn, scope),
+            history.other_scopes(conn, scope),
+        )
+    except sqlite3.Error as error:
+        raise history.problem(settings.history, error) from None
 
 
 def audit_to_directory(settings: Settings, catalogue: Catalogue, started: datetime,
-                       progress: Progress = _quiet) -> Outcome:
+                       progress: Progress = _quiet, config: Path | None = None,
+                       reproducible: bool = False) -> Outcome:
+    """A whole run into --out. `config`: the config file used (protected from --out);
+    `reproducible`: the clock is pinned (SOURCE_DATE_EPOCH), so the run id is derived, not random."""
     from reports.render import (
         render_report,  # the report is the last stage, not a dependency of the others
     )
 
-    options = AuditOptions(
-        inputs=list(settings.inputs),
-        layout=settings.layout,
-        mapping=load_mapping(settings.mapping) if settings.mapping else None,
-        encoding=settings.encoding,
-        as_of=settings.as_of or started.date(),
-        code_list=load_code_list(settings.opcs_codes) if settings.opcs_codes else None,
-    )
-    result = run_audit(options, catalogue, started, progress)
-    conn = history.connect(settings.history) if settings.history else None
+    # Any run id will do to size the work folders' names: they all have the same length.
+    out = publish.check_out(settings.out, protected_paths(settings, config), history.new_run_id(started))
+    with publish.lock(out):
+        publish.recover(out)
+    conn = history.connect(settings.history) if settings.history else None  # unusable: stop before the audit
+    scope = settings.effective_scope()
+    run_id = history.new_run_id(started, conn, scope if conn else "", reproducible)
     with closing(conn) if conn else nullcontext():
-        changes = trend = None
-        scope = settings.effective_scope()
-        if conn:
-            progress("Comparing with the previous run")
-            changes = history.compare(conn, scope, result.findings, started.date().isoformat())
-            trend = history.trend(conn, scope, settings.trend_runs - 1)
+        options = AuditOptions(
+            inputs=list(settings.inputs),
+            layout=settings.layout,
+            mapping=load_mapping(settings.mapping) if settings.mapping else None,
+            encoding=settings.encoding,
+            as_of=settings.as_of or started.date(),
+            code_list=load_code_list(settings.opcs_codes) if settings.opcs_codes else None,
+        )
+        result = run_audit(options, catalogue, started, progress)
+        _check_mapping_used(settings, result)
+        changes, trend, previous, others = _compare(conn, settings, scope, result, started, progress)
         progress("Writing outputs")
-        staging, summary = outputs.stage(result, settings.out, changes=changes, trend=None)
-        if trend is not None:
-            current = pl.DataFrame(
-                [history.trend_row(None, summary["run_started"], g, c) for g, c in summary["by_guidance"].items()],
-                schema=history.TREND_SCHEMA, orient="row",
-            )
-            pl.concat([trend, current]).write_csv(staging / outputs.TREND_CSV)
-        progress("Rendering the report")
-        render_report(staging, catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
-        published = outputs.publish(staging, settings.out)
-        run_id = None
-        if conn:
-            run_id = history.record(conn, scope=scope, started=started, finished=datetime.now(timezone.utc),
-                                    summary=summary, changes=changes, keep=settings.history_keep)
-    return Outcome(result, summary, published, run_id)
+        staging = publish.Staging(out, run_id, settings.history)
+        try:
+            summary = outputs.write(result, staging.path, changes=changes, trend=None,
+                                    volume=volume.check(result, previous, settings.max_drop, settings.min_rows),
+                                    run_id=run_id, scope=scope if conn else None,
+                                    other_scopes=others)
+            if trend is not None:
+                current = pl.DataFrame(history.trend_rows(run_id, summary), schema=history.TREND_SCHEMA,
+                                       orient="row")
+                outputs.write_csv(pl.concat([trend, current]), staging.path / outputs.TREND_CSV)
+            progress("Rendering the report")
+            render_report(staging.path, catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
+        except OSError as error:
+            staging.drop()
+            raise publish.with_errno(error, out) from None
+        except BaseException:
+            staging.drop()
+            raise
 
+        def record() -> None:
+            if conn:
+                try:
+                    history.record(conn, run_id=run_id, scope=scope, started=started,
+                                   finished=datetime.now(timezone.utc), summary=summary, changes=changes,
+                                   keep=settings.history_keep)
+                except sqlite3.Error as error:
+                    raise history.problem(settings.history, error) from None
+
+        published = staging.publish(record)
+    return Outcome(result, summary, published, run_id)

@@ -31,7 +31,7 @@ LINE_SEPARATOR = "\x00"  # never in a file that reaches here (NUL bytes are refu
 
 BLANK = "blank"  # not a row: skipped, not counted
 FIELDS_REASON = "malformed row: {found} fields where the header has {expected}"
-QUOTING_REASON = "malformed row: broken quoting (a quote inside an unquoted field, or one never closed)"
+QUOTING_REASON = "malformed row: broken quoting (a stray quote inside an unquoted field, or one never closed)"
 LONG_FIELD_REASON = f"a field longer than {FIELD_LIMIT:,} bytes (the limit)"
 LONG_LINE_PLACEHOLDER = "\x01"  # what `audit.load` leaves of a line over the limit (see there)
 
@@ -39,10 +39,17 @@ LONG_LINE_PLACEHOLDER = "\x01"  # what `audit.load` leaves of a line over the li
 QUOTED_FIELD = '"(?:[^"]|"")*"'
 
 
+def _field(sep: str) -> str:
+    """One well-formed field: quoted throughout (`""` for a quote), or unquoted. An unquoted field
+    may hold quotes in pairs with no separator between them (`=HYPERLINK("x")`): readers, polars
+    included, take those as text, and they cannot shift or merge anything."""
+    return f'(?:{QUOTED_FIELD}|(?:[^"{sep}](?:[^"{sep}]|"[^"{sep}]*")*)?)'
+
+
 def _well_formed(separator: str) -> str:
     """A whole record of fields that are either quoted throughout or hold no quote at all."""
     sep = re.escape(separator) if separator != "\t" else r"\t"
-    field = f'(?:{QUOTED_FIELD}|[^"{sep}]*)'
+    field = _field(sep)
     return f"^{field}(?:{sep}{field})*$"
 
 
@@ -132,7 +139,7 @@ def _transitions(lines: pl.DataFrame, separator: str) -> pl.DataFrame:
 
 def _match_lines(lines: pl.DataFrame, which: pl.Expr, separator: str) -> pl.DataFrame:
     sep = re.escape(separator) if separator != "\t" else r"\t"
-    field = f'(?:{QUOTED_FIELD}|[^"{sep}]*)'
+    field = _field(sep)
     inside = '(?:[^"]|"")*'
     numbered = lines.with_row_index("_i")
     matched = numbered.filter(which).select(
@@ -271,7 +278,7 @@ def _exact(separator: str, expected: int | None) -> pl.Expr:
         return (~text.str.contains('"', literal=True)
                 & (text.str.count_matches(separator, literal=True) == expected - 1)).fill_null(False)
     sep = re.escape(separator) if separator != "\t" else r"\t"
-    field = f'(?:{QUOTED_FIELD}|[^"{sep}]*)'
+    field = _field(sep)
     return text.str.contains(f"^{field}(?:{sep}{field}){{{expected - 1}}}$").fill_null(False)
 
 

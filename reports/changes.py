@@ -15,6 +15,7 @@ from reports.common import (
     CHANGE_KEY,
     CHANGE_LABELS,
     CHANGES,
+    EPISODE_GONE,
     NEW,
     PREDATES,
     RESOLVED,
@@ -69,8 +70,10 @@ def change_clause(outputs: Outputs, counts: dict[str, int]) -> str:
     if info is not None and not info.get("previous_run"):
         return " First run recorded in this history: every finding is new."
     when = _previous_started(str((info or {}).get("previous_started") or ""))[0]
+    gone = counts.get(EPISODE_GONE, 0)
     return (f" Since the last run{f' ({when})' if when else ''}: {plural(counts[NEW], 'new finding')}, "
-            f"{number(counts[RESOLVED])} resolved, {number(counts[STILL_OPEN])} still open.")
+            f"{number(counts[RESOLVED])} resolved, {number(counts[STILL_OPEN])} still open"
+            + (f", {number(gone)} gone with episodes no longer in the export." if gone else "."))
 
 
 def change_counts(outputs: Outputs) -> dict[str, int]:
@@ -123,7 +126,7 @@ def changes_section(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataF
     else:
         notes = (
             "found now, not in the last run",
-            "in the last run, gone now",
+            "in the last run, gone now, episode still exported",
             f"oldest first seen {long_date(oldest_date) if oldest_date else oldest}" if oldest
             else "found in both runs",
         )
@@ -131,7 +134,8 @@ def changes_section(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataF
         big_number("New findings", counts[NEW], notes[0], "bad"),
         big_number("Resolved", counts[RESOLVED], notes[1], "ok"),
         big_number("Still open", counts[STILL_OPEN], notes[2], "warn"),
-    )
+    ) + ((big_number("Episode no longer exported", counts[EPISODE_GONE],
+                     "its findings went with it: not an improvement", "bad"),) if counts.get(EPISODE_GONE) else ())
     previous_started = _previous_started(str(info.get("previous_started") or ""))[1]
     trend, trend_note = trend_section(outputs, catalogue)
     return Changes(
@@ -159,8 +163,9 @@ def trend_section(outputs: Outputs, catalogue: Catalogue) -> tuple[TrendChart | 
     dates = [parse_datetime(started) for _, started in run_keys]
     days = [d.date() if d else None for d in dates]
     axis = []
+    this_run = outputs.summary.get("run_id") or ""  # older outputs: the current run has no id
     for (run_id, started), when, day in zip(run_keys, dates, days):
-        current = run_id == ""
+        current = run_id in ("", this_run)
         label = short_date(day) if day else started
         time = when.strftime("%H:%M") if when else ""
         sublabel = "this run" if current else time if day is not None and days.count(day) > 1 else ""

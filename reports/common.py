@@ -26,8 +26,10 @@ STATUS_LABELS = {
 }
 SEVERITY_LABELS = {ERROR: "error", WARNING: "warning", SUPERSEDED: "superseded"}
 NEW, STILL_OPEN, RESOLVED = "new", "still-open", "resolved"
-CHANGES = (NEW, STILL_OPEN, RESOLVED)  # the order of the "what changed" table
-CHANGE_LABELS = {NEW: "new", STILL_OPEN: "still open", RESOLVED: "resolved"}
+EPISODE_GONE = "episode-gone"  # the finding went with its episode, which left the export
+CHANGES = (NEW, STILL_OPEN, RESOLVED, EPISODE_GONE)  # the order of the "what changed" table
+CHANGE_LABELS = {NEW: "new", STILL_OPEN: "still open", RESOLVED: "resolved",
+                 EPISODE_GONE: "episode no longer exported"}
 CHANGE_KEY = ["episode_id", "guidance_id", "rule_id", "position"]
 LINE_LABELS = {
     align.OK: "as expected",

@@ -576,4 +576,5 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
         files={"findings": FINDINGS_CSV, "episodes": EPISODES_CSV, "rejected": REJECTED_CSV,
                "changes": CHANGES_CSV, "trend": TREND_CSV},
         size_note=size_note,
+        volume_alerts=tuple((outputs.summary.get("volume") or {}).get("alerts") or ()),
     )

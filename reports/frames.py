@@ -22,6 +22,7 @@ from audit.outputs import (
     SEQUENCES_CSV,
     SUMMARY_JSON,
     TREND_CSV,
+    csv_restored,
 )
 from schemas.outputs import EPISODE_STATUSES, FINDINGS
 
@@ -73,6 +74,7 @@ def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool,
     if missing:
         raise ReportError(f"{path}: missing column(s) {', '.join(missing)}")
     absent = [c for c in optional if c not in frame.columns]
+    frame = csv_restored(frame)  # cells neutralised against spreadsheet formulas, as they were
     return frame.with_columns(pl.lit("").alias(c) for c in absent).select(columns + optional)
 
 

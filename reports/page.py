@@ -436,3 +436,4 @@ class ReportPage:
     filters: Filters
     files: dict[str, str]  # names of the output files the page points to
     size_note: str  # why the caps are lower than asked, when the page would be too big; else ""
+    volume_alerts: tuple[str, ...] = ()  # the export shrank or was empty (summary.json "volume")

@@ -1,6 +1,7 @@
 """Unattended operation: history, what changed, config, exit codes, safe outputs."""
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -160,6 +161,16 @@ def test_exit_code_follows_fail_on(tmp_path, rows, fail_on, code):
     export.write_text(HEADER + rows)
     result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--fail-on", fail_on, "--quiet")
     assert (result.exit_code, result.stdout) == (code, "")
+    # Cron mails only what a job prints: a failing night says why, --quiet or not.
+    if code == 1:
+        findings = pl.read_csv(tmp_path / "out" / "findings.csv", infer_schema=False)
+        levels = {"warning": ["warning", "superseded", "error"], "superseded": ["superseded", "error"],
+                  "error": ["error"]}[fail_on]
+        n = findings.filter(pl.col("severity").is_in(levels)).height
+        assert result.stderr == (f"nice-audit: {n} finding{'s' if n != 1 else ''} at or above --fail-on {fail_on}; "
+                                 f"report: {tmp_path / 'out' / 'report.html'}\n")
+    else:
+        assert result.stderr == ""
 
 
 def test_bad_fail_on_is_a_usage_error(tmp_path):
@@ -206,7 +217,8 @@ def test_trend_counts_judged_episodes_like_the_compliance_table(tmp_path):
     trend = pl.read_csv(out / "trend.csv")
     assert trend.select("guidance_id", "episodes", "compliant", "judged").rows() == [
         ("IPG366", 2, 1, 1), ("IPG366", 2, 1, 1)]
-    assert trend["run_id"].null_count() == 1  # the current run, last
+    # The current run, last, under the id it has in summary.json and the history.
+    assert trend["run_id"].to_list()[-1] == json.loads((out / "summary.json").read_text())["run_id"]
 
 
 def test_history_keeps_the_newest_runs_and_first_seen_survives(tmp_path):
@@ -245,3 +257,145 @@ def test_no_spinner_without_a_terminal(capsys):
     with _progress(quiet=False) as progress:  # pytest's stderr is not a terminal
         progress("Reading exports")
     assert capsys.readouterr().err == ""
+
+
+# --- A shrinking or empty export -------------------------------------------------------------
+
+MANY = "".join(f"E{n},1,W371,2012-01-01\n" for n in range(10))
+
+
+@pytest.mark.parametrize(
+    "second, extra, code, alert",
+    [
+        (MANY[: MANY.index("E8")], [], 0, None),  # 8 of 10: a 20% drop is within the default
+        (MANY[: MANY.index("E7")], [], 4, "30% fewer than the 10"),
+        (MANY[: MANY.index("E5")], ["--max-drop", "0.6"], 0, None),
+        ("", [], 4, "the inputs hold no rows"),
+        (MANY, ["--min-rows", "11"], 4, "10 rows read, fewer than --min-rows 11"),
+    ],
+)
+def test_a_shrinking_or_empty_export_is_an_alert_with_exit_4(tmp_path, second, extra, code, alert):
+    night(tmp_path, MANY)
+    export = tmp_path / "exports.csv"
+    export.write_text(HEADER + second)
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--history", str(tmp_path / "h.sqlite"),
+                     "--scope", "nightly", "--as-of", "2026-11-21", "--quiet", *extra)
+    assert result.exit_code == code, result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    report = (tmp_path / "out" / "report.html").read_text()
+    if alert is None:
+        assert result.stderr == "" and summary["volume"]["alerts"] == [] and 'id="volume-alert"' not in report
+        return
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("nice-audit: volume alert: ") and alert in line
+    assert any(alert in a for a in summary["volume"]["alerts"])
+    assert summary["volume"]["previous_episodes_audited"] == 10
+    assert 'id="volume-alert"' in report
+
+
+def test_findings_of_episodes_that_left_the_export_are_not_resolved(tmp_path):
+    night(tmp_path, "A,1,Y534,2012-01-01\nB,1,Y534,2012-01-01\nC,1,W371,2012-01-01\n")
+    # A fixed; B no longer exported; C still there and clean.
+    out = night(tmp_path, "A,1,W371,2012-01-01\nC,1,W371,2012-01-01\n", "--max-drop", "0.5")
+    assert changes(out) == {("A", "subsidiary-code-primary", "resolved"),
+                            ("B", "subsidiary-code-primary", "episode-gone")}
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["changes"]["resolved"], summary["changes"]["episode-gone"]) == (1, 1)
+
+
+def test_volume_settings_are_validated(tmp_path):
+    for option, value, problem in [("--max-drop", "1.5", "--max-drop must be a fraction"),
+                                   ("--min-rows", "-1", "--min-rows must be at least 0")]:
+        result = run_cli("run", str(EXAMPLES), "--out", str(tmp_path / "o"), option, value)
+        assert result.exit_code == 2 and problem in result.stderr
+
+
+# --- Nights compare by default ----------------------------------------------------------------
+
+
+def test_default_scope_compares_nights_whose_export_has_a_new_dated_name(tmp_path):
+    history_file, out = tmp_path / "h.sqlite", tmp_path / "latest"
+    for day, rows in (("2026-11-20", FIRST), ("2026-11-21", SECOND)):
+        folder = tmp_path / "exports" / day
+        folder.mkdir(parents=True)
+        (folder / f"episodes-{day}.csv").write_text(HEADER + rows)
+        result = run_cli("run", str(folder), "--out", str(out), "--history", str(history_file), "--as-of", day)
+        assert result.exit_code == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scope"] == f"out:{out}"
+    assert summary["changes"]["previous_run"] is not None
+    assert {k: summary["changes"][k] for k in ("new", "resolved", "still-open")} == {
+        "new": 1, "resolved": 1, "still-open": 3}
+    assert "1 new, 1 resolved since 2026-" in result.stdout
+    listed = run_cli("history", "--history", str(history_file))
+    assert f"out:{out}" in listed.stdout
+
+
+def test_a_scope_with_no_earlier_run_says_the_history_holds_others(tmp_path):
+    night(tmp_path, FIRST)
+    export = tmp_path / "exports.csv"
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"), "--history", str(tmp_path / "h.sqlite"),
+                     "--scope", "other", "--as-of", "2026-11-21")
+    assert result.exit_code == 0
+    assert "First run of this scope: the history holds 1 run(s) of 1 other scope(s)" in result.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["changes"]["other_scopes"] == {"nightly": 1}
+
+
+def test_console_points_at_rejected_rows(tmp_path):
+    export = tmp_path / "e.csv"
+    export.write_text(HEADER + ",1,Y534,2012-01-01\nA,1,W371,2012-01-01\n")
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0 and f"Rejected rows, with the reason for each: {tmp_path / 'out' / 'rejected.csv'}" \
+        in result.stdout
+
+
+# --- The README's scheduler recipes, as written ---------------------------------------------
+
+def readme_recipes(site: Path) -> dict[str, str]:
+    """The crontab command and the systemd ExecStart from README.md, pointed at `site`."""
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    cron = re.search(r"```cron\n(?:MAILTO=\S+\n)?(\S+ \S+ \S+ \S+ \S+) (.+)\n```", readme).group(2)
+    service = re.search(r"^ExecStart=(/opt/nice-audit/\S+ run .+)$", readme, re.MULTILINE).group(1)
+    assert "MAILTO=" in readme and "OnFailure=" in readme and "SuccessExitStatus" not in readme
+    commands = {"cron": cron, "systemd": f"cd /data/audit && {service}"}
+    return {name: command.replace("/opt/nice-audit/.venv/bin/nice-audit", str(CONSOLE_SCRIPT))
+            .replace("/data/audit", str(site)) for name, command in commands.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["cron", "systemd"])
+def test_scheduler_recipes_print_nothing_on_a_good_night_and_one_line_otherwise(tmp_path, recipe):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "nice-audit.toml").write_text(
+        'inputs = ["exports"]\nout = "latest"\nhistory = "history.sqlite"\nfail_on = "error"\n')
+    command = readme_recipes(tmp_path)[recipe]
+
+    def night(rows: str):
+        (tmp_path / "exports" / "e.csv").write_text(HEADER + rows)
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
+
+    good = night("".join(f"E{n},1,W371,2012-01-01\n" for n in range(10)))
+    assert (good.returncode, good.stdout, good.stderr) == (0, "", "")
+    failing = night("".join(f"E{n},1,W371,2012-01-01\n" for n in range(9)) + "E9,1,Y534,2012-01-01\n")
+    assert (failing.returncode, failing.stdout) == (1, "")
+    assert failing.stderr == f"nice-audit: 1 finding at or above --fail-on error; report: {tmp_path / 'latest' / 'report.html'}\n"
+    short = night("E0,1,W371,2012-01-01\n")
+    assert (short.returncode, short.stdout) == (4, "")
+    assert len(short.stderr.splitlines()) == 1 and short.stderr.startswith("nice-audit: volume alert: ")
+
+
+def test_trend_counts_resolved_apart_from_findings_gone_with_their_episode(tmp_path):
+    night(tmp_path, FIRST + "D,1,V522,2012-01-01\n")
+    out = night(tmp_path, SECOND, "--max-drop", "0.5")  # A's levels fixed; D no longer exported
+    trend = pl.read_csv(out / "trend.csv", infer_schema=False)
+    current = trend.filter(pl.col("run_id") == json.loads((out / "summary.json").read_text())["run_id"])
+    row = current.filter(pl.col("guidance_id") == "IPG319").row(0, named=True)
+    listed = pl.read_csv(out / "changes.csv", infer_schema=False).filter(pl.col("guidance_id") == "IPG319")
+    counted = dict(listed.group_by("change").len().iter_rows())
+    assert set(listed.filter(pl.col("change") == "episode-gone")["episode_id"]) == {"D"}
+    assert (row["resolved"], row["episode_gone"]) == (str(counted["resolved"]), str(counted["episode-gone"]))
+    first = trend.filter(pl.col("run_id") != current["run_id"][0])
+    assert first["resolved"].to_list() == ["0"]  # the first night: every finding new

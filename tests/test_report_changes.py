@@ -129,6 +129,8 @@ def test_counts_equal_changes_csv(nights):
     assert big_numbers(section(night)) == {
         "New findings": counts.get("new", 0), "Resolved": counts.get("resolved", 0),
         "Still open": counts.get("still-open", 0),
+        # Findings whose episode left the export are not "resolved" (issue 11): their own number.
+        **({"Episode no longer exported": counts["episode-gone"]} if counts.get("episode-gone") else {}),
     }
     assert {k: night.summary["changes"][k] for k in ("new", "resolved", "still-open")} == \
         {k: counts.get(k, 0) for k in ("new", "resolved", "still-open")}
@@ -148,7 +150,8 @@ def test_every_change_row_appears_with_its_label_and_icon(nights):
     night = nights[1]
     rows = change_rows(night)
     assert len(rows) == night.changes.height
-    labels = {"new": "new", "still-open": "still open", "resolved": "resolved"}
+    labels = {"new": "new", "still-open": "still open", "resolved": "resolved",
+              "episode-gone": "episode no longer exported"}
     shown = {}
     for tr in rows:
         cells = tr.find_all("td")
@@ -181,7 +184,7 @@ def test_first_seen_is_shown_for_still_open_rows(nights):
 def test_rows_are_new_then_still_open_oldest_first_then_resolved(nights):
     for night in nights[1:]:
         rows = change_rows(night)
-        rank = {"new": 0, "still-open": 1, "resolved": 2}
+        rank = {"new": 0, "still-open": 1, "resolved": 2, "episode-gone": 3}
         order = [(rank[tr.attrs["data-change"]], tr.find_all("td")[4].words() if tr.attrs["data-change"] == "still-open"
                   else "") for tr in rows]
         assert order == sorted(order)
@@ -192,7 +195,8 @@ def test_summary_sentence_says_what_changed(nights):
     c = night.summary["changes"]
     sentence = night.dom.find("p", id="summary").words()
     assert sentence.endswith(f"Since the last run (19 November 2026): {c['new']} new finding"
-                             f"{'' if c['new'] == 1 else 's'}, {c['resolved']} resolved, {c['still-open']} still open.")
+                             f"{'' if c['new'] == 1 else 's'}, {c['resolved']} resolved, {c['still-open']} still open, "
+                             f"{c['episode-gone']} gone with episodes no longer in the export.")
 
 
 def test_findings_table_shows_first_seen_and_change(nights):
@@ -210,7 +214,7 @@ def test_findings_table_shows_first_seen_and_change(nights):
 def test_change_filter_is_offered_and_cards_carry_change_tokens(nights):
     night = nights[1]
     options = [o.attrs["value"] for o in night.dom.find("select", id="filter-change").find_all("option")]
-    assert options == ["", "new", "still-open", "resolved"]
+    assert options == ["", "new", "still-open", "resolved", "episode-gone"]
     new_episodes = set(night.changes.filter(pl.col("change") == "new")["episode_id"])
     for card in night.dom.find_all("article", data_filter_item="worksheet"):
         assert ("new" in card.attrs["data-change"].split()) == (card.attrs["data-episode-id"] in new_episodes)
@@ -264,7 +268,7 @@ def test_trend_draws_one_line_per_guidance_with_a_point_per_run(nights):
     to_percent = percent_of(svg)
     trend = night.trend.with_columns(pl.col("episodes", "compliant").cast(pl.Int64))
     runs = trend.select("run_id", "started").unique(maintain_order=True).rows()
-    assert len(runs) == 3 and runs[-1][0] == ""
+    assert len(runs) == 3 and runs[-1][0] == night.summary["run_id"]  # this run, under its id
     lines = svg.find_all("polyline")
     assert sorted(p.attrs["data-guidance"] for p in lines) == sorted(set(trend["guidance_id"]))
     xs = set()
