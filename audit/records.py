@@ -7,8 +7,10 @@ quoting, a separator the file cannot contain), joins the lines of a record whose
 line ends, and checks every record with vectorised expressions:
 
 - its field count against the header's (separators outside quotes, plus one);
-- its quoting (RFC 4180: a field is either wholly quoted, with `""` for a quote, or holds no quote);
-- the length of its longest field (over `FIELD_LIMIT` the row is rejected, see README).
+- its quoting (RFC 4180: a field is wholly quoted, with `""` for a quote, or unquoted, where
+  quotes may only come in pairs with no separator between them);
+- its length: a line over `FIELD_LIMIT` bytes (shortened by `audit.load` before polars sees it)
+  or a record of several lines over it is rejected, so no field over the limit is ever held.
 
 The result is an independent count of the file's records and the list of records the audit must
 set aside, with their line numbers and a reason. Blank lines are not records.
@@ -47,7 +49,7 @@ def _field(sep: str) -> str:
 
 
 def _well_formed(separator: str) -> str:
-    """A whole record of fields that are either quoted throughout or hold no quote at all."""
+    """A whole record of well-formed fields (`_field`), however many."""
     sep = re.escape(separator) if separator != "\t" else r"\t"
     field = _field(sep)
     return f"^{field}(?:{sep}{field})*$"
@@ -75,13 +77,6 @@ class RecordScan:
 
     def rejected(self) -> pl.DataFrame:
         return self.skipped.filter(pl.col("reason") != BLANK)
-
-    def lines_of(self, rows: pl.Series) -> pl.Series:
-        """1-based file line of each (0-based) parser row."""
-        frame = rows.cast(pl.Int64).alias("row").to_frame().with_row_index("order")
-        located = frame.sort("row").join_asof(self.offsets, on="row", strategy="backward")
-        line = (pl.col("line") + pl.col("row") - pl.col("offset_row")).alias("line")
-        return located.with_columns(line).sort("order")["line"]
 
 
 def line_batches(source: Path, block: int = LINE_BLOCK) -> Iterator[pl.DataFrame]:
