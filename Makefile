@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
-.PHONY: demo test bench venv chromium clean
+.PHONY: demo test bench venv chromium java clean
 
 # Debian's python3 may lack ensurepip (package python3-venv); fall back to virtualenv from PyPI.
 $(BIN)/python:
@@ -22,13 +22,19 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# The Spark engine's tests need the [spark] extra (pyspark builds a ~450 MB wheel the first time,
+# about 70 s; pip caches it) and a JRE.
+$(VENV)/.installed-spark: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,spark]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed
+
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	@mkdir -p $(dir $(OUT))  # nice-audit creates --out, never a missing parent (it may be an unmounted share)
 	$(BIN)/nice-audit run examples/ --mapping examples/warehouse_mapping.toml --out $(OUT)
 
-test: $(VENV)/.installed-test chromium
+test: $(VENV)/.installed-spark java chromium
 	$(BIN)/python -m pytest
 
 # Generates seeded HES-style exports and times the full audit against polars merely reading them.
@@ -45,6 +51,16 @@ chromium:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
 				|| echo "chromium could not be installed: browser tests will be skipped"; \
 		else echo "chromium not found and not root: browser tests will be skipped"; fi; }
+
+# Spark runs on the JVM: Debian's default-jre-headless (OpenJDK 17 on bookworm) when java is
+# missing and we can install it (root with apt-get); otherwise the Spark tests skip and say why.
+java:
+	@command -v java >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing a Java runtime for the Spark tests (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null \
+				|| echo "Java could not be installed: Spark tests will be skipped"; \
+		else echo "java not found and not root: Spark tests will be skipped"; fi; }
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

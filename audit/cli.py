@@ -236,6 +236,12 @@ def run(
     min_rows: Annotated[Optional[int], typer.Option("--min-rows", help="Exit 4 when the inputs hold fewer rows than this (default 0).", show_default=False)] = None,
     max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Stop with exit 2, naming the file, past this memory (e.g. 8G; default 3/4 of the machine's).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
+    engine: Annotated[Optional[str], typer.Option(help="local (default) or spark (Parquet, tables, JDBC; see README).")] = None,
+    table: Annotated[Optional[list[str]], typer.Option("--table", help="Spark: a catalogue table CATALOG.SCHEMA.NAME (repeatable).")] = None,
+    spark_conf: Annotated[Optional[list[str]], typer.Option("--spark-conf", help="Spark: KEY=VALUE for the session (repeatable).")] = None,
+    partitions: Annotated[Optional[int], typer.Option(help="Spark: partitions to audit in (default one per 500k rows).")] = None,
+    jdbc_url: Annotated[Optional[str], typer.Option("--jdbc-url", help="Spark: JDBC source URL (credentials via --spark-conf jdbc.user=...).")] = None,
+    jdbc_table: Annotated[Optional[str], typer.Option("--jdbc-table", help="Spark: the JDBC table or (query) AS alias.")] = None,
 ) -> None:
     """Audit episode exports; write findings, statuses, a summary and report.html into --out."""
     from audit.pipeline import (
@@ -250,7 +256,12 @@ def run(
         "catalogue": catalogue, "history": history, "scope": scope, "opcs_codes": opcs_codes, "history_keep": history_keep,
         "as_of": _parse_as_of(as_of) if as_of else None, "worksheet_cap": worksheet_cap, "fail_on": fail_on,
         "max_drop": max_drop, "min_rows": min_rows, "max_memory": max_memory,
+        "engine": engine, "tables": table, "spark_conf": spark_conf, "partitions": partitions,
+        "jdbc_url": jdbc_url, "jdbc_table": jdbc_table,
     })
+    if settings.engine == "spark":
+        _run_spark(settings, quiet)
+        return
     if not settings.inputs:
         raise UserError("no inputs: name export files or folders (or set 'inputs' in nice-audit.toml)")
     if settings.out is None:
@@ -318,6 +329,66 @@ def _at_or_above(findings, fail_on: str) -> int:
     return int(findings["severity"].is_in(levels).sum())
 
 
+def _run_spark(settings, quiet: bool) -> None:
+    """`run --engine spark`: the same options, exit codes and quiet console as a local run."""
+    from audit.engines import spark
+
+    files = spark.check_inputs(settings)  # before starting a JVM
+    catalogue = load_catalogue(list(settings.catalogue))
+    started = _run_time()
+    outcome = spark.run(spark.session(settings), settings, catalogue, started, files)
+    totals, by_status = outcome.summary["totals"], outcome.summary["by_status"]
+    if not quiet:
+        typer.echo(
+            f"Audited {totals['episodes_audited']:,} episodes from {len(outcome.summary['inputs'])} input(s) on Spark "
+            f"({totals['rows_rejected']:,} rows rejected); {totals['matched_episodes']:,} matched NICE guidance; "
+            f"{by_status['non-compliant']:,} non-compliant; {by_status['superseded']:,} follow superseded "
+            f"guidance; {totals['findings']:,} findings."
+        )
+        changed = _changes_line(outcome.summary.get("changes"))
+        if changed:
+            typer.echo(changed)
+        typer.echo(f"Report: {outcome.out / 'report.html'}")
+        typer.echo(f"Outputs written to {outcome.out}/ (newest run: {settings.out / 'LATEST.json'})")
+    report_path = outcome.out / "report.html"
+    alerts = outcome.summary["volume"]["alerts"]
+    if alerts:  # stderr, --quiet or not, as a local run
+        typer.echo(f"nice-audit: volume alert: {'; '.join(alerts)}; report: {report_path}", err=True)
+    ranked = [s for s, rank in SEVERITY_RANK.items() if settings.fail_on != "never" and rank >= SEVERITY_RANK[settings.fail_on]]
+    reached = sum(outcome.summary["by_severity"].get(s, 0) for s in ranked)
+    if reached:
+        typer.echo(f"nice-audit: {reached:,} finding{'s' if reached != 1 else ''} at or above --fail-on "
+                   f"{settings.fail_on}; report: {report_path}", err=True)
+    if alerts:
+        raise typer.Exit(EXIT_VOLUME)
+    if reached:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command()
+@guarded()
+def ingest(
+    exports: Annotated[list[Path], typer.Argument(help="Export files (CSV, .csv.gz, Parquet) or folders of them.", show_default=False)],
+    to: Annotated[Path, typer.Option("--to", help="Folder for the Parquet files and manifest.json.")],
+    layout: Annotated[Optional[str], typer.Option(help=f"Force a layout: {', '.join(LAYOUTS)}.")] = None,
+    mapping: Annotated[Optional[Path], typer.Option(help="TOML column mapping for unrecognised exports.")] = None,
+    encoding: Annotated[str, typer.Option(help=f"Text encoding: {', '.join(ENCODINGS)}.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
+) -> None:
+    """Convert exports to Parquet with nice-audit's own reader, for `run --engine spark`."""
+    from audit.ingest import ingest as convert
+    from audit.layouts import load_mapping
+
+    _setup_logging(quiet)
+    if layout is not None and layout not in LAYOUTS:
+        raise UserError(f"--layout must be one of {', '.join(LAYOUTS)}")
+    manifest = convert(exports, to, layout=layout, mapping=load_mapping(mapping) if mapping else None,
+                       encoding=encoding)
+    if not quiet:
+        rows = sum(f["rows"] for f in manifest["files"])
+        typer.echo(f"Converted {len(manifest['files'])} file(s), {rows:,} rows, into {to}/ (manifest.json)")
+
+
 @app.command()
 @guarded()
 def report(
@@ -327,10 +398,12 @@ def report(
                                                show_default=False)] = 200,
 ) -> None:
     """Re-render report.html from an earlier run's outputs, without auditing again."""
+    from audit.engines.publish import latest_run
     from reports.render import render_report
 
     if not directory.is_dir():
         raise UserError(f"{directory}: no such folder" if not directory.exists() else f"{directory}: is not a folder")
+    directory = latest_run(directory) or directory  # a Spark run's --out: its newest run
     if not (directory / "summary.json").is_file():
         raise UserError(f"{directory}: not the output folder of a run (no summary.json)")
     path = render_report(directory, load_catalogue(catalogue or []), worksheet_cap=worksheet_cap)
@@ -380,8 +453,13 @@ def catalogue_show(
                 extra.append("anywhere later in the episode")
             if c.recommended:
                 extra.append("recommended " + " or ".join(str(p) for p in c.recommended))
+            if c.accepts:  # issue 10: codes a source allows in this component's place
+                extra.append("also accepts " + " or ".join(str(p) for p in c.accepts))
             codes_text = str(c) if c.patterns else f"{c} (ICD-10, not audited)"
             lines.append(f"    {c.role:<10} {codes_text:<28} {', '.join(extra)}")
+        if code_set.not_with:  # issue 10: codes that mean another procedure
+            lines.append(f"    not with   {' or '.join(str(p) for p in code_set.not_with)} (another procedure)")
+    lines += [f"  evidence:     {e}" for e in g.evidence]  # issue 10: why the index codes suffice
     lines += [f"  source:       {s}" for s in g.sources]
     lines += [f"  uncertain:    {u}" for u in g.uncertain]
     if g.notes:

@@ -40,6 +40,13 @@ class Settings:
     max_drop: float = 0.2  # alert (exit 4) when episodes audited fall by more than this fraction
     min_rows: int = 0  # alert (exit 4) when the inputs hold fewer rows than this
     max_memory: str | None = None  # e.g. "8G": past it the run stops, naming the file (audit.memory)
+    # --engine spark (audit.engines.spark): inputs may also be tables or a JDBC source.
+    engine: str = "local"
+    spark_conf: tuple[str, ...] = ()  # KEY=VALUE, for the session nice-audit builds (jdbc.* go to JDBC)
+    tables: tuple[str, ...] = ()  # CATALOG.SCHEMA.NAME
+    jdbc_url: str | None = None
+    jdbc_table: str | None = None
+    partitions: int | None = None  # default: one per 500k input rows
 
     def effective_scope(self) -> str:
         """By default the runs that publish into one --out folder are one series: a nightly job
@@ -92,6 +99,8 @@ def _typed(key: str, value, base: Path, source: str):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise bad("a whole number of at least 0")
         return value
+    if key in _SPARK_KEYS:
+        return _spark_setting(key, value, bad)
     choices = _choices().get(key)
     if choices and value not in choices:
         raise bad(f"one of {', '.join(choices)}")
@@ -106,6 +115,30 @@ def _choices() -> dict[str, tuple[str, ...]]:
     from audit.load import ENCODINGS
 
     return {"layout": LAYOUTS, "encoding": ENCODINGS}
+
+
+_SPARK_KEYS = {"engine", "spark_conf", "tables", "partitions"}
+ENGINES = ("local", "spark")
+
+
+def _spark_setting(key: str, value, bad):
+    if key == "engine":
+        if value not in ENGINES:
+            raise bad(f"one of {', '.join(ENGINES)}")
+        return value
+    if key == "spark_conf":  # a TOML table: spark_conf = { "spark.executor.memory" = "8g" }
+        if not isinstance(value, dict) or not all(isinstance(v, (str, int, float, bool)) for v in value.values()):
+            raise bad("a table of settings (KEY = VALUE)")
+        return tuple(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in value.items())
+    if key == "tables":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of table names")
+        return tuple(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:  # partitions
+        raise bad("a whole number of at least 1")
+    return value
 
 
 def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path | None]:
@@ -137,12 +170,16 @@ def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path 
             continue
         if key == "fail_on" and value not in FAIL_ON:
             raise UserError(f"--fail-on must be one of {', '.join(FAIL_ON)}")
-        if key in ("worksheet_cap", "trend_runs", "history_keep") and value < 1:
+        if key in ("worksheet_cap", "trend_runs", "history_keep", "partitions") and value < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1")
         if key == "max_drop" and not 0 <= value <= 1:
             raise UserError("--max-drop must be a fraction from 0 to 1 (0.2 means 20%)")
         if key == "min_rows" and value < 0:
             raise UserError("--min-rows must be at least 0")
+        if key == "engine" and value not in ENGINES:
+            raise UserError(f"--engine must be one of {', '.join(ENGINES)}")
+        if key == "spark_conf" and not all("=" in pair for pair in value):
+            raise UserError("--spark-conf takes KEY=VALUE")
         values[key] = tuple(value) if isinstance(value, list) else value
     return Settings(**values), used
 

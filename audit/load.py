@@ -102,7 +102,7 @@ class Export:
                 # has already set it aside, and this keeps the parser's rows in step with it.
                 frame = pl.scan_csv(self.source, infer_schema=False, separator=self.separator,
                                     truncate_ragged_lines=True).select(self.plan.source_columns())
-            query = _canonical_names(frame, self.plan).with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+            query = _canonical_columns(frame, self.plan).with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
             if self.scan is not None and self.scan.skipped.height:
                 query = query.join(self.scan.skipped.lazy().select("row"), on="row", how="anti")
             batches = [query.collect()] if rows is None else query.collect_batches(chunk_size=rows)
@@ -505,7 +505,20 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
     return Export(path, plan, content.sha256, used, source, separator, scan=scan)
 
 
-def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan) -> pl.LazyFrame:
+def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan, path: Path) -> pl.LazyFrame:
+    """The canonical columns plus `source_row` (1-based, in frame order), `source_file` and an empty
+    `source_line`: for rows
+    read other than through `Export.batches` (audit.unit, the Spark engine's ingest), which has
+    the record scan's numbering instead."""
+    return (
+        _canonical_columns(frame, plan)
+        .with_row_index("source_row", offset=1)
+        .with_columns(pl.col("source_row").cast(pl.Int64), source_file=pl.lit(str(path), pl.String),
+                      source_line=pl.lit(None, pl.Int64))
+    )
+
+
+def _canonical_columns(frame: pl.LazyFrame, plan: ColumnPlan) -> pl.LazyFrame:
     columns = [pl.col(plan.episode_id).alias("episode_id")]
     columns += [pl.col(source).alias(name) for name, source in plan.episode_columns.items()]
     columns += [pl.col(source).alias(CARRY_PREFIX + source) for source in plan.carried]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from audit import canonical, history, judge, load, match, outputs, publish, rules, volume
+from audit import history, load, outputs, publish, unit, volume
 from audit.catalogue import Catalogue
 from audit.config import Settings
 from audit.errors import UserError
@@ -31,20 +31,13 @@ def _quiet(stage: str) -> None:
 
 def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
               progress: Progress = _quiet) -> AuditResult:
+    """The whole run as one unit of work (audit.unit) over every input file."""
     progress("Reading exports")
     exports = load.read_exports(
         options.inputs, layout=options.layout, mapping=options.mapping, encoding=options.encoding
     )
-    progress("Validating rows")
-    index = tuple(p for g in catalogue.auditable() for cs in g.code_sets for p in cs.index.patterns)
-    known = options.code_list["code"] if options.code_list is not None else None
-    data = canonical.build(exports, index=index, known_codes=known)
-    progress("Matching guidance")
-    occurrences = match.find_occurrences(data.procedures, catalogue, options.as_of)
-    progress("Checking coding rules")
-    findings = rules.audit_findings(data.procedures, occurrences, catalogue, options.as_of, known)
-    episodes = judge.judge(occurrences, findings, catalogue)
-    return AuditResult(options, catalogue, data, occurrences, findings, episodes, started)
+    ctx = unit.AuditContext(catalogue, options.as_of, started, tuple(exports), options.code_list)
+    return unit.audit_exports(exports, ctx, options, progress)
 
 
 @dataclass(frozen=True)

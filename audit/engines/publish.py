@@ -1,0 +1,183 @@
+"""After the Spark pass: the datasets, summary.json, the report, history, then LATEST.json.
+
+Layout of `--out` (object stores have no atomic rename, so nothing is replaced in place):
+
+    out/_runs/<run_id>/findings/provider_partition=RRK/part-*.parquet   (provider, or "unknown")
+    out/_runs/<run_id>/episodes/provider_partition=.../part-*.parquet
+    out/_runs/<run_id>/rejected/source_partition=<input file>/...      (the path, escaped by Spark)
+    out/_runs/<run_id>/sequences/, carried/                            Parquet datasets
+    out/_runs/<run_id>/summary.json, report.html and the CSV files the report reads
+    out/LATEST.json                                                    written last: the run to read
+
+A run that dies part-way leaves LATEST.json pointing at the previous complete run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from audit import history, outputs, unit
+from audit.config import Settings
+
+KIND = "kind"
+CARRIED = "carried:"  # carried columns inside the union frame, apart from the audit's own
+PROVIDER_PARTITION = "provider_partition"
+SOURCE_PARTITION = "source_partition"
+LATEST = "LATEST.json"
+BY_PROVIDER = ("findings", "episodes")
+
+
+@dataclass(frozen=True)
+class SparkOutcome:
+    summary: dict
+    out: Path  # the published run folder (out/_runs/<run_id>)
+    run_id: str | None  # in the history, when one is kept
+
+
+def _write_datasets(spark, schema, staging: Path, folder: Path) -> None:
+    from pyspark.sql import functions as F
+
+    union = spark.read.schema(schema.ddl).parquet(str(staging))  # the schema: staging may hold no files
+    # Findings and episodes one folder (and file) per trust, rejected rows per input file. A
+    # literal stands in for null, which Spark would write as __HIVE_DEFAULT_PARTITION__; the
+    # folder column is extra, so every data file keeps all its columns.
+    folders = {"findings": F.coalesce(F.col("provider"), F.lit("unknown")),
+               "episodes": F.coalesce(F.col("provider"), F.lit("unknown")),
+               "rejected": F.col("source_file")}
+    for kind in ("findings", "episodes", "rejected", "sequences", "carried"):
+        frame = union.where(F.col(KIND) == kind).select(*[F.col(f"`{c}`") for c in schema.kinds[kind]])
+        if kind in folders:
+            name = PROVIDER_PARTITION if kind in BY_PROVIDER else SOURCE_PARTITION
+            frame = frame.withColumn(name, folders[kind])
+            writer = frame.repartition(name).write.partitionBy(name)
+        else:
+            writer = frame.coalesce(1).write
+        writer.mode("overwrite").parquet(str(folder / kind))
+
+
+def _counts(spark, schema, staging: Path) -> pl.DataFrame:
+    from pyspark.sql import functions as F
+
+    rows = spark.read.schema(schema.ddl).parquet(str(staging)).where(F.col(KIND) == "counts").select(*unit.COUNTS_SCHEMA)
+    frame = pl.from_arrow(rows.toArrow())
+    return frame.cast(unit.COUNTS_SCHEMA) if frame.height else pl.DataFrame(schema=unit.COUNTS_SCHEMA)
+
+
+def read_dataset(folder: Path, kind: str, schema) -> pl.DataFrame:
+    """A dataset Spark wrote, read with polars: only the data files (Spark leaves _SUCCESS and
+    .crc files beside them, P15), without the folder-name column."""
+    files = sorted((folder / kind).rglob("*.parquet"))
+    union = schema.polars()
+    typed = {c: union[c] for c in schema.kinds[kind]}
+    if not files:
+        return pl.DataFrame(schema=typed)
+    frame = pl.read_parquet(files, hive_partitioning=False)
+    return frame.select(pl.col(c).cast(t) for c, t in typed.items())
+
+
+def _uncarried(carried: pl.DataFrame) -> pl.DataFrame:
+    return carried.rename({c: c.removeprefix(CARRIED) for c in carried.columns})
+
+
+def _volume(summary: dict, previous: dict | None, settings: Settings) -> dict:
+    """audit.volume's check, from the reduced counts (it reads only these two figures)."""
+    from types import SimpleNamespace
+
+    from audit import volume
+
+    files = [SimpleNamespace(rows_read=f["rows_read"]) for f in summary["inputs"]]
+    shape = SimpleNamespace(data=SimpleNamespace(episodes_audited=summary["totals"]["episodes_audited"], files=files))
+    return volume.check(shape, previous, settings.max_drop, settings.min_rows)
+
+
+def _local_files(ctx: unit.AuditContext, schema, folder: Path, summary: dict, settings: Settings,
+                 started: datetime, run_id: str):
+    """The files the report (and a coding manager's spreadsheet) reads, as audit.outputs.write
+    writes them locally; findings are sparse (about 1.5% of episodes), so the driver can hold
+    them. Returns the summary and whether a history run was recorded."""
+    from audit.workbook import write_workbook
+
+    part = unit.combine([unit.PartitionResult(
+        **{kind: read_dataset(folder, kind, schema) for kind in ("findings", "episodes", "rejected", "sequences")},
+        carried=_uncarried(read_dataset(folder, "carried", schema)),
+        counts=pl.DataFrame(schema=unit.COUNTS_SCHEMA),
+    )])
+    episodes = part.episodes.with_columns(pl.col("errors", "warnings").cast(pl.UInt32))
+    conn = history.connect(settings.history) if settings.history else None
+    changes = trend = previous = others = None
+    try:
+        scope = settings.effective_scope() if settings.inputs or settings.out else " ".join(sorted(settings.tables))
+        if conn:
+            # present=None: every finding's episode counts as still exported (telling "resolved"
+            # from "gone with the episode" would need every input id on the driver).
+            changes = history.compare(conn, scope, part.findings, started.date().isoformat())
+            trend = history.trend(conn, scope, settings.trend_runs - 1)
+            previous = history.previous_summary(conn, scope)
+            others = history.other_scopes(conn, scope)
+        today = started.date().isoformat()
+        findings = outputs._carry(outputs._with_first_seen(part.findings, changes, today), part.carried)
+        episodes = outputs._carry(episodes, part.carried)
+        outputs.write_csv(findings, folder / outputs.FINDINGS_CSV)
+        findings.with_columns(pl.col("first_seen").str.to_date("%Y-%m-%d")).write_parquet(
+            folder / outputs.FINDINGS_PARQUET, statistics=False)
+        outputs.write_csv(episodes, folder / outputs.EPISODES_CSV)
+        outputs.write_csv(part.rejected, folder / outputs.REJECTED_CSV)
+        outputs.write_csv(part.sequences, folder / outputs.SEQUENCES_CSV)
+        if ctx.code_list is not None:
+            outputs.write_csv(outputs._code_titles(part.sequences, ctx.code_list), folder / outputs.CODE_TITLES_CSV)
+        if changes is not None:
+            outputs.write_csv(changes.keys, folder / outputs.CHANGES_CSV)
+        left_out = write_workbook(folder / outputs.FINDINGS_XLSX, {"findings": findings, "episodes": episodes,
+                                                                   "rejected": part.rejected}, started)
+        summary = {"run_id": run_id, "scope": scope if conn else None, **summary}
+        summary["xlsx_rows_left_out"] = {sheet: n for sheet, n in left_out.items() if n}
+        summary["changes"] = outputs._changes_summary(changes)
+        if summary["changes"] is not None and others is not None:
+            summary["changes"]["other_scopes"] = others
+        summary["volume"] = _volume(summary, previous, settings)
+        if trend is not None:
+            current = pl.DataFrame(history.trend_rows(run_id, summary), schema=history.TREND_SCHEMA, orient="row")
+            outputs.write_csv(pl.concat([trend, current]), folder / outputs.TREND_CSV)
+        (folder / outputs.SUMMARY_JSON).write_text(json.dumps(summary, indent=2, default=int) + "\n", encoding="utf-8")
+        from reports.render import render_report
+
+        render_report(folder, ctx.catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
+        if conn:
+            history.record(conn, run_id=run_id, scope=scope, started=started, finished=datetime.now(timezone.utc),
+                           summary=summary, changes=changes, keep=settings.history_keep)
+        return summary, conn is not None
+    finally:
+        if conn:
+            conn.close()
+
+
+def finish(spark, settings: Settings, ctx: unit.AuditContext, schema, staging: Path, folder: Path, run_id: str):
+    _write_datasets(spark, schema, staging, folder)
+    summary = unit.summary_from_counts(_counts(spark, schema, staging), ctx)
+    shutil.rmtree(staging, ignore_errors=True)
+    summary, recorded = _local_files(ctx, schema, folder, summary, settings, ctx.started, run_id)
+    out = Path(settings.out)
+    latest = {"run_id": run_id, "path": f"_runs/{run_id}", "run_started": summary["run_started"],
+              "findings": summary["totals"]["findings"]}
+    temporary = out / f".{LATEST}.tmp-{os.getpid()}"
+    temporary.write_text(json.dumps(latest, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, out / LATEST)  # last: readers only ever see complete runs
+    return SparkOutcome(summary, folder, run_id if recorded else None)
+
+
+def latest_run(out: Path) -> Path | None:
+    """The run folder out/LATEST.json points at, if there is one."""
+    path = Path(out) / LATEST
+    if not path.is_file():
+        return None
+    try:
+        return Path(out) / json.loads(path.read_text(encoding="utf-8"))["path"]
+    except (ValueError, KeyError, TypeError):
+        return None
