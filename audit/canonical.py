@@ -15,7 +15,7 @@ from datetime import date
 
 import polars as pl
 
-from audit import codes
+from audit import codes, memory
 from audit.codes import CodePattern
 from audit.dates import is_unparseable, parse_date
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS
@@ -35,6 +35,7 @@ class FileCounts:
     encoding: str
     rows_read: int
     rows_rejected: int
+    rows_audited: int  # counted from the rows that went on to the audit, not by subtraction
     episodes_audited: int
     invalid_dates: int
     columns_present: tuple[str, ...]
@@ -43,9 +44,22 @@ class FileCounts:
     clean_procedures: int = 0
     clean_no_operations: int = 0
 
-    @property
-    def rows_audited(self) -> int:
-        return self.rows_read - self.rows_rejected
+    def __post_init__(self):
+        # Three counts made in three places: if they disagree a row was lost, and the run must
+        # not publish figures that hide it.
+        if self.rows_read != self.rows_rejected + self.rows_audited:
+            raise AccountingError(f"{self.rows_read} rows read but {self.rows_rejected} rejected "
+                                  f"and {self.rows_audited} audited")
+
+
+class AccountingError(RuntimeError):
+    """Rows went missing between reading and auditing: a bug, never the user's input (exit 3)."""
+
+
+def _check_read(export: Export, rows_read: int) -> None:
+    """The parser's rows (plus those the scan set aside) must be the file's records."""
+    if export.scan is not None and rows_read != export.scan.records:
+        raise AccountingError(f"the parser read {rows_read} rows where the file has {export.scan.records} records")
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,8 @@ def _unparseable_dates(frame: pl.DataFrame, columns: list[str]) -> int:
     if not present or frame.height == 0:
         return 0
     odd = frame.lazy().select(
-        (pl.col(c).str.to_date("%Y-%m-%d", strict=False).is_null() & (pl.col(c) != "")).alias(c) for c in present
+        ((pl.col(c).str.to_date("%Y-%m-%d", strict=False).dt.year().fill_null(0) < 1) & (pl.col(c) != "")).alias(c)
+        for c in present
     ).collect()
     total = 0
     for name in present:
@@ -138,8 +153,10 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
     """
     rejected, identity, kept, invalid_dates, rows_read = [], [], [], {}, {}
     for number, export in enumerate(exports):
-        name = str(export.path)
-        rows_read[name], invalid_dates[name] = 0, 0
+        name = memory.reading = export.name
+        structural = export.structural_rejects()
+        rejected.append(structural)
+        rows_read[name], invalid_dates[name] = structural.height, 0
         for batch in export.batches():
             rows_read[name] += batch.height
             rows = batch.with_columns(pl.col("episode_id").str.strip_chars())
@@ -152,11 +169,13 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
                 "episode_id",
                 pl.lit(str(number)).alias("source_file"),  # a file number keeps this frame small
                 "source_row",
+                pl.col("source_line") if "source_line" in ok.columns else pl.lit(None, pl.Int64).alias("source_line"),
                 pl.lit(export.plan.shape).alias("shape"),
                 (pl.col("position") if export.plan.shape == "long" else pl.lit(None, pl.String)).alias("position"),
                 *_TRIAGE,
             ))
             kept.append((export, ok.filter("needs_audit").drop(_TRIAGE)))
+        _check_read(export, rows_read[name])
 
     identity_frame = pl.concat(identity) if identity else pl.DataFrame()
     ambiguous = _ambiguous(identity_frame, exports)
@@ -164,7 +183,7 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
     rejected_frame = pl.concat(rejected).sort("source_file", "source_row")
 
     accepted = identity_frame.join(
-        ambiguous.select(pl.col("source_file").replace_strict({str(e.path): str(i) for i, e in enumerate(exports)}),
+        ambiguous.select(pl.col("source_file").replace_strict({e.name: str(i) for i, e in enumerate(exports)}),
                          "source_row"),
         on=["source_file", "source_row"], how="anti",
     ) if identity_frame.height else identity_frame
@@ -205,13 +224,13 @@ def _ambiguous(identity: pl.DataFrame, exports: list[Export]) -> pl.DataFrame:
     if identity.height == 0:
         return pl.DataFrame(schema=REJECTED_SCHEMA)
     _, ambiguous = split_rejected(identity, IDENTITY if len(exports) > 1 else IDENTITY_ONE_FILE)
-    paths = {str(i): str(e.path) for i, e in enumerate(exports)}
+    paths = {str(i): e.name for i, e in enumerate(exports)}
     return ambiguous.with_columns(pl.col("source_file").replace_strict(paths, return_dtype=pl.String))
 
 
 def _file_counts(export: Export, number: int, accepted: pl.DataFrame, rejected: pl.DataFrame,
                  rows_read: dict, invalid_dates: dict) -> FileCounts:
-    name = str(export.path)
+    name = export.name
     mine = accepted.filter(pl.col("source_file") == str(number)) if accepted.height else accepted
     clean = mine.filter(~pl.col("needs_audit")) if mine.height else mine
     return FileCounts(
@@ -221,6 +240,7 @@ def _file_counts(export: Export, number: int, accepted: pl.DataFrame, rejected: 
         encoding=export.encoding,
         rows_read=rows_read[name],
         rows_rejected=rejected.filter(pl.col("source_file") == name).height,
+        rows_audited=mine.height,
         episodes_audited=mine["episode_id"].n_unique() if mine.height else 0,
         invalid_dates=invalid_dates[name],
         columns_present=tuple(export.plan.episode_columns),

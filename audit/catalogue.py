@@ -297,6 +297,9 @@ def _texts(raw: dict, key: str, problems: _Problems) -> tuple[str, ...]:
 def parse_guidance(raw: dict, file: str) -> tuple[Guidance | None, dict[str, str], list[str]]:
     """One entry: (guidance, code titles, problems)."""
     problems = _Problems(file)
+    if not isinstance(raw, dict):  # `guidance = [1]`: each entry must be a table
+        problems.add("guidance", "each entry must be a table ([[guidance]])")
+        return None, {}, problems.items
     gid = raw.get("id")
     if not isinstance(gid, str) or not _GUIDANCE_ID.match(gid):
         problems.add("id", "missing or not a guidance id such as IPG319")
@@ -402,6 +405,8 @@ def _read_toml(path: Path, name: str) -> tuple[dict | None, list[str]]:
         return None, [f"{name}: no such file"]
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         return None, [f"{name}: not valid TOML ({error})"]
+    except RecursionError:  # tables or arrays nested thousands deep
+        return None, [f"{name}: not valid TOML (nested too deeply)"]
 
 
 def _entries(data: dict) -> list[dict]:

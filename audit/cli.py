@@ -20,7 +20,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from audit import __version__
+from audit import __version__, memory
 from audit.catalogue import CatalogueError, did_you_mean, load_catalogue
 from audit.config import load_settings
 from audit.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, EXIT_VOLUME, UserError
@@ -145,6 +145,10 @@ def guarded():
                 _fail(environment_problem(error), EXIT_USER_ERROR)
             except Exception:
                 _internal_error()
+            except BaseException as error:  # polars' PanicException derives from BaseException
+                if isinstance(error, (SystemExit, GeneratorExit)):
+                    raise
+                _internal_error()
 
         return run
 
@@ -169,7 +173,10 @@ def _run_time() -> datetime:
     """Now, or SOURCE_DATE_EPOCH when set (reproducible outputs; tests pin it)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch and epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):  # past year 9999
+            raise UserError("SOURCE_DATE_EPOCH is not a usable time (seconds since 1970, before year 10000)") from None
     return datetime.now(tz=timezone.utc)
 
 
@@ -227,6 +234,7 @@ def run(
     fail_on: Annotated[Optional[str], typer.Option(help="Exit 1 when findings reach: never, warning, superseded, error (default never).")] = None,
     max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Exit 4 when episodes audited fall by more than this fraction since the previous run (default 0.2).", show_default=False)] = None,
     min_rows: Annotated[Optional[int], typer.Option("--min-rows", help="Exit 4 when the inputs hold fewer rows than this (default 0).", show_default=False)] = None,
+    max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Stop with exit 2, naming the file, past this memory (e.g. 8G; default 3/4 of the machine's).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something is wrong.")] = False,
     engine: Annotated[Optional[str], typer.Option(help="local (default) or spark (Parquet, tables, JDBC; see README).")] = None,
     table: Annotated[Optional[list[str]], typer.Option("--table", help="Spark: a catalogue table CATALOG.SCHEMA.NAME (repeatable).")] = None,
@@ -247,7 +255,7 @@ def run(
         "inputs": inputs, "out": out, "layout": layout, "mapping": mapping, "encoding": encoding,
         "catalogue": catalogue, "history": history, "scope": scope, "opcs_codes": opcs_codes, "history_keep": history_keep,
         "as_of": _parse_as_of(as_of) if as_of else None, "worksheet_cap": worksheet_cap, "fail_on": fail_on,
-        "max_drop": max_drop, "min_rows": min_rows,
+        "max_drop": max_drop, "min_rows": min_rows, "max_memory": max_memory,
         "engine": engine, "tables": table, "spark_conf": spark_conf, "partitions": partitions,
         "jdbc_url": jdbc_url, "jdbc_table": jdbc_table,
     })
@@ -262,7 +270,8 @@ def run(
         if path is not None and path.is_dir():
             raise UserError(f"{what} {path}: is a folder, not a file")
     started = _run_time()
-    with _progress(quiet) as progress:
+    limit = memory.parse_size(settings.max_memory)
+    with _progress(quiet) as progress, memory.ceiling(limit):
         outcome = audit_to_directory(settings, load_catalogue(list(settings.catalogue)), started, progress,
                                      config=config_used, reproducible=_pinned_clock())
     summary = outcome.summary

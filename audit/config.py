@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from audit.errors import UserError
@@ -40,6 +40,7 @@ class Settings:
     fail_on: str = "never"
     max_drop: float = 0.2  # alert (exit 4) when episodes audited fall by more than this fraction
     min_rows: int = 0  # alert (exit 4) when the inputs hold fewer rows than this
+    max_memory: str | None = None  # e.g. "8G": past it the run stops, naming the file (audit.memory)
     # --engine spark (audit.engines.spark): inputs may also be tables or a JDBC source.
     engine: str = "local"
     spark_conf: tuple[str, ...] = ()  # KEY=VALUE, for the session nice-audit builds (jdbc.* go to JDBC)
@@ -77,6 +78,8 @@ def _typed(key: str, value, base: Path, source: str):
             raise bad("a path")
         return base / value
     if key == "as_of":
+        if isinstance(value, datetime):  # TOML `as_of = 2026-01-01T10:00:00`
+            raise bad("a date (yyyy-mm-dd), not a date and time")
         if isinstance(value, date):
             return value
         try:
@@ -99,9 +102,20 @@ def _typed(key: str, value, base: Path, source: str):
         return value
     if key in _SPARK_KEYS:
         return _spark_setting(key, value, bad)
+    choices = _choices().get(key)
+    if choices and value not in choices:
+        raise bad(f"one of {', '.join(choices)}")
     if not isinstance(value, str):
         raise bad("text")
     return value
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    """Settings with a fixed set of values (imported late: config is loaded before the stages)."""
+    from audit.layouts import LAYOUTS
+    from audit.load import ENCODINGS
+
+    return {"layout": LAYOUTS, "encoding": ENCODINGS}
 
 
 _SPARK_KEYS = {"engine", "spark_conf", "tables", "partitions"}
@@ -144,6 +158,8 @@ def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path 
             raise UserError(f"{path}: cannot read the config file ({error.strerror})") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise UserError(f"{path}: not valid TOML ({error})") from None
+        except RecursionError:  # tables or arrays nested thousands deep
+            raise UserError(f"{path}: not valid TOML (nested too deeply)") from None
         known = {f.name for f in fields(Settings)}
         unknown = sorted(set(data) - known)
         if unknown:

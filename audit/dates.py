@@ -27,7 +27,8 @@ def parse_date(raw: pl.Expr) -> pl.Expr:
         .str.to_date("%d/%m/%Y", strict=False)
     )
     parsed = pl.coalesce(iso, uk)
-    return pl.when(parsed.is_in(PLACEHOLDERS)).then(None).otherwise(parsed)
+    # Year 0 parses (polars' calendar has one) but is no real date, and Python's has none.
+    return pl.when(parsed.is_in(PLACEHOLDERS) | (parsed.dt.year() < 1)).then(None).otherwise(parsed)
 
 
 def is_unparseable(raw: pl.Expr) -> pl.Expr:

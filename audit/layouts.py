@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -259,6 +260,8 @@ def load_mapping(path: Path) -> Mapping:
         raise UserError(f"{path}: mapping file not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: not a valid TOML mapping file ({error})") from None
+    except RecursionError:  # tables or arrays nested thousands deep
+        raise UserError(f"{path}: not a valid TOML mapping file (nested too deeply)") from None
 
     def text(key, required=False):
         value = data.get(key)
@@ -298,4 +301,19 @@ def load_mapping(path: Path) -> Mapping:
     )
     if shape == "wide" and not mapping.procedure_codes:
         raise UserError(f"{path}: a wide mapping needs 'procedure_codes'")
+    _check_carry(path, mapping)
     return mapping
+
+
+def _check_carry(path, mapping: Mapping) -> None:
+    """Carried columns are written beside the outputs' own: each once, and never the episode id
+    (every output already has it, under the name `episode_id`)."""
+    seen = Counter(name.strip().upper() for name in mapping.carry)
+    twice = sorted(name for name, count in seen.items() if count > 1)
+    if twice:
+        raise UserError(f"{path}: 'carry' lists column(s) more than once: {', '.join(twice)}")
+    clash = [name for name in mapping.carry
+             if name.strip().upper() in ("EPISODE_ID", mapping.episode_id.strip().upper())]
+    if clash:
+        raise UserError(f"{path}: 'carry' names the episode id column {clash[0]!r}: every output has it "
+                        "already (as episode_id)")

@@ -8,20 +8,28 @@ plus `source_file` and `source_row` (the 1-based data row, header excluded).
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import gzip
 import hashlib
-import io
 import logging
+import re
+import tempfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
 
 from audit.errors import InputError, UserError
-from audit.layouts import ColumnPlan, Mapping, plan_for
+from audit import memory, records
+from audit.layouts import ColumnPlan, Mapping, detect_layout, plan_for
+from audit.records import (
+    BLANK, FIELD_LIMIT, LONG_FIELD_REASON, LONG_LINE_PLACEHOLDER, QUOTING_REASON, RecordScan, scan_records,
+)
+from audit.validate import REJECTED_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -38,38 +46,82 @@ BATCH_ROWS = 500_000  # rows per batch: bounds memory on national-scale files
 class Export:
     """One input file, ready to be read in batches of canonical columns (all text):
     `episode_id`, episode fields, `code_1`/`date_1`… (wide) or `position`/`code_raw`/
-    `procedure_date` (long), plus `source_file` and `source_row`."""
+    `procedure_date` (long), plus `source_file`, `source_row` (1-based data row: header and
+    blank lines excluded) and `source_line` (1-based line of the file where the row starts; null
+    for Parquet)."""
 
     path: Path
     plan: ColumnPlan
     sha256: str
     encoding: str
-    source: object  # a path polars can scan, or UTF-8 bytes already decoded
+    source: Path  # what polars reads: the file itself, or a normalised UTF-8 copy of it
     separator: str = ","
     batch_rows: int = BATCH_ROWS
+    scan: RecordScan | None = None  # CSV only: the independent record count and malformed rows
+
+    @property
+    def name(self) -> str:
+        return display(self.path)
+
+    def structural_rejects(self) -> pl.DataFrame:
+        """Rows the record scan found malformed, in the rejected-rows shape."""
+        if self.scan is None:
+            return pl.DataFrame(schema=REJECTED_SCHEMA)
+        bad = self.scan.rejected().select("row", "reason")
+        return self._numbered(bad.lazy()).collect().select(
+            pl.lit(self.name, pl.String).alias("source_file"), "source_row",
+            pl.lit(None, pl.String).alias("episode_id"), "reason", "source_line")
+
+    def _numbered(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """`row` (0-based parser row) -> `source_row` (blank lines not counted) and `source_line`."""
+        if self.scan is None:
+            return frame.with_columns(source_row=pl.col("row") + 1, source_line=pl.lit(None, pl.Int64))
+        blanks = (self.scan.skipped.filter(pl.col("reason") == BLANK).select("row")
+                  .with_row_index("blanks", offset=1).with_columns(pl.col("blanks").cast(pl.Int64)))
+        return (
+            frame.sort("row")  # already in order: a check, not a copy worth noting (one column)
+            .join_asof(blanks.lazy(), on="row", strategy="backward")
+            .join_asof(self.scan.offsets.lazy(), on="row", strategy="backward")
+            .with_columns(
+                source_row=pl.col("row") + 1 - pl.col("blanks").fill_null(0),
+                source_line=pl.col("line") + pl.col("row") - pl.col("offset_row"),
+            )
+            .drop("blanks", "line", "offset_row")
+        )
 
     def batches(self) -> Iterator[pl.DataFrame]:
-        """Long files come whole (an episode's rows must stay together); wide files in batches."""
+        """Long files come whole (an episode's rows must stay together); wide files in batches.
+        Rows the record scan set aside (blank lines, malformed rows) are left out."""
         rows = self.batch_rows if self.plan.shape == "wide" else None
         try:
             if is_parquet(self.path):
-                frame = pl.scan_parquet(self.path).select(
+                frame = pl.scan_parquet(self.source).select(
                     pl.col(c).cast(pl.String, strict=False) for c in self.plan.source_columns())
-            elif isinstance(self.source, bytes):
-                frame = pl.read_csv(io.BytesIO(self.source), columns=self.plan.source_columns(),
-                                    infer_schema=False, separator=self.separator).lazy()
             else:
-                frame = pl.scan_csv(self.source, infer_schema=False, separator=self.separator).select(
-                    self.plan.source_columns())
-            query = _canonical_names(frame, self.plan, self.path)
-            if rows is None:
-                yield query.collect()
-            else:
-                yield from query.collect_batches(chunk_size=rows)
+                # truncate_ragged_lines: a row with extra fields must not stop the read; the scan
+                # has already set it aside, and this keeps the parser's rows in step with it.
+                frame = pl.scan_csv(self.source, infer_schema=False, separator=self.separator,
+                                    truncate_ragged_lines=True).select(self.plan.source_columns())
+            query = _canonical_columns(frame, self.plan).with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+            if self.scan is not None and self.scan.skipped.height:
+                query = query.join(self.scan.skipped.lazy().select("row"), on="row", how="anti")
+            batches = [query.collect()] if rows is None else query.collect_batches(chunk_size=rows)
+            for batch in batches:
+                # Numbered through the row column alone (rows come in order): joining the whole
+                # batch would copy every column it holds.
+                numbers = self._numbered(batch.select("row").lazy()).collect()
+                yield batch.drop("row").with_columns(
+                    numbers["source_row"], numbers["source_line"], source_file=pl.lit(self.name, pl.String))
         except READ_ERRORS:  # polars' messages may quote file contents: never echo them
             problem = ("cannot be read as Parquet (corrupt or truncated)" if is_parquet(self.path)
                        else "malformed CSV (a row with more fields than the header, or broken quoting)")
             raise InputError(self.path, problem) from None
+
+
+def display(path: Path) -> str:
+    """A path as it can be printed and written to UTF-8 files: undecodable bytes in a name
+    (a file copied from another system) become escapes instead of failing the run."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -99,80 +151,224 @@ def is_parquet(path: Path) -> bool:
         return handle.read(4) == b"PAR1"
 
 
-def _fingerprint(path: Path) -> tuple[str, bool, bool]:
-    """(sha256, is valid UTF-8, looks binary) in one pass over the file."""
+READ_CHUNK = 1 << 18  # bytes per read; below FIELD_LIMIT, so only a line crossing reads can be over it
+BOMS = (  # longest first: UTF-32 LE starts with the UTF-16 LE mark
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+@dataclass(frozen=True)
+class Content:
+    """What one pass over a text file found (before any copy is made)."""
+
+    sha256: str
+    utf8: bool  # valid UTF-8 throughout (a UTF-8 BOM allowed)
+    bom: str | None  # the encoding a byte order mark names, if the file starts with one
+    nul: bool  # holds a NUL byte: binary, unless UTF-16/32
+    lone_cr: bool  # a CR not followed by LF: a line end we must not let the CSV parser merge
+    long_line: bool  # a line over FIELD_LIMIT bytes
+    quotes: bool  # holds a quote character (else no record can span lines or be misquoted)
+
+
+def _inspect(path: Path) -> Content:
+    """One streaming pass: the checks that decide whether the file can be parsed as it is."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    utf8, first = True, True
+    utf8, nul, lone_cr, long_line, quotes = True, False, False, False, False
+    run, previous_cr, bom = 0, False, None
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
+        while chunk := handle.read(READ_CHUNK):
+            if handle.tell() == len(chunk):  # the first read
+                bom = next((name for mark, name in BOMS if chunk.startswith(mark)), None)
             digest.update(chunk)
-            binary = first and b"\x00" in chunk[:65536]
-            first = False
+            nul = nul or b"\x00" in chunk
+            quotes = quotes or b'"' in chunk
+            crs = chunk.count(b"\r")
+            if crs or previous_cr:
+                lone_cr = lone_cr or (previous_cr and not chunk.startswith(b"\n")) or \
+                    crs - (chunk.count(b"\r\n")) > int(chunk.endswith(b"\r"))
+                previous_cr = chunk.endswith(b"\r")
+            first = chunk.find(b"\n")
+            if first < 0:
+                run += len(chunk)
+            else:
+                run, long_line = len(chunk) - chunk.rfind(b"\n") - 1, long_line or run + first > FIELD_LIMIT
+            long_line = long_line or run > FIELD_LIMIT
             if utf8:
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError:
                     utf8 = False
+    lone_cr = lone_cr or previous_cr
     if utf8:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
-    return digest.hexdigest(), utf8, binary
+    return Content(digest.hexdigest(), utf8, bom, nul, lone_cr, long_line, quotes)
 
 
-def _is_utf8(data: bytes) -> bool:
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _temporary(suffix: str) -> Path:
+    handle = tempfile.NamedTemporaryFile(prefix="nice-audit-", suffix=suffix, delete=False)
+    handle.close()
+    path = Path(handle.name)
+    _TEMPORARY.append(path)
+    return path
+
+
+_TEMPORARY: list[Path] = []  # copies made this run; removed at exit
+
+
+@atexit.register
+def remove_temporary() -> None:
+    for path in _TEMPORARY:
+        path.unlink(missing_ok=True)
+
+
+MAX_EXPANSION = 100  # CSV exports compress 5-20 times; far more is a decompression bomb
+MIN_EXPANSION_CAP = 1 << 30  # small files may expand further: up to 1 GiB is always allowed
+
+
+def _gunzip(path: Path) -> Path:
+    """Decompress to a temporary file, streamed: a 10 GB expansion never sits in memory, and one
+    that grows past MAX_EXPANSION times the file's size is stopped as it comes."""
+    target = _temporary(".csv")
+    cap = max(MAX_EXPANSION * path.stat().st_size, MIN_EXPANSION_CAP)
+    written = 0
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+        with gzip.open(path, "rb") as source, open(target, "wb") as out:
+            while chunk := source.read(READ_CHUNK):
+                written += len(chunk)
+                if written > cap:
+                    raise InputError(path, f"expands to more than {MAX_EXPANSION} times its size (over "
+                                     f"{cap / (1 << 20):,.0f} MB): not a plausible export")
+                out.write(chunk)
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile):
+        raise InputError(path, "truncated or corrupt gzip file") from None
+    return target
 
 
-def _csv_source(path: Path, encoding: str, utf8: bool, binary: bool) -> tuple[object, str]:
-    """A path or UTF-8 bytes polars can read, and the encoding that was used.
+class _LineCapper:
+    """Writes text, replacing each line over FIELD_LIMIT characters by a one-character
+    placeholder (plus a quote if the line held an odd number, so quoting stays in step) and
+    noting its line number. Holds back at most one line start of under FIELD_LIMIT."""
 
-    Windows PAS exports are commonly cp1252; anything that is not valid UTF-8 is read as cp1252
-    (with a notice) unless --encoding says otherwise. Gzip files are decompressed in memory.
-    """
-    gz = path.name.lower().endswith(".gz")
-    if binary and not gz:
-        raise InputError(path, "binary content: not a CSV or Parquet export")
-    if not gz and encoding in ("auto", "utf-8") and utf8:
-        return path, "utf-8"
-    try:
-        if gz:
-            with gzip.open(path, "rb") as handle:
-                data = handle.read()
+    def __init__(self, out):
+        self.out, self.pending, self.line = out, "", 1
+        self.dropping, self.quotes = False, 0
+        self.long_lines: set[int] = set()
+
+    def _drop(self, text: str) -> str:
+        """Consume the rest of an over-long line; return what follows it."""
+        end = text.find("\n")
+        self.quotes += text.count('"', 0, None if end < 0 else end)
+        if end < 0:
+            return ""
+        self.out.write(LONG_LINE_PLACEHOLDER + '"' * (self.quotes % 2))
+        self.long_lines.add(self.line)
+        self.dropping, self.quotes = False, 0
+        return text[end:]
+
+    def write(self, text: str) -> None:
+        if self.dropping:
+            text = self._drop(text)
+            if not text:
+                return
+        text = self.pending + text
+        first = text.find("\n")
+        if first > FIELD_LIMIT or (first < 0 and len(text) > FIELD_LIMIT):
+            self.pending, self.dropping = "", True
+            return self.write(text)
+        last = text.rfind("\n")
+        complete, self.pending = text[:last + 1], text[last + 1:]
+        self.line += complete.count("\n")
+        self.out.write(complete)
+
+    def close(self) -> None:
+        if self.dropping:
+            self._drop("\n")
         else:
-            data = path.read_bytes()
-    except (EOFError, OSError, zlib.error) as error:
-        problem = "truncated or corrupt gzip file" if gz else f"cannot be read ({error.strerror})"
-        raise InputError(path, problem) from None
-    if b"\x00" in data[:65536]:
-        raise InputError(path, "binary content: not a CSV or Parquet export")
-    if encoding == "auto":
-        encoding = "utf-8" if _is_utf8(data) else "cp1252"
-        if encoding == "cp1252":
-            log.warning("%s: not valid UTF-8; read as cp1252 (use --encoding to choose)", path)
+            self.out.write(self.pending)
+
+
+def _normalised(path: Path, raw: Path, encoding: str, content: Content) -> tuple[Path, frozenset[int]]:
+    """A UTF-8 copy with LF line ends and no line over FIELD_LIMIT, written as a stream;
+    and the lines that were over it."""
+    target = _temporary(".csv")
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict" if encoding.startswith("utf") else "replace")
+    skip = len(next(mark for mark, name in BOMS if name == content.bom)) if content.bom else 0
+    previous_cr = False
     try:
-        text = data.decode(encoding, errors="strict" if encoding == "utf-8" else "replace")
+        with open(raw, "rb") as source, open(target, "w", encoding="utf-8", newline="") as out:
+            source.seek(skip)
+            capper = _LineCapper(out)
+            while True:
+                chunk = source.read(READ_CHUNK)
+                text = decoder.decode(chunk, final=not chunk)
+                if previous_cr:
+                    text = "\r" + text
+                previous_cr = text.endswith("\r") and bool(chunk)
+                if previous_cr:
+                    text = text[:-1]
+                if "\x00" in text:
+                    raise InputError(path, "binary content: not a CSV or Parquet export")
+                # CR LF and a lone CR (old Mac exports, stray CRs) both end a line.
+                capper.write(text.replace("\r\n", "\n").replace("\r", "\n"))
+                if not chunk:
+                    break
+            capper.close()
     except UnicodeDecodeError:
         raise InputError(path, f"not valid {encoding} text (try --encoding cp1252)") from None
-    return text.encode("utf-8"), encoding
+    return target, frozenset(capper.long_lines)
+
+
+def _csv_source(path: Path, encoding: str) -> tuple[Path, str, Content, frozenset[int]]:
+    """(a UTF-8 file polars can scan, the encoding read, what the file holds, over-long lines).
+
+    Windows PAS exports are commonly cp1252; anything that is not valid UTF-8 is read as cp1252
+    (with a notice) unless --encoding says otherwise. A byte order mark names its encoding:
+    Excel's "Unicode text" is UTF-16 LE with one. Gzip files are decompressed to a temporary file,
+    and so is any file that needs changing before polars can read it (another encoding, lone CRs,
+    over-long lines): both streamed, so memory stays bounded whatever the size.
+    """
+    gz = path.name.lower().endswith(".gz")
+    raw = _gunzip(path) if gz else path
+    content = _inspect(raw)
+    if gz:
+        content = replace(content, sha256=_sha256(path))  # the file as given, not its expansion
+    wide_bom = content.bom not in (None, "utf-8")
+    if content.nul and not wide_bom:
+        raise InputError(path, "binary content: not a CSV or Parquet export")
+    if encoding == "auto":
+        encoding = content.bom if wide_bom else ("utf-8" if content.utf8 else "cp1252")
+        if encoding == "cp1252":
+            log.warning("%s: not valid UTF-8; read as cp1252 (use --encoding to choose)", display(path))
+    if encoding == "utf-8" and not content.utf8:
+        raise InputError(path, "not valid utf-8 text (try --encoding cp1252)")
+    if encoding == "utf-8" and not (content.lone_cr or content.long_line):
+        return raw, encoding, content, frozenset()
+    # A UTF-8 BOM before a cp1252 body: the mark is dropped, the body read as cp1252.
+    source, long_lines = _normalised(path, raw, encoding, content)
+    return source, encoding, content, long_lines
 
 
 SEPARATORS = (",", "\t", ";", "|")
 
 
-def _first_line(source) -> str:
-    if isinstance(source, bytes):
-        head = source[:65536]
-    else:
-        with open(source, "rb") as handle:
-            head = handle.read(65536)
-    return head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
+def _first_line(source: Path) -> str:
+    with open(source, "rb") as handle:
+        head = handle.read(65536)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    return text.splitlines()[0] if text.strip() else ""
 
 
 def _separator(line: str) -> str:
@@ -182,10 +378,20 @@ def _separator(line: str) -> str:
     return best if counts[best] > counts[","] else ","
 
 
-def _read_header(path: Path, source, separator: str) -> list[str]:
+# A column name as exports write them: a letter or underscore, then letters, digits, spaces and a
+# little punctuation. A data line (ids, dates, codes: `100000000001,2012-01-01,V522`) fails it.
+HEADER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .()#/\-]*$")
+
+
+def looks_like_header(names: list[str]) -> bool:
+    """Only a first line that passes this may be quoted back in a message (issue 12: a headerless
+    export's first line is episode data)."""
+    return all(HEADER_NAME.match(name.strip()) for name in names)
+
+
+def _read_header(path: Path, source: Path, separator: str) -> list[str]:
     try:
-        readable = io.BytesIO(source) if isinstance(source, bytes) else source
-        header = pl.read_csv(readable, n_rows=0, infer_schema=False, separator=separator).columns
+        header = pl.read_csv(source, n_rows=0, infer_schema=False, separator=separator).columns
     except pl.exceptions.NoDataError:
         raise InputError(path, "file is empty") from None
     except READ_ERRORS:  # polars' messages may quote file contents: never echo them
@@ -194,30 +400,125 @@ def _read_header(path: Path, source, separator: str) -> list[str]:
         raise InputError(path, "file is empty (no header line)")
     # polars renames a repeated name to NAME_duplicated_N; names may also differ only in case.
     names = [name.split("_duplicated_")[0].strip().upper() for name in header]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    counts = Counter(names)  # linear: a 100,000-column header is checked in milliseconds
+    repeated = sorted(name for name, count in counts.items() if count > 1)
+    # Names are quoted back only from a header we recognise: a headerless export's first line is
+    # episode data, and a code or a surname looks like a column name as much as any.
+    if repeated and looks_like_header(header) and detect_layout(header) is not None:
+        raise InputError(path, f"the header names a column more than once: {', '.join(repeated[:10])}"
+                         + (f" (and {len(repeated) - 10} more)" if len(repeated) > 10 else ""))
     if repeated:
-        raise InputError(path, f"the header names a column more than once: {', '.join(repeated)}")
+        positions = [str(i) for i, name in enumerate(names, 1) if counts[name] > 1][:10]
+        raise InputError(path, "the first line does not look like a header (it repeats values, "
+                         f"in columns {', '.join(positions)}{', ...' if len(positions) == 10 else ''})")
     return header
 
 
+MOSTLY_MALFORMED = 0.5  # above this share of malformed rows the file is refused, not audited
+
+
+def _check_structure(path: Path, scan: RecordScan, header: list[str]) -> None:
+    if scan.header_fields != len(header):
+        raise InputError(path, "cannot be parsed as CSV (check the delimiter and quoting)")
+    bad = scan.rejected().filter(pl.col("reason") != LONG_FIELD_REASON)
+    if scan.records and bad.height > MOSTLY_MALFORMED * scan.records:
+        first = bad.row(0, named=True)
+        raise InputError(path, f"malformed CSV: {bad.height:,} of {scan.records:,} rows have the wrong "
+                         f"number of fields or broken quoting; the first is line {first['line']:,} "
+                         f"({first['reason'].removeprefix('malformed row: ')})")
+
+
+def _without_broken_records(source: Path, scan: RecordScan) -> Path:
+    """A copy in which each record with broken quoting is one blank line, so that the parser
+    reads the rest exactly as the scan did (its rows stay in step with the scan's numbering)."""
+    target = _temporary(".csv")
+    broken = scan.skipped.filter(pl.col("reason") == QUOTING_REASON).select(
+        pl.col("line").alias("start"), pl.col("last_line").alias("end"))
+    numbered = records.lines(source).with_row_index("line", offset=1).with_columns(pl.col("line").cast(pl.Int64))
+    located = numbered.join_asof(broken.lazy(), left_on="line", right_on="start", strategy="backward")
+    inside = pl.col("start").is_not_null() & (pl.col("line") <= pl.col("end"))
+    (located.filter(~inside | (pl.col("line") == pl.col("start")))
+     .select(pl.when(inside).then(pl.lit(None, pl.String)).otherwise("text").alias("text"))
+     .sink_csv(target, include_header=False, quote_style="never", null_value=""))
+    return target
+
+
+def _kind(dtype: pl.DataType) -> str | None:
+    """What a Parquet column type is called, when its values cannot be read as text."""
+    if dtype.is_numeric() or dtype.is_temporal() and not isinstance(dtype, pl.Duration):
+        return None
+    if isinstance(dtype, (pl.String, pl.Categorical, pl.Enum, pl.Boolean, pl.Null)):
+        return None
+    names = {pl.List: "list", pl.Array: "list", pl.Struct: "struct", pl.Binary: "binary",
+             pl.Duration: "duration", pl.Object: "object"}
+    return next((name for kind, name in names.items() if isinstance(dtype, kind)), str(dtype))
+
+
+def _check_parquet_types(path: Path, source: Path, needed: list[str]) -> None:
+    """Only the columns the audit reads must be text-like; others may be anything. Parquet column
+    names are the file's schema, not episode data, so they may be named."""
+    schema = pl.read_parquet_schema(source)
+    odd = [(name, kind) for name in needed if (kind := _kind(schema[name]))]
+    if odd:
+        described = ", ".join(f"{name} holds {kind} values" for name, kind in odd)
+        raise InputError(path, f"{described}: the audit needs text, numbers or dates there")
+
+
+def _readable_name(path: Path) -> Path:
+    """polars takes paths as UTF-8 text: a name with undecodable bytes is read through a link."""
+    try:
+        str(path).encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        link = _temporary(".link")
+        link.unlink()
+        link.symlink_to(path.resolve())
+        return link
+
+
 def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, encoding: str) -> Export:
-    """Check the file, detect its layout and plan the columns to read; reads no rows."""
+    """Check the file, detect its layout, plan the columns to read and count its records."""
+    memory.reading = display(path)
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty")
-    sha256, utf8, binary = _fingerprint(path)
     if is_parquet(path):
+        source = _readable_name(path)
         try:
-            header = list(pl.read_parquet_schema(path))
-        except READ_ERRORS:
-            raise InputError(path, "cannot be read as Parquet (corrupt or truncated)") from None
-        return Export(path, plan_for(path, header, layout, mapping), sha256, "parquet", path)
-    source, used = _csv_source(path, encoding, utf8, binary)
+            header = list(pl.read_parquet_schema(source))
+        except READ_ERRORS:  # polars' own reasons may quote the file: name the usual causes
+            raise InputError(path, "cannot be read as Parquet: corrupt or truncated, or its schema has a "
+                             "column type polars cannot read (such as map or decimal256) or a name twice") from None
+        plan = plan_for(path, header, layout, mapping)
+        _check_parquet_types(path, source, plan.source_columns())
+        return Export(path, plan, _sha256(path), "parquet", source)
+    source, used, content, long_lines = _csv_source(path, encoding)
+    source = _readable_name(source)
     separator = _separator(_first_line(source))
-    plan = plan_for(path, _read_header(path, source, separator), layout, mapping)
-    return Export(path, plan, sha256, used, source, separator)
+    header = _read_header(path, source, separator)
+    if layout is None and mapping is None and detect_layout(header) is None and not looks_like_header(header):
+        raise InputError(path, "the first line does not look like a header: is the header line missing?")
+    plan = plan_for(path, header, layout, mapping)
+    scan = scan_records(source, separator, len(header), long_lines, quotes=content.quotes)
+    _check_structure(path, scan, header)
+    if scan.broken_quoting:
+        source = _without_broken_records(source, scan)
+    return Export(path, plan, content.sha256, used, source, separator, scan=scan)
 
 
 def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan, path: Path) -> pl.LazyFrame:
+    """The canonical columns plus `source_row` (1-based, in frame order), `source_file` and an empty
+    `source_line`: for rows
+    read other than through `Export.batches` (audit.unit, the Spark engine's ingest), which has
+    the record scan's numbering instead."""
+    return (
+        _canonical_columns(frame, plan)
+        .with_row_index("source_row", offset=1)
+        .with_columns(pl.col("source_row").cast(pl.Int64), source_file=pl.lit(str(path), pl.String),
+                      source_line=pl.lit(None, pl.Int64))
+    )
+
+
+def _canonical_columns(frame: pl.LazyFrame, plan: ColumnPlan) -> pl.LazyFrame:
     columns = [pl.col(plan.episode_id).alias("episode_id")]
     columns += [pl.col(source).alias(name) for name, source in plan.episode_columns.items()]
     columns += [pl.col(source).alias(CARRY_PREFIX + source) for source in plan.carried]
@@ -231,13 +532,7 @@ def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan, path: Path) -> pl.La
         date = pl.col(plan.procedure_date) if plan.procedure_date else pl.lit(None, pl.String)
         columns += [pl.col(plan.position).alias("position"), pl.col(plan.code).alias("code_raw")]
         columns.append(date.alias("procedure_date"))
-    return (
-        frame.select(columns)
-        .with_row_index("source_row", offset=1)
-        .with_columns(
-            pl.col("source_row").cast(pl.Int64), source_file=pl.lit(str(path), pl.String)
-        )
-    )
+    return frame.select(columns)
 
 
 def read_exports(

@@ -112,6 +112,15 @@ class _Rows:
     def encoding(self):
         return self.export.encoding
 
+    @property
+    def name(self):
+        return str(self.export.path)
+
+    scan = None  # the record scan ran where the rows were read (ingest), not per partition
+
+    def structural_rejects(self):
+        return self.export.structural_rejects().clear()
+
     def batches(self):
         yield self.rows
 

@@ -18,6 +18,7 @@ REJECTED_SCHEMA = {
     "source_row": pl.Int64,
     "episode_id": pl.String,
     "reason": pl.String,
+    "source_line": pl.Int64,  # line of the file where the row starts (CSV), for finding it in an editor
 }
 
 
@@ -40,7 +41,8 @@ def split_rejected(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> tuple[pl.
         return frame, pl.DataFrame(schema=REJECTED_SCHEMA)
     indexed = frame.with_row_index("index")
     rejected = indexed.join(failing, on="index").select(
-        "source_file", "source_row", pl.col("episode_id").str.strip_chars(), "reason"
+        "source_file", "source_row", pl.col("episode_id").str.strip_chars(), "reason",
+        pl.col("source_line") if "source_line" in frame.columns else pl.lit(None, pl.Int64).alias("source_line"),
     )
     accepted = indexed.join(failing, on="index", how="anti").drop("index")
     return accepted, rejected

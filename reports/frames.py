@@ -87,14 +87,45 @@ def _read_if_present(path: Path, columns: tuple[str, ...], optional: tuple[str, 
     return _read_csv(path, columns, required=False, optional=optional) if path.exists() else None
 
 
+def _check_summary(summary, path: Path) -> None:
+    """A summary.json changed by hand or by another tool is refused in one line, not a crash:
+    every part the report reads must have the type nice-audit writes."""
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def counts(value) -> bool:
+        return isinstance(value, dict) and all(whole(v) for v in value.values())
+
+    def input_file(value) -> bool:
+        return isinstance(value, dict) and all(whole(value.get(k, 0)) for k in (
+            "rows_read", "rows_rejected", "episodes_audited", "invalid_dates")) and all(
+            isinstance(value.get(k, ""), str) for k in ("path", "layout", "sha256")) and isinstance(
+            value.get("columns_present", []), list)
+
+    if not isinstance(summary, dict):
+        raise ReportError(f"{path}: not a summary written by nice-audit (not a JSON object)")
+    checks = {
+        **{key: counts for key in ("totals", "data_quality", "by_status", "by_rule", "by_severity")},
+        **{key: lambda v: isinstance(v, str) for key in ("run_started", "as_of", "catalogue_version", "tool_version")},
+        "inputs": lambda v: isinstance(v, list) and all(input_file(f) for f in v),
+        "by_guidance": lambda v: isinstance(v, dict) and all(counts(c) for c in v.values()),
+        "changes": lambda v: v is None or isinstance(v, dict),
+    }
+    wrong = [key for key, check in checks.items() if key in summary and not check(summary[key])]
+    if wrong:
+        raise ReportError(f"{path}: not a summary written by nice-audit ({', '.join(wrong)} of the wrong type)")
+
+
 def read_summary(folder: Path) -> dict:
     summary_path = Path(folder) / SUMMARY_JSON
     if not summary_path.exists():
         raise ReportError(f"{summary_path}: missing; is this the --out folder of a nice-audit run?")
     try:
-        return json.loads(summary_path.read_text(encoding="utf-8"))
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ReportError(f"{summary_path}: not valid JSON") from None
+    _check_summary(summary, summary_path)
+    return summary
 
 
 def load_outputs(folder: Path) -> Outputs:

@@ -28,7 +28,7 @@ from tests.conftest import AS_OF, EXAMPLES, FIXTURES, PINNED_TIME
 HOSTILE = ("<script>alert(1)</script>", "{{ 7*7 }}")
 PAGE_TAGS = {
     "#document", "html", "head", "meta", "title", "style", "body", "script", "header", "nav", "main", "section",
-    "footer", "article", "div", "p", "h1", "h2", "h3", "dl", "dt", "dd", "ul", "li", "a", "span", "em", "b", "i",
+    "footer", "article", "div", "p", "h1", "h2", "h3", "dl", "dt", "dd", "ul", "li", "a", "span", "em", "b", "bdi", "i",
     "small", "code", "br", "details", "summary", "table", "caption", "colgroup", "col", "thead", "tbody", "tr",
     "th", "td", "form", "label", "input", "select", "option", "button", "output",
 }

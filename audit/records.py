@@ -1,0 +1,351 @@
+"""Stage 1a: every physical record of a CSV export, found and checked without the CSV parser.
+
+The CSV parser reads only the columns the audit needs, so on its own it cannot see a row with a
+field too many after the last column read (the values shift silently), nor tell a blank line from
+a row of empty fields. This stage reads each *line* of the file as one string (polars, batched, no
+quoting, a separator the file cannot contain), joins the lines of a record whose quoted field spans
+line ends, and checks every record with vectorised expressions:
+
+- its field count against the header's (separators outside quotes, plus one);
+- its quoting (RFC 4180: a field is wholly quoted, with `""` for a quote, or unquoted, where
+  quotes may only come in pairs with no separator between them);
+- its length: a line over `FIELD_LIMIT` bytes (shortened by `audit.load` before polars sees it)
+  or a record of several lines over it is rejected, so no field over the limit is ever held.
+
+The result is an independent count of the file's records and the list of records the audit must
+set aside, with their line numbers and a reason. Blank lines are not records.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+FIELD_LIMIT = 1 << 20  # bytes in one field: far above any real episode value (a code is 4)
+MAX_RECORD_LINES = 256  # a quote left open longer than this is taken as broken, not as a field
+EXACT_PATTERN_FIELDS = 1_000  # above this many columns rows are checked by counting separators
+LINE_BLOCK = 8 << 20  # bytes of lines per batch: bounds the scan's memory
+LINE_SEPARATOR = "\x00"  # never in a file that reaches here (NUL bytes are refused as binary)
+
+BLANK = "blank"  # not a row: skipped, not counted
+FIELDS_REASON = "malformed row: {found} fields where the header has {expected}"
+QUOTING_REASON = "malformed row: broken quoting (a stray quote inside an unquoted field, or one never closed)"
+LONG_FIELD_REASON = f"a field longer than {FIELD_LIMIT:,} bytes (the limit)"
+LONG_LINE_PLACEHOLDER = "\x01"  # what `audit.load` leaves of a line over the limit (see there)
+
+
+QUOTED_FIELD = '"(?:[^"]|"")*"'
+
+
+def _field(sep: str) -> str:
+    """One well-formed field: quoted throughout (`""` for a quote), or unquoted. An unquoted field
+    may hold quotes in pairs with no separator between them (`=HYPERLINK("x")`): readers, polars
+    included, take those as text, and they cannot shift or merge anything."""
+    return f'(?:{QUOTED_FIELD}|(?:[^"{sep}](?:[^"{sep}]|"[^"{sep}]*")*)?)'
+
+
+def _well_formed(separator: str) -> str:
+    """A whole record of well-formed fields (`_field`), however many."""
+    sep = re.escape(separator) if separator != "\t" else r"\t"
+    field = _field(sep)
+    return f"^{field}(?:{sep}{field})*$"
+
+
+@dataclass(frozen=True)
+class RecordScan:
+    """What the line-level pass found in one file.
+
+    `records`: the data records (header and blank lines excluded). `skipped`: the parser's data
+    rows to leave out (`row`, 0-based, counting every line record the parser sees after the header,
+    blank ones included), with `line` (1-based line in the file where the record starts) and
+    `reason` (`BLANK`, or why it is rejected). `offsets`: (`row`, `line`) wherever the line number
+    stops being `row + header_line + 1` (after a record spanning lines): the line of any row is
+    that of the last offset at or before it. `broken_quoting`: the parser cannot read the file as
+    it is; `audit.load` has it parse a copy in which those records are blank lines.
+    """
+
+    header_line: int
+    header_fields: int
+    records: int
+    skipped: pl.DataFrame
+    offsets: pl.DataFrame
+    broken_quoting: bool
+
+    def rejected(self) -> pl.DataFrame:
+        return self.skipped.filter(pl.col("reason") != BLANK)
+
+
+def line_batches(source: Path, block: int = LINE_BLOCK) -> Iterator[pl.DataFrame]:
+    """The file's lines, a block of whole lines at a time. polars' own streaming reader keeps
+    hundreds of megabytes in flight; this keeps about three blocks."""
+    with open(source, "rb") as handle:
+        rest = b""
+        while True:
+            data = handle.read(block)
+            chunk, rest = rest + data, b""
+            if data:
+                end = chunk.rfind(b"\n")
+                if end < 0:
+                    rest = chunk  # a line longer than a block: read on
+                    continue
+                chunk, rest = chunk[:end + 1], chunk[end + 1:]
+            if chunk:
+                yield pl.read_csv(chunk, has_header=False, separator=LINE_SEPARATOR, quote_char=None,
+                                  infer_schema=False, new_columns=["text"])
+            if not data:
+                return
+
+
+def lines(source: Path) -> pl.LazyFrame:
+    return pl.scan_csv(
+        source, has_header=False, separator=LINE_SEPARATOR, quote_char=None, infer_schema=False,
+        new_columns=["text"],
+    )
+
+
+def _transitions(lines: pl.DataFrame, separator: str) -> pl.DataFrame:
+    """Add `opens` and `stays`: what each line does to the state "inside a quoted field".
+
+    `opens`: the state after the line when it starts outside a field; `stays`: when it starts
+    inside one. A quote opens a field only at the start of one, so one stray quote cannot swallow
+    the rows after it. Matching every line against the patterns would cost seconds per million
+    rows, so only lines that can matter are: those with quotes that are not a whole row (`exact`),
+    then those with quotes that start inside a field, until nothing changes (rare lines; every
+    other line keeps the state: no quote, or quoted fields opened and closed).
+    """
+    for name, default in (("opens", False), ("stays", True), ("checked", False)):
+        lines = lines.with_columns((pl.col(name) if name in lines.columns else pl.lit(None, pl.Boolean))
+                                   .fill_null(default).alias(name))
+    text = pl.col("text").fill_null("")
+    # A line that is a whole well-formed row cannot open a field; of the others, those with quotes.
+    lines = _match_lines(lines, ~pl.col("checked") & ~pl.col("exact") & text.str.contains('"', literal=True),
+                         separator)
+    while True:
+        open_before = _open_after().shift(1, fill_value=False)
+        todo = ~pl.col("checked") & open_before & text.str.contains('"', literal=True)
+        if not lines.select(todo.any()).item():
+            return lines
+        lines = _match_lines(lines, todo, separator)
+
+
+def _match_lines(lines: pl.DataFrame, which: pl.Expr, separator: str) -> pl.DataFrame:
+    sep = re.escape(separator) if separator != "\t" else r"\t"
+    field = _field(sep)
+    inside = '(?:[^"]|"")*'
+    numbered = lines.with_row_index("_i")
+    matched = numbered.filter(which).select(
+        "_i",
+        _opens=pl.col("text").fill_null("").str.contains(f'^(?:{field}{sep})*"{inside}$'),
+        _stays=pl.col("text").fill_null("").str.contains(f'^{inside}(?:"(?:{sep}{field})*{sep}"{inside})?$'),
+    )
+    if matched.height == 0:
+        return lines
+    return (
+        numbered.join(matched, on="_i", how="left")
+        .with_columns(opens=pl.coalesce("_opens", "opens"), stays=pl.coalesce("_stays", "stays"),
+                      checked=pl.col("checked") | pl.col("_opens").is_not_null())
+        .drop("_i", "_opens", "_stays")
+    )
+
+
+def _open_after() -> pl.Expr:
+    """Whether each line ends inside a quoted field: a sequential fact, computed without a loop.
+
+    Lines whose `opens` and `stays` agree set the state; the others keep it (no quote) or flip it.
+    So the state after a line is the last setting line's value, flipped once per flip since.
+    """
+    opens, stays = pl.col("opens"), pl.col("stays")
+    sets, flips = opens == stays, opens & ~stays
+    flipped = flips.cast(pl.Int64).cum_sum()
+    set_to = pl.when(sets).then(opens).forward_fill().fill_null(False)
+    flipped_since = flipped - pl.when(sets).then(flipped).forward_fill().fill_null(0)
+    return set_to ^ (flipped_since % 2 == 1)
+
+
+def _split_records(lines: pl.DataFrame, final: bool, separator: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(complete records, lines of the record still open at the end) for a run of lines.
+
+    `lines`: `text`, `line`, `long` (the line was over the limit). A quote left open for more than
+    `MAX_RECORD_LINES` lines (or to the end of the file) marks its first line as broken, and the
+    scan resumes on the next line as if that quote were not there.
+    """
+    done: list[pl.DataFrame] = []
+    numbered = 0  # records numbered so far, so that parts never share a number
+    while lines.height:
+        lines = _transitions(lines, separator)
+        marked = lines.with_columns(open_after=_open_after())
+        marked = marked.with_columns(
+            record=(~pl.col("open_after")).shift(1, fill_value=True).cum_sum().cast(pl.Int64) + numbered,
+            unclosed=pl.lit(False))
+        last = marked.row(-1, named=True)
+        tail = marked.filter(pl.col("record") == last["record"])
+        too_long = marked.group_by("record").len().filter(pl.col("len") > MAX_RECORD_LINES)["record"]
+        if too_long.len() == 0 and not last["open_after"]:
+            done.append(marked)
+            lines = lines.clear()
+            break
+        if too_long.len() == 0 and not final and tail.height <= MAX_RECORD_LINES:
+            done.append(marked.filter(pl.col("record") != last["record"]))
+            lines = lines.tail(tail.height)
+            break
+        # The first record that never closes: its first line alone is broken; rescan the rest.
+        first_bad = int(too_long.min()) if too_long.len() else last["record"]
+        start = marked.filter(pl.col("record") < first_bad).height
+        done.append(marked.head(start))
+        done.append(marked.slice(start, 1).with_columns(unclosed=pl.lit(True)))
+        numbered = first_bad
+        lines = lines.slice(start + 1)
+    return _records(done), lines
+
+
+def _records(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """One row per record: its text (lines joined), first line, line count, flags."""
+    columns = ["record", "text", "line", "lines", "long", "unclosed", "exact"]
+    parts = [p for p in parts if p.height]
+    if not parts:
+        return pl.DataFrame(schema={"text": pl.String, "line": pl.Int64, "lines": pl.UInt32,
+                                    "long": pl.Boolean, "unclosed": pl.Boolean, "exact": pl.Boolean})
+    marked = pl.concat(parts)
+    counts = marked.group_by("record").len("lines")
+    multi_ids = counts.filter(pl.col("lines") > 1)
+    single = marked.with_columns(lines=pl.lit(1, pl.UInt32)).select(columns)
+    if multi_ids.height == 0:
+        return single.drop("record")
+    single = single.join(multi_ids, on="record", how="anti")
+    size = pl.col("text").str.len_bytes().sum()
+    multi = (
+        marked.join(multi_ids, on="record", how="semi")
+        .group_by("record", maintain_order=True)
+        .agg(
+            # A record over the limit is rejected whole: its lines need not be joined.
+            pl.when(size > FIELD_LIMIT).then(pl.lit(None, pl.String))
+            .otherwise(pl.col("text").fill_null("").str.join("\n")).alias("text"),
+            pl.col("line").first(),
+            pl.len().cast(pl.UInt32).alias("lines"),
+            (pl.col("long").any() | (size > FIELD_LIMIT)).alias("long"),
+            pl.col("unclosed").any(),
+            pl.lit(False).alias("exact"),  # judged in full: it spans lines
+        )
+    )
+    return pl.concat([single, multi.select(columns)]).sort("record").drop("record")
+
+
+def _field_count(separator: str) -> pl.Expr:
+    """Separators outside quoted sections, plus one."""
+    text = pl.col("text")
+    quoted = text.str.contains('"', literal=True).fill_null(False)
+    unquoted = pl.when(quoted).then(text.str.replace_all(QUOTED_FIELD, "")).otherwise(text)
+    return unquoted.str.count_matches(separator, literal=True) + 1
+
+
+def _judge(records: pl.DataFrame, separator: str, expected: int) -> pl.DataFrame:
+    """`reason` per record: None when it is a well-formed row, `BLANK`, or a rejection."""
+    text = pl.col("text")
+    quoted = text.str.contains('"', literal=True).fill_null(False)
+    fields = _field_count(separator)
+    well_formed = ~quoted | text.str.contains(_well_formed(separator))
+    reason = (
+        # No line over the limit gets here (audit.load shortens it and flags it `long`), so only a
+        # record of many lines can be longer, and `_records` flags that too.
+        pl.when(pl.col("long")).then(pl.lit(LONG_FIELD_REASON))
+        .when((pl.col("lines") == 1) & (text.is_null() | (text.str.strip_chars() == ""))).then(pl.lit(BLANK))
+        .when(pl.col("unclosed") | ~well_formed).then(pl.lit(QUOTING_REASON))
+        .when(fields != expected).then(
+            pl.concat_str(pl.lit("malformed row: "), fields.cast(pl.String),
+                          pl.lit(f" fields where the header has {expected}")))
+        .otherwise(pl.lit(None, pl.String))
+    )
+    return records.with_columns(reason=reason)
+
+
+def _exact(separator: str, expected: int | None) -> pl.Expr:
+    """The line is a whole well-formed row of `expected` fields. One pattern checks quoting and the
+    field count at once: a fraction of a second per million rows, where counting separators
+    outside quotes takes seconds."""
+    if not expected or expected == 1:  # header not seen yet; or one column, where a blank line passes
+        return pl.lit(False)
+    text = pl.col("text")
+    if expected > EXACT_PATTERN_FIELDS:  # a pattern repeated that often is too big to compile
+        return (~text.str.contains('"', literal=True)
+                & (text.str.count_matches(separator, literal=True) == expected - 1)).fill_null(False)
+    sep = re.escape(separator) if separator != "\t" else r"\t"
+    field = _field(sep)
+    return text.str.contains(f"^{field}(?:{sep}{field}){{{expected - 1}}}$").fill_null(False)
+
+
+def _suspect() -> pl.Expr:
+    """True for every record `_judge` might not pass (and for blank lines): only those are judged."""
+    text = pl.col("text")
+    return (
+        ~pl.col("exact") | text.is_null() | (text.str.len_bytes() > FIELD_LIMIT)
+        | pl.col("long") | pl.col("unclosed") | (pl.col("lines") > 1)
+    ).fill_null(True)
+
+
+def scan_records(source: Path, separator: str, fields: int, long_lines: frozenset[int] = frozenset(),
+                 quotes: bool = True) -> RecordScan:
+    """Count and check every record of `source` (UTF-8, LF or CRLF line ends, no NUL bytes).
+
+    `fields`: the header's field count, as the CSV parser read it. `long_lines`: 1-based lines that `audit.load` found over the limit and shortened. `quotes`:
+    the file holds a quote character (without one no record can span lines or be misquoted, and
+    the quote bookkeeping is skipped: most exports).
+    """
+    header_line = header_fields = None
+    data_rows = 0  # parser rows after the header, blank ones included
+    records = 0
+    skipped: list[pl.DataFrame] = []
+    offsets: list[pl.DataFrame] = []
+    carry = pl.DataFrame(schema={"text": pl.String, "line": pl.Int64, "long": pl.Boolean, "exact": pl.Boolean})
+    next_line = 1
+    batches = line_batches(source)
+    pending = next(batches, None)
+    while pending is not None:
+        following = next(batches, None)
+        batch = pending.with_columns(line=pl.int_range(next_line, next_line + pending.height, dtype=pl.Int64))
+        next_line += pending.height
+        batch = batch.with_columns(long=pl.col("line").is_in(list(long_lines)) if long_lines else pl.lit(False),
+                                   exact=_exact(separator, fields))
+        if quotes:
+            complete, carry = _split_records(pl.concat([carry, batch], how="diagonal"), following is None, separator)
+        else:
+            complete = batch.with_columns(lines=pl.lit(1, pl.UInt32), unclosed=pl.lit(False))
+        pending = following
+        if header_line is None:
+            nonblank = complete.filter(pl.col("text").str.strip_chars().fill_null("") != "")
+            if nonblank.height == 0:
+                continue  # polars skips blank lines before the header, and so do we
+            first = nonblank.row(0, named=True)
+            header_line = first["line"]
+            header_fields = int(nonblank.head(1).select(_field_count(separator)).item())
+            complete = complete.filter(pl.col("line") > header_line)
+        numbered = complete.with_row_index("row", offset=data_rows).with_columns(pl.col("row").cast(pl.Int64))
+        data_rows += numbered.height
+        odd = _judge(numbered.filter(_suspect()), separator, header_fields)
+        odd = odd.filter(pl.col("reason").is_not_null())
+        records += numbered.height - odd.filter(pl.col("reason") == BLANK).height
+        skipped.append(odd.select(
+            "row", "line", (pl.col("line") + pl.col("lines").cast(pl.Int64) - 1).alias("last_line"), "reason"))
+        # Where the line number stops being the row number plus a constant: at each batch's first
+        # row, and after each record that spans several lines.
+        offsets.append(numbered.head(1).select("row", "line"))
+        if quotes:
+            offsets.append(numbered.filter(pl.col("lines") > 1).select(
+                pl.col("row") + 1, pl.col("line") + pl.col("lines").cast(pl.Int64)))
+    if header_line is None:
+        header_line, header_fields = 0, 0
+    offsets_frame = (pl.concat(offsets).unique("row", keep="last").sort("row") if offsets
+                     else pl.DataFrame(schema={"row": pl.Int64, "line": pl.Int64}))
+    skipped_frame = (pl.concat(skipped) if skipped
+                     else pl.DataFrame(schema={"row": pl.Int64, "line": pl.Int64, "last_line": pl.Int64, "reason": pl.String}))
+    return RecordScan(
+        header_line=header_line,
+        header_fields=header_fields,
+        records=records,
+        skipped=skipped_frame,
+        offsets=offsets_frame.select("row", "line", pl.col("row").alias("offset_row")),
+        broken_quoting=bool((skipped_frame["reason"] == QUOTING_REASON).any()),
+    )
