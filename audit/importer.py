@@ -423,6 +423,14 @@ def _components(codes: list[CodeLine], title: str, block: _Block, uncertain: lis
         role = _role(c.code)
         if role not in ("method", "approach"):
             continue
+        covering = next((u.code for unit in units for u in unit
+                         if u.code.endswith(".-") and c.code.startswith(u.code[:3]) and u.code != c.code), None)
+        if covering:
+            # One recorded code fills at most one component (catalogue check): a code the page
+            # names within a category it already lists is accepted by that category's component.
+            uncertain.append(f"{c.code} lies within {covering}, which the page already lists: audited as "
+                             f"{covering} [I].")
+            continue
         same = next((u for u in units if c.alternatives and u[0].alternatives and u[0].group == c.group
                      and _role(u[0].code) == role), None)
         if same:
