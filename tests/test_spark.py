@@ -81,8 +81,11 @@ def same_outputs(local: Path, spark_out: Path) -> None:
 
 def written(result, folder: Path) -> Path:
     """A local run's output files (audit.outputs.write, as audit_to_directory stages them)."""
+    from audit import volume
+
     folder.mkdir(parents=True)
-    outputs.write(result, folder, run_id="local")
+    defaults = Settings()
+    outputs.write(result, folder, run_id="local", volume=volume.check(result, None, defaults.max_drop, defaults.min_rows))
     return folder
 
 
@@ -178,7 +181,8 @@ def test_partition_counts_do_not_change_the_content(spark, long_split, tmp_path)
     results = []
     for partitions in (1, 2, 3):
         outcome = spark_run(spark, [folder / "parquet"], tmp_path / str(partitions), partitions=partitions)
-        results.append(([rows(outcome.out / name) for name in OUTPUT_FILES], outcome.summary))
+        summary = {k: v for k, v in outcome.summary.items() if k != "run_id"}
+        results.append(([rows(outcome.out / name) for name in OUTPUT_FILES], summary))
     assert results[0] == results[1] == results[2]
 
 
@@ -268,8 +272,9 @@ def test_history_compares_spark_runs_as_local_runs(spark, long_split, tmp_path):
     findings = first.summary["totals"]["findings"]
     assert first.run_id and second.run_id and first.out != second.out
     assert first.summary["changes"]["new"] == findings > 0
-    assert second.summary["changes"] | {"previous_started": None} == {
-        "previous_run": first.run_id, "previous_started": None, "new": 0, "resolved": 0, "still-open": findings}
+    changes = second.summary["changes"]
+    assert (changes["previous_run"], changes["new"], changes["resolved"], changes["still-open"]) == (
+        first.run_id, 0, 0, findings)
     seen = pl.read_csv(second.out / outputs.FINDINGS_CSV, infer_schema=False)["first_seen"].unique().to_list()
     assert seen == [PINNED_TIME.date().isoformat()]
     latest = json.loads((tmp_path / "out" / "LATEST.json").read_text())
