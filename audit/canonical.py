@@ -11,6 +11,7 @@ Rows that cannot be audited are set aside by `audit.validate` with a reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import polars as pl
 
@@ -119,20 +120,21 @@ _TRIAGE = ["needs_audit", "filled", "no_operation"]
 
 
 def _triage(rows: pl.DataFrame, export: Export, index: tuple[CodePattern, ...] | None,
-            known_codes: pl.Series | None) -> pl.DataFrame:
+            known_codes: pl.Series | None, as_of: date | None = None) -> pl.DataFrame:
     """Add the prefilter's columns; without an index (no prefilter) every row needs the audit."""
     if index is None or export.plan.shape == "long":
         return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(False))
-    return triage(rows, [slot.position for slot in export.plan.slots], index, known_codes)
+    return triage(rows, [slot.position for slot in export.plan.slots], index, known_codes, as_of)
 
 
 def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
-          known_codes: pl.Series | None = None) -> Canonical:
+          known_codes: pl.Series | None = None, as_of: date | None = None) -> Canonical:
     """Validate every row, keep those that need the full audit, reshape them to procedures.
 
     `index`: the catalogue's index-code patterns, to set aside wide rows that cannot fire any
     rule (see audit.prefilter); None audits every row in full. `known_codes`: the user's OPCS-4
-    code list, when given (a row with a code outside it needs the audit too).
+    code list, when given (a row with a code outside it needs the audit too). `as_of`: the run's
+    as-of date, when given (a row that may be dated after it needs the audit too).
     """
     rejected, identity, kept, invalid_dates, rows_read = [], [], [], {}, {}
     for number, export in enumerate(exports):
@@ -145,7 +147,7 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
             rejected.append(bad)
             invalid_dates[name] += _unparseable_dates(ok, [c for c in ok.columns if c in DATE_FIELDS
                                                            or c.startswith("date_") or c == "procedure_date"])
-            ok = _triage(ok, export, index, known_codes)
+            ok = _triage(ok, export, index, known_codes, as_of)
             identity.append(ok.select(
                 "episode_id",
                 pl.lit(str(number)).alias("source_file"),  # a file number keeps this frame small

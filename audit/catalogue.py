@@ -28,10 +28,11 @@ _ICD10 = re.compile(r"^[A-Z][0-9]{2}(\.?[0-9X-])?$")
 _GUIDANCE_KEYS = {
     "id", "title", "url", "published", "replaces", "replaced_by", "replaced_on", "opcs_version",
     "code_set_recovered", "sources", "uncertain", "unverified", "notes", "titles", "code_sets",
+    "evidence",
 }
 DATE_FIELDS = ("published", "replaced_on")
-_SET_KEYS = {"name", "components"}
-_COMPONENT_KEYS = {"role", "codes", "requirement", "identifies", "scope", "recommended", "note"}
+_SET_KEYS = {"name", "components", "not_with"}
+_COMPONENT_KEYS = {"role", "codes", "requirement", "identifies", "scope", "recommended", "note", "accepts"}
 
 
 class CatalogueError(UserError):
@@ -48,7 +49,19 @@ class PartialDate:
 
     text: str
     precision: str  # "year" | "month" | "day"
-    start: date  # the first day it could be: what the rules compare against
+    start: date  # the first day it could be
+    end: date | None = None  # the last day it could be (the start, for a full date)
+
+    def __post_init__(self):
+        if self.end is None:
+            if self.precision == "year":
+                last = date(self.start.year, 12, 31)
+            elif self.precision == "month":
+                following = date(self.start.year + self.start.month // 12, self.start.month % 12 + 1, 1)
+                last = date.fromordinal(following.toordinal() - 1)
+            else:
+                last = self.start
+            object.__setattr__(self, "end", last)
 
     def __str__(self) -> str:
         if self.precision == "year":
@@ -68,6 +81,13 @@ class Component:
     recommended: tuple[CodePattern, ...]  # sites: the category the guidance names
     note: str
     icd10: tuple[str, ...] = ()  # diagnosis components: shown to readers, not audited
+    # Further codes a source allows in this component's place (IPG421: Y68.- for Y53.-, PCSK1).
+    accepts: tuple[CodePattern, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[CodePattern, ...]:
+        """Every code pattern that fills this component."""
+        return self.patterns + self.accepts
 
     def __str__(self) -> str:
         return " or ".join([str(p) for p in self.patterns] + list(self.icd10))
@@ -77,6 +97,9 @@ class Component:
 class CodeSet:
     name: str
     components: tuple[Component, ...]
+    # Codes among the index code's qualifiers that mean a different procedure (IPG319: another
+    # Chapter Y destruction method with V52.2): such an occurrence is not audited against it.
+    not_with: tuple[CodePattern, ...] = ()
 
     @property
     def index(self) -> Component:
@@ -103,6 +126,8 @@ class Guidance:
     notes: str
     source_file: str
     unverified: tuple[str, ...] = ()  # which of DATE_FIELDS are not confirmed by a source
+    # Why the index code (with its identifying codes) is evidence of this procedure, with sources.
+    evidence: tuple[str, ...] = ()
 
     @property
     def lineage(self) -> str:
@@ -200,6 +225,7 @@ def _component(raw, field: str, problems: _Problems) -> Component | None:
     recommended = _patterns(raw["recommended"], f"{field}.recommended", problems) if "recommended" in raw else ()
     if recommended and role != "site":
         problems.add(f"{field}.recommended", "only a site component names recommended codes")
+    accepts = _patterns(raw["accepts"], f"{field}.accepts", problems) if "accepts" in raw else ()
     identifies = raw.get("identifies", role == "index")
     if not isinstance(identifies, bool):
         problems.add(f"{field}.identifies", "must be true or false")
@@ -208,6 +234,7 @@ def _component(raw, field: str, problems: _Problems) -> Component | None:
     return Component(
         role=role, patterns=patterns, requirement=requirement, identifies=identifies is True,
         scope=scope, recommended=recommended, note=str(raw.get("note", "")), icd10=icd10,
+        accepts=accepts,
     )
 
 
@@ -226,7 +253,23 @@ def _code_set(raw, field: str, problems: _Problems) -> CodeSet | None:
     if sum(c.role == "index" for c in components) != 1:
         problems.add(f"{field}.components", "must have exactly one component with role = \"index\"")
         return None
-    return CodeSet(str(name), components)
+    not_with = _patterns(raw["not_with"], f"{field}.not_with", problems) if "not_with" in raw else ()
+    _overlapping_components(components, field, problems)
+    return CodeSet(str(name), components, not_with)
+
+
+def _overlapping_components(components: tuple[Component, ...], field: str, problems: _Problems) -> None:
+    """One recorded code fills at most one component: two components that one code could fill
+    (Y53.- and Y53.2, or a Y68.- accepted for both) would let a single code satisfy both."""
+    audited = [(i, c) for i, c in enumerate(components) if c.role not in ("index", "diagnosis")]
+    for n, (i, first) in enumerate(audited):
+        for j, second in audited[n + 1:]:
+            shared = [(p, q) for p in first.accepted for q in second.accepted
+                      if p.prefix.startswith(q.prefix) or q.prefix.startswith(p.prefix)]
+            if shared:
+                p, q = shared[0]
+                problems.add(f"{field}.components", f"components {i} and {j} can both be filled by one code "
+                             f"({p} / {q}): one recorded code fills at most one component, so make them distinct")
 
 
 def _text(raw: dict, key: str, problems: _Problems, required: bool = True) -> str | None:
@@ -304,6 +347,7 @@ def parse_guidance(raw: dict, file: str) -> tuple[Guidance | None, dict[str, str
     if not _texts(raw, "sources", problems):
         problems.add("sources", "cite at least one source")
     unverified = _texts(raw, "unverified", problems)
+    evidence = _texts(raw, "evidence", problems)
     for i, name in enumerate(unverified):
         if name not in DATE_FIELDS:
             problems.add(f"unverified[{i}]", f"must name one of {', '.join(DATE_FIELDS)}")
@@ -333,7 +377,7 @@ def parse_guidance(raw: dict, file: str) -> tuple[Guidance | None, dict[str, str
         opcs_version=str(opcs) if opcs is not None else None, code_set_recovered=recovered,
         code_sets=code_sets, sources=_texts(raw, "sources", problems),
         uncertain=_texts(raw, "uncertain", problems), notes=str(raw.get("notes", "")),
-        source_file=file, unverified=unverified,
+        source_file=file, unverified=unverified, evidence=evidence,
     )
     return guidance, titles, []
 

@@ -444,8 +444,13 @@ def catalogue_show(
                 extra.append("anywhere later in the episode")
             if c.recommended:
                 extra.append("recommended " + " or ".join(str(p) for p in c.recommended))
+            if c.accepts:  # issue 10: codes a source allows in this component's place
+                extra.append("also accepts " + " or ".join(str(p) for p in c.accepts))
             codes_text = str(c) if c.patterns else f"{c} (ICD-10, not audited)"
             lines.append(f"    {c.role:<10} {codes_text:<28} {', '.join(extra)}")
+        if code_set.not_with:  # issue 10: codes that mean another procedure
+            lines.append(f"    not with   {' or '.join(str(p) for p in code_set.not_with)} (another procedure)")
+    lines += [f"  evidence:     {e}" for e in g.evidence]  # issue 10: why the index codes suffice
     lines += [f"  source:       {s}" for s in g.sources]
     lines += [f"  uncertain:    {u}" for u in g.uncertain]
     if g.notes:

@@ -11,8 +11,10 @@ removed before national submission, so we record it and drop it.
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
+from importlib import resources
 
 import polars as pl
 
@@ -100,13 +102,43 @@ def display_expr(code: pl.Expr) -> pl.Expr:
     return pl.concat_str([code.str.slice(0, 3), pl.lit("."), code.str.slice(3)])
 
 
+def _table(name: str) -> list[dict[str, str]]:
+    """A small sourced data table shipped beside this module (see its `source`/`uncertain` columns)."""
+    text = (resources.files("audit") / name).read_text(encoding="utf-8")
+    return list(csv.DictReader(text.splitlines()))
+
+
+# OPCS-4 overflow categories carry the letter O whatever chapter they belong to (O16.1 Pelvis NEC is
+# a Chapter Z body-region site). An O category not in the table is treated as an action code.
+OVERFLOW_PARENTS: dict[str, str] = {row["category"]: row["parent_chapter"] for row in _table("overflow_categories.csv")}
+# Chapter V categories that are spinal operations: "Codes within category V55.- are assigned in
+# second place each time a spinal operation is coded" (NICE IPG319 and IPG366 pages).
+SPINAL_CATEGORIES: tuple[str, ...] = tuple(row["category"] for row in _table("spinal_operations.csv"))
+
+
 def chapter(code: pl.Expr) -> pl.Expr:
-    return code.str.slice(0, 1)
+    """The chapter a code belongs to: its letter, or for an overflow (O) code its parent chapter."""
+    letter = code.str.slice(0, 1)
+    return (
+        pl.when(letter == "O")
+        .then(code.str.slice(0, 3).replace_strict(OVERFLOW_PARENTS, default="O", return_dtype=pl.String))
+        .otherwise(letter)
+    )
+
+
+def chapter_of(code: str) -> str:
+    """`chapter` for one code (used by the catalogue and the tests' reference audit)."""
+    return OVERFLOW_PARENTS.get(code[:3], "O") if code[:1] == "O" else code[:1]
 
 
 def is_levels(code: pl.Expr) -> pl.Expr:
     """V55 Levels of spine: a qualifier, not an action (NICE spinal pages)."""
     return code.str.starts_with("V55")
+
+
+def is_spinal_operation(code: pl.Expr) -> pl.Expr:
+    """A spinal operation code, which must be followed directly by a V55 code (audit/spinal_operations.csv)."""
+    return code.str.slice(0, 3).is_in(SPINAL_CATEGORIES).fill_null(False)
 
 
 def is_laterality(code: pl.Expr) -> pl.Expr:
@@ -115,7 +147,7 @@ def is_laterality(code: pl.Expr) -> pl.Expr:
 
 
 def is_subsidiary(code: pl.Expr) -> pl.Expr:
-    """Chapters Y (methods, approaches) and Z (sites) are only ever secondary codes."""
+    """Chapters Y (methods, approaches) and Z (sites), and their overflow codes, are only ever secondary."""
     return chapter(code).is_in(["Y", "Z"])
 
 
@@ -125,7 +157,7 @@ def is_action(code: pl.Expr) -> pl.Expr:
 
 
 def is_site(code: pl.Expr) -> pl.Expr:
-    """A Chapter Z site code (Z94 is laterality, not a site)."""
+    """A Chapter Z site code, or an overflow site code (Z94 is laterality, not a site)."""
     return (chapter(code) == "Z") & ~is_laterality(code)
 
 
@@ -151,9 +183,13 @@ class CodePattern:
     def expr(self, code: pl.Expr) -> pl.Expr:
         if self.kind == "exact":
             return code == self.prefix
+        if self.kind == "chapter":  # an overflow code counts in its parent chapter (O16.1: Z)
+            return chapter(code) == self.prefix
         return code.str.starts_with(self.prefix)
 
     def matches(self, code: str) -> bool:
+        if self.kind == "chapter":
+            return chapter_of(code) == self.prefix
         return code == self.prefix if self.kind == "exact" else code.startswith(self.prefix)
 
     def __str__(self) -> str:

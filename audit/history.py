@@ -313,7 +313,8 @@ def trend_rows(run_id: str, summary: dict) -> list[tuple]:
     changed = (summary.get("changes") or {}).get("by_guidance") or {}
     rows = []
     for guidance_id, counts in summary.get("by_guidance", {}).items():
-        judged = counts["episodes"] - counts.get("predates-guidance", 0)
+        # Episodes that cannot be judged (before publication, or inside a date window: issue 10).
+        judged = counts["episodes"] - counts.get("predates-guidance", 0) - counts.get("date-uncertain", 0)
         gone = changed.get(guidance_id, {})
         rows.append((run_id, summary["run_started"], guidance_id, counts["episodes"], counts["compliant"], judged,
                      gone.get(RESOLVED) if changed else None, gone.get(EPISODE_GONE) if changed else None))

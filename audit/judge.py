@@ -1,8 +1,12 @@
 """Stage 6: a status for every matched (episode, guidance) pair.
 
-- `superseded`: the superseded-guidance rule fired (episode dated on or after the replacement);
-- `predates-guidance`: the episode is dated before the guidance was published;
-- `non-compliant`: any error finding for that guidance;
+- `superseded`: an occurrence is dated certainly after the replacement (superseded-guidance);
+- `predates-guidance`: the episode is dated certainly before the guidance was published;
+- `date-uncertain`: dated inside the window of a date the catalogue knows only to a month or a
+  year (or after the as-of date), so it cannot be judged on that boundary;
+- `non-compliant`: any error finding for that guidance, or any generic error finding on a position
+  of the guidance's own operation (the index code, its qualifiers, subsidiary codes before it with
+  no action before them, and the actions of a code set that spans several: audit.match);
 - `compliant`: otherwise. Warnings never make an episode non-compliant.
 """
 
@@ -12,7 +16,8 @@ import polars as pl
 
 from audit import codes
 from audit.catalogue import Catalogue, CodeSet, Component
-from audit.rules import ERROR, SUPERSEDED, WARNING, image_control
+from audit.match import DATE_UNCERTAIN, FUTURE, PREDATES, SUPERSEDED_TIMING
+from audit.rules import ERROR, WARNING
 from schemas import polars_schema
 from schemas.outputs import EPISODE_STATUSES
 
@@ -37,7 +42,7 @@ def _expected_part(component: Component) -> pl.Expr | None:
     if component.role == "levels":
         return pl.when(codes.is_levels(pl.col("next_code")).fill_null(False)).then(
             codes.display_expr(pl.col("next_code"))).otherwise(pl.lit(str(component)))
-    patterns = image_control(component) if component.role == "approach" else component.patterns
+    patterns = component.accepted
     wanted = str(component)
     if component.role == "site" and component.recommended:
         patterns, wanted = component.recommended, " or ".join(str(p) for p in component.recommended)
@@ -71,23 +76,38 @@ def sequence_columns(code_set: CodeSet) -> list[pl.Expr]:
     ]
 
 
+def errors_on_operations(occurrences: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:
+    """(episode_id, guidance_id, errors): the pair's own error findings, plus generic error findings
+    whose position lies within one of the pair's operations (each finding counted once)."""
+    own = findings.filter(pl.col("guidance_id").is_not_null() & (pl.col("severity") == ERROR)).select(
+        "episode_id", "guidance_id", "rule_id", "position")
+    generic = findings.filter(pl.col("guidance_id").is_null() & (pl.col("severity") == ERROR)).select(
+        "episode_id", "rule_id", "position")
+    on_operation = (
+        generic.join(occurrences.select("episode_id", "guidance_id", "operation_start", "operation_end"),
+                     on="episode_id")
+        .filter(pl.col("position").is_between(pl.col("operation_start"), pl.col("operation_end")))
+        .select("episode_id", "guidance_id", "rule_id", "position")
+        .unique()
+    )
+    return (
+        pl.concat([own, on_operation])
+        .group_by("episode_id", "guidance_id").agg(errors=pl.len())
+    )
+
+
 def judge(occurrences: pl.DataFrame, findings: pl.DataFrame, catalogue: Catalogue) -> pl.DataFrame:
     if occurrences.height == 0:
         return pl.DataFrame(schema=EPISODE_STATUS_SCHEMA)
-    published = pl.DataFrame(
-        {
-            "guidance_id": [g.id for g in catalogue.auditable()],
-            "published": [g.published.start for g in catalogue.auditable()],
-        }
-    )
     counts = (
         findings.filter(pl.col("guidance_id").is_not_null())
         .group_by("episode_id", "guidance_id")
-        .agg(
-            errors=(pl.col("severity") == ERROR).sum(),
-            warnings=(pl.col("severity") == WARNING).sum(),
-            superseded=(pl.col("severity") == SUPERSEDED).any(),
-        )
+        .agg(warnings=(pl.col("severity") == WARNING).sum())
+    )
+    errors = errors_on_operations(occurrences, findings)
+    superseded = (
+        occurrences.group_by("episode_id", "guidance_id")
+        .agg(superseded=(pl.col("timing") == SUPERSEDED_TIMING).any())
     )
     # The pair is dated by its first occurrence (lowest position).
     pairs = occurrences.sort("position").unique(["episode_id", "guidance_id"], keep="first")
@@ -99,14 +119,17 @@ def judge(occurrences: pl.DataFrame, findings: pl.DataFrame, catalogue: Catalogu
             for cs in g.code_sets
         ]
     )
+    key = ["episode_id", "guidance_id"]
     return (
-        pairs.join(counts, on=["episode_id", "guidance_id"], how="left")
-        .join(published, on="guidance_id", how="left")
+        pairs.join(counts, on=key, how="left")
+        .join(errors, on=key, how="left")
+        .join(superseded, on=key, how="left")
         .with_columns(
             pl.col("errors").fill_null(0).cast(pl.UInt32),
             pl.col("warnings").fill_null(0).cast(pl.UInt32),
-            status=pl.when(pl.col("superseded").fill_null(False)).then(pl.lit("superseded"))
-            .when(pl.col("episode_date") < pl.col("published")).then(pl.lit("predates-guidance"))
+            status=pl.when(pl.col("superseded")).then(pl.lit("superseded"))
+            .when(pl.col("timing") == PREDATES).then(pl.lit("predates-guidance"))
+            .when(pl.col("timing").is_in([DATE_UNCERTAIN, FUTURE])).then(pl.lit("date-uncertain"))
             .when(pl.col("errors").fill_null(0) > 0).then(pl.lit("non-compliant"))
             .otherwise(pl.lit("compliant")),
         )

@@ -5,11 +5,24 @@ code (a code outside Chapters Y and Z and not V55): the levels, method, approach
 laterality codes that describe that action (NHS Digital's PYZ sequencing; NICE's spinal pages).
 `following` is every valid code after p, for components that may stand later in the episode.
 
+An occurrence is audited against a code set only when the episode carries the code set's
+identifying evidence (its `identifies` components) and none of its `not_with` codes. Index codes
+without that evidence are **possible, not audited**: counted per guidance, never findings (a
+generic code such as V52.2 "Destruction of intervertebral disc NEC" does not by itself say which
+procedure was done).
+
+Each occurrence also carries the positions of **its operation** (`operation_start` ..
+`operation_end`): the index code, its qualifiers, and subsidiary codes coded before it with no
+action before them; for a code set with further actions (`scope = "episode"` companions, such as
+IPG387's V38.8), up to the end of the last companion action's qualifiers. Errors there count
+against the guidance (audit.judge).
+
 Only episodes that carry an index code are reshaped; everything else is untouched.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -19,16 +32,23 @@ from audit.catalogue import Catalogue, CodeSet, Component
 
 OCCURRENCE_KEY = ["episode_id", "guidance_id", "position"]
 # Where an episode's date came from, in the order they are tried.
-DATE_SOURCES = ("procedure_date", "episode_end", "episode_start", "admission_date")
+DATE_SOURCES = ("procedure_date", "qualifier_date", "episode_end", "episode_start", "admission_date")
 AS_OF = "as-of"
+# An operation window open to the end of the episode (positions are at most 999: audit.validate).
+LAST_POSITION = 999
+
+# How an occurrence's date stands against its guidance's dates (a date known only to a month or
+# year is a window: see `timing_expr`).
+PREDATES, DATE_UNCERTAIN, IN_FORCE, SUPERSEDED_TIMING, FUTURE = (
+    "predates", "date-uncertain", "in-force", "superseded", "future")
 
 
 def component_present(component: Component) -> pl.Expr:
-    """True where one of the component's codes is among the listed codes."""
+    """True where one of the component's codes (or the codes a source accepts for it) is listed."""
     column = "following" if component.scope == "episode" else "qualifiers"
     return (
         pl.col(column)
-        .list.eval(codes.any_of(component.patterns, pl.element()))
+        .list.eval(codes.any_of(component.accepted, pl.element()))
         .list.any()
         .fill_null(False)
     )
@@ -56,46 +76,75 @@ def _sequenced(procedures: pl.DataFrame, index_codes: pl.Expr) -> pl.DataFrame:
         next_action=pl.when(pl.col("is_action")).then(pl.col("seq")).shift(-1)
         .backward_fill().over("episode_id")
         .fill_null(pl.len().over("episode_id").cast(pl.Int32)),
+        # The last position that still describes this row's action: just before the next action.
+        window_end=(pl.when(pl.col("is_action")).then(pl.col("position")).shift(-1)
+                    .backward_fill().over("episode_id") - 1)
+        .fill_null(LAST_POSITION).cast(pl.Int32),
+        actions_before=(pl.col("is_action").cast(pl.Int32).cum_sum() - pl.col("is_action").cast(pl.Int32))
+        .over("episode_id"),
     )
+
+
+@dataclass(frozen=True)
+class Matches:
+    occurrences: pl.DataFrame  # audited occurrences (OCCURRENCE_SCHEMA)
+    possible: pl.DataFrame  # index codes without their evidence (POSSIBLE_SCHEMA), per episode and guidance
 
 
 def find_occurrences(procedures: pl.DataFrame, catalogue: Catalogue, as_of: date) -> pl.DataFrame:
     """One row per (episode, guidance, index position), for every code set that matches."""
+    return match_guidance(procedures, catalogue, as_of).occurrences
+
+
+def match_guidance(procedures: pl.DataFrame, catalogue: Catalogue, as_of: date) -> Matches:
     sets = [(g, cs) for g in catalogue.auditable() for cs in g.code_sets]
     index_codes = pl.lit(False)
     for _, code_set in sets:
         index_codes = index_codes | codes.any_of(code_set.index.patterns, pl.col("code"))
     sequenced = _sequenced(procedures, index_codes)
     if sequenced.height == 0:
-        return empty_occurrences()
+        return Matches(empty_occurrences(), empty_possible())
     episode_lists = sequenced.group_by("episode_id").agg(
-        pl.col("code").alias("all_codes"), pl.col("position").alias("all_positions")
+        pl.col("code").alias("all_codes"), pl.col("position").alias("all_positions"),
+        pl.col("procedure_date").alias("all_dates"),
     )
-    occurrences = []
+    occurrences, possible = [], []
     for order, (guidance, code_set) in enumerate(sets):
         hits = sequenced.filter(codes.any_of(code_set.index.patterns, pl.col("code")))
         if hits.height == 0:
             continue
-        occurrences.append(
+        hits = (
             hits.join(episode_lists, on="episode_id")
             .with_columns(_qualifier_columns())
-            .filter(_identified(code_set))
+            .with_columns(_identified(code_set).alias("_identified"))
             .with_columns(
                 guidance_id=pl.lit(guidance.id),
                 code_set=pl.lit(code_set.name),
                 set_order=pl.lit(order, pl.Int32),
             )
         )
+        possible.append(hits.filter(~pl.col("_identified")).select("episode_id", "guidance_id", "position"))
+        found = hits.filter("_identified")
+        occurrences.append(_with_operation(found, code_set, sequenced))
     if not occurrences:
-        return empty_occurrences()
+        return Matches(empty_occurrences(), empty_possible())
     found = (
         pl.concat(occurrences)
         # One code set per occurrence: the first in catalogue order that matches.
         .sort("set_order")
         .unique(OCCURRENCE_KEY, keep="first")
         .with_columns(_episode_date(as_of))
+        .with_columns(timing_expr(catalogue, as_of))
     )
-    return found.select(OCCURRENCE_COLUMNS).sort(OCCURRENCE_KEY)
+    audited = found.select(OCCURRENCE_COLUMNS).sort(OCCURRENCE_KEY)
+    # Possible, not audited: the pair has no audited occurrence at all.
+    maybe = (
+        pl.concat(possible)
+        .join(audited.select("episode_id", "guidance_id"), on=["episode_id", "guidance_id"], how="anti")
+        .group_by("episode_id", "guidance_id").agg(pl.col("position").min())
+        .sort("episode_id", "guidance_id")
+    ) if possible else empty_possible()
+    return Matches(audited, maybe.cast(POSSIBLE_SCHEMA))
 
 
 def _qualifier_columns() -> list[pl.Expr]:
@@ -104,21 +153,55 @@ def _qualifier_columns() -> list[pl.Expr]:
     return [
         pl.col("all_codes").list.slice(start, count).alias("qualifiers"),
         pl.col("all_positions").list.slice(start, count).alias("qualifier_positions"),
+        pl.col("all_dates").list.slice(start, count).list.drop_nulls().list.first().alias("qualifier_date"),
         pl.col("all_codes").list.slice(start).alias("following"),
         pl.col("all_positions").list.slice(start).alias("following_positions"),
     ]
 
 
 def _identified(code_set: CodeSet) -> pl.Expr:
+    """The occurrence carries the code set's identifying codes and none of its `not_with` codes."""
     expr = pl.lit(True)
     for component in code_set.components:
-        if component.identifies and component.role != "index":
+        if component.identifies and component.role == "diagnosis":
+            expr = pl.lit(False)  # diagnoses are not read: the evidence can never be seen
+        elif component.identifies and component.role != "index":
             expr = expr & component_present(component)
+    if code_set.not_with:
+        other = pl.col("qualifiers").list.eval(codes.any_of(code_set.not_with, pl.element())).list.any()
+        expr = expr & ~other.fill_null(False)
     return expr
 
 
+def _with_operation(found: pl.DataFrame, code_set: CodeSet, sequenced: pl.DataFrame) -> pl.DataFrame:
+    """Add operation_start / operation_end: the positions whose errors count against the guidance."""
+    found = found.with_columns(
+        # Subsidiary codes before the first action of the episode describe no earlier action.
+        operation_start=pl.when(pl.col("actions_before") == 0).then(pl.lit(1, pl.Int32))
+        .otherwise(pl.col("position")).cast(pl.Int32),
+        operation_end=pl.col("window_end"),
+    )
+    companions = [c for c in code_set.of_role("companion") if c.scope == "episode"]
+    if not companions or found.height == 0:
+        return found
+    patterns = tuple(p for c in companions for p in c.accepted)
+    later = (
+        found.select("episode_id", pl.col("position").alias("_index"))
+        .join(sequenced.filter(codes.any_of(patterns, pl.col("code"))).select("episode_id", "position", "window_end"),
+              on="episode_id")
+        .filter(pl.col("position") > pl.col("_index"))
+        .group_by("episode_id", "_index").agg(pl.col("window_end").max().alias("_companion_end"))
+    )
+    return (
+        found.join(later, left_on=["episode_id", "position"], right_on=["episode_id", "_index"], how="left")
+        .with_columns(operation_end=pl.max_horizontal("operation_end", "_companion_end").cast(pl.Int32))
+        .drop("_companion_end")
+    )
+
+
 def _episode_date(as_of: date) -> list[pl.Expr]:
-    """The index code's procedure date; else episode end, start, admission; else the as-of date."""
+    """The index code's procedure date; else the first dated qualifier row (the same operation);
+    else episode end, start, admission; else the as-of date."""
     source = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
     for name in DATE_SOURCES:
         source = source.when(pl.col(name).is_not_null()).then(pl.lit(name))
@@ -126,6 +209,27 @@ def _episode_date(as_of: date) -> list[pl.Expr]:
         pl.coalesce(*[pl.col(n) for n in DATE_SOURCES], pl.lit(as_of)).alias("episode_date"),
         source.otherwise(pl.lit(AS_OF)).alias("date_source"),
     ]
+
+
+def timing_expr(catalogue: Catalogue, as_of: date) -> pl.Expr:
+    """How the episode date stands against its guidance's dates.
+
+    A date known only to a year or a month is a window from its first to its last day: an episode
+    dated inside it (before the last day) cannot be judged on that boundary (`date-uncertain`); one
+    dated on or after the last day is certainly after it, one before the first day certainly
+    before. An episode dated after the as-of date is `future` (a data-quality finding)."""
+    expr = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
+    when = pl.col("episode_date")
+    for guidance in catalogue.auditable():
+        this = pl.col("guidance_id") == guidance.id
+        published, replaced = guidance.published, guidance.replaced_on
+        expr = expr.when(this & (when > pl.lit(as_of))).then(pl.lit(FUTURE))
+        expr = expr.when(this & (when < pl.lit(published.start))).then(pl.lit(PREDATES))
+        expr = expr.when(this & (when < pl.lit(published.end))).then(pl.lit(DATE_UNCERTAIN))
+        if guidance.replaced_by and replaced:
+            expr = expr.when(this & (when >= pl.lit(replaced.end))).then(pl.lit(SUPERSEDED_TIMING))
+            expr = expr.when(this & (when >= pl.lit(replaced.start))).then(pl.lit(DATE_UNCERTAIN))
+    return expr.otherwise(pl.lit(IN_FORCE)).alias("timing")
 
 
 OCCURRENCE_SCHEMA = {
@@ -140,15 +244,23 @@ OCCURRENCE_SCHEMA = {
     "qualifier_positions": pl.List(pl.Int32),
     "following": pl.List(pl.String),
     "following_positions": pl.List(pl.Int32),
+    "operation_start": pl.Int32,
+    "operation_end": pl.Int32,
     "episode_date": pl.Date,
     "date_source": pl.String,
+    "timing": pl.String,
     "provider": pl.String,
     "specialty": pl.String,
     "consultant": pl.String,
     "source_file": pl.String,
 }
 OCCURRENCE_COLUMNS = list(OCCURRENCE_SCHEMA)
+POSSIBLE_SCHEMA = {"episode_id": pl.String, "guidance_id": pl.String, "position": pl.Int32}
 
 
 def empty_occurrences() -> pl.DataFrame:
     return pl.DataFrame(schema=OCCURRENCE_SCHEMA)
+
+
+def empty_possible() -> pl.DataFrame:
+    return pl.DataFrame(schema=POSSIBLE_SCHEMA)

@@ -87,6 +87,12 @@ def _counts(frame: pl.DataFrame, column: str, keys) -> dict[str, int]:
     return {key: int(found.get(key, 0)) for key in keys}
 
 
+def _possible(result: AuditResult) -> dict[str, int]:
+    possible = result.possible
+    return {gid: int(n) for gid, n in possible.group_by("guidance_id").agg(pl.col("episode_id").n_unique())
+            .sort("guidance_id").iter_rows()} if possible.height else {}
+
+
 def summary(result: AuditResult) -> dict:
     data, findings, episodes = result.data, result.findings, result.episodes
     files = [
@@ -121,6 +127,9 @@ def summary(result: AuditResult) -> dict:
             "findings": findings.height,
         },
         "by_guidance": by_guidance,
+        # Episodes carrying a guidance's index code without the evidence that identifies the
+        # procedure (issue 10): counted per guidance, never findings.
+        "possible_not_audited": _possible(result),
         "by_status": _counts(episodes, "status", STATUSES),
         "by_rule": _counts(findings, "rule_id", RULES),
         "by_severity": _counts(findings, "severity", SEVERITIES),

@@ -7,8 +7,12 @@ row per procedure. An episode needs the full audit when any procedure field
 - holds anything but a clean four-character code (lower case, dots, spaces, a fifth character,
   `&`, invalid values) — except a lone `-` in position 1 with nothing after it;
 - holds a guidance's index code (exact code or category);
-- or position 1 holds a Chapter Y or Z code;
-- or, given the user's OPCS-4 code list, holds a code that is not in it.
+- holds a spinal operation code or a V55 code (the V55 rule applies to every spinal operation),
+  or an overflow (O) code (its chapter decides whether it is an action, a method or a site);
+- or the first filled field holds a Chapter Y or Z code;
+- or, given the user's OPCS-4 code list, holds a code that is not in it;
+- or, given the run's as-of date, a date field may be after it (an ISO date later than it, or any
+  `dd/mm/yyyy` date, which text comparison cannot order).
 
 The generic rules fire only on such values, and guidance rules only on index codes, so the
 findings are identical with and without the prefilter (tests/test_equivalence.py checks this).
@@ -20,15 +24,19 @@ row rather than one per field: about twice as fast on a 24-field HES extract.
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import polars as pl
 
-from audit.codes import CodePattern
+from audit.codes import SPINAL_CATEGORIES, CodePattern
+from audit.layouts import DATE_FIELDS
 
 SEP = "\x1f"  # ASCII unit separator; a row whose fields contain it is simply audited in full
 _CODE = "[A-HJ-Z][0-9]{3}"
 _ALL_CLEAN = rf"^({_CODE})?({SEP}({_CODE})?)*$"
 _LONE_DASH = rf"^\s*-\s*{SEP}*$"
+# Codes that generic rules look at wherever they stand: spinal operations, V55, overflow codes.
+_ALWAYS_AUDITED = rf"(^|{SEP})({'|'.join(sorted(SPINAL_CATEGORIES + ('V55',)))}|O[0-9]{{2}})[0-9]({SEP}|$)"
 
 
 def _index_pattern(index: tuple[CodePattern, ...]) -> str:
@@ -39,8 +47,37 @@ def _index_pattern(index: tuple[CodePattern, ...]) -> str:
     return rf"(^|{SEP})({'|'.join(alternatives) or '(?!)'})({SEP}|$)"
 
 
+def _iso_after(day: date) -> str:
+    """A regular expression for an ISO date (yyyy-mm-dd) later than `day`, digit by digit: one
+    regular expression over all the row's date fields is much cheaper than parsing each."""
+    digits = day.strftime("%Y%m%d")
+    layout = "dddd-dd-dd"
+
+    def spelled(chars: list[str]) -> str:
+        parts = iter(chars)
+        return "".join("-" if slot == "-" else next(parts) for slot in layout)
+
+    alternatives = []
+    for i, d in enumerate(digits):
+        if d == "9":
+            continue
+        head = list(digits[:i]) + [f"[{int(d) + 1}-9]"] + ["[0-9]"] * (len(digits) - i - 1)
+        alternatives.append(spelled(head))
+    return "(" + "|".join(alternatives) + ")"
+
+
+def _maybe_after(rows: pl.DataFrame, as_of: date) -> pl.Expr:
+    """A date field that may be after `as_of`: an ISO date later than it, or any `dd/mm/yyyy`
+    value (text cannot order those: the full audit parses them)."""
+    columns = [c for c in rows.columns if c.startswith("date_") or c in DATE_FIELDS]
+    if not columns:
+        return pl.lit(False)
+    dates = pl.concat_str([pl.col(c).fill_null("") for c in columns], separator=SEP)
+    return dates.str.contains(rf"/|(^|{SEP})\s*{_iso_after(as_of)}")
+
+
 def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
-           known_codes: pl.Series | None = None) -> pl.DataFrame:
+           known_codes: pl.Series | None = None, as_of: date | None = None) -> pl.DataFrame:
     """Add `needs_audit` (bool), and for the rows that do not need it `filled` (non-empty
     procedure fields) and `no_operation` (a lone `-` in position 1), so every field is counted.
 
@@ -53,9 +90,12 @@ def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
         (fields.str.count_matches(SEP, literal=True) != len(slots) - 1)
         | (~fields.str.contains(_ALL_CLEAN) & ~lone_dash)
         | fields.str.contains(_index_pattern(index))
+        | fields.str.contains(_ALWAYS_AUDITED)
+        # The first filled field is the primary (blank fields are not slots).
+        | fields.str.contains(f"^{SEP}*[YZ]")
     )
-    if slots[0] == 1:
-        needs = needs | fields.str.contains("^[YZ]")
+    if as_of is not None:
+        needs = needs | _maybe_after(rows, as_of)
     if known_codes is not None:
         needs = needs | pl.any_horizontal([
             (pl.col(f"code_{n}").str.contains(f"^{_CODE}$") & ~pl.col(f"code_{n}").is_in(known_codes.implode()))

@@ -12,6 +12,7 @@ import polars as pl
 from audit import canonical
 from audit.catalogue import Catalogue
 from audit.layouts import Mapping
+from audit.match import empty_possible
 
 
 @dataclass(frozen=True)
@@ -33,3 +34,6 @@ class AuditResult:
     findings: pl.DataFrame
     episodes: pl.DataFrame  # one row per matched (episode, guidance) pair, with its status
     started: datetime
+    # Index codes without the evidence that identifies the procedure: per (episode, guidance),
+    # counted as "possible, not audited", never findings (audit.match; issue 10).
+    possible: pl.DataFrame = field(default_factory=empty_possible)

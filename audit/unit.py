@@ -132,15 +132,17 @@ def audit_exports(exports, ctx: AuditContext, options=None, progress=_quiet):
     from audit.result import AuditOptions, AuditResult
 
     progress("Validating rows")
-    data = canonical.build(list(exports), index=ctx.index, known_codes=ctx.known_codes)
+    data = canonical.build(list(exports), index=ctx.index, known_codes=ctx.known_codes, as_of=ctx.as_of)
     progress("Matching guidance")
-    occurrences = match.find_occurrences(data.procedures, ctx.catalogue, ctx.as_of)
+    matches = match.match_guidance(data.procedures, ctx.catalogue, ctx.as_of)
+    occurrences = matches.occurrences
     progress("Checking coding rules")
     findings = rules.audit_findings(data.procedures, occurrences, ctx.catalogue, ctx.as_of, ctx.known_codes)
     episodes = judge.judge(occurrences, findings, ctx.catalogue)
     if options is None:
         options = AuditOptions(inputs=[e.path for e in ctx.exports], as_of=ctx.as_of, code_list=ctx.code_list)
-    return AuditResult(options, ctx.catalogue, data, occurrences, findings, episodes, ctx.started)
+    return AuditResult(options, ctx.catalogue, data, occurrences, findings, episodes, ctx.started,
+                       matches.possible)
 
 
 def audit_rows(rows: pl.DataFrame, ctx: AuditContext) -> PartitionResult:
@@ -200,6 +202,10 @@ def counts(result) -> pl.DataFrame:
             pl.concat_str("guidance_id", "status", separator="|").alias("key"),
             pl.col("len").cast(pl.Int64).alias("value")),
         _count_rows("", "rejected_reason", data.rejected, "reason"),
+        # An episode lives in one partition, so distinct episodes per guidance add up.
+        result.possible.group_by("guidance_id").agg(pl.col("episode_id").n_unique()).select(
+            pl.lit("").alias("source_file"), pl.lit("possible").alias("metric"),
+            pl.col("guidance_id").alias("key"), pl.col("episode_id").cast(pl.Int64).alias("value")),
     ]
     return sum_counts(pl.concat(parts))
 
@@ -303,6 +309,7 @@ def summary_from_counts(counts_frame: pl.DataFrame, ctx: AuditContext) -> dict:
             "findings": value("findings"),
         },
         "by_guidance": by_guidance,
+        "possible_not_audited": {g: int(n) for g, n in sorted(values("possible").items())},
         "by_status": keyed("status", STATUSES),
         "by_rule": by_rule,
         "by_severity": keyed("severity", SEVERITIES),

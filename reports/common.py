@@ -11,7 +11,7 @@ from reports.page import BigNumber, CapRow, GuidanceRef
 from reports.text import number
 from schemas.outputs import STATUSES
 
-COMPLIANT, NON_COMPLIANT, SUPERSEDED_STATUS, PREDATES = STATUSES
+COMPLIANT, NON_COMPLIANT, SUPERSEDED_STATUS, PREDATES, DATE_UNCERTAIN = STATUSES
 WORKSHEET_STATUSES = (NON_COMPLIANT, SUPERSEDED_STATUS)
 BREAKDOWN_CAP = 50  # rows per provider / specialty / consultant table
 DATA_QUALITY_CAP = 50  # rows per data-quality list
@@ -23,6 +23,7 @@ STATUS_LABELS = {
     NON_COMPLIANT: "non-compliant",
     SUPERSEDED_STATUS: "superseded guidance",
     PREDATES: "predates guidance",
+    DATE_UNCERTAIN: "date uncertain",
 }
 SEVERITY_LABELS = {ERROR: "error", WARNING: "warning", SUPERSEDED: "superseded"}
 NEW, STILL_OPEN, RESOLVED = "new", "still-open", "resolved"

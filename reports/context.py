@@ -40,6 +40,7 @@ from reports.common import (
     LINE_LABELS,
     NON_COMPLIANT,
     NOT_RECORDED,
+    DATE_UNCERTAIN,
     PREDATES,
     SEVERITY_LABELS,
     STATUS_LABELS,
@@ -144,6 +145,7 @@ def _status_counts(frame: pl.DataFrame, by: str) -> pl.DataFrame:
         non_compliant=(pl.col("status") == NON_COMPLIANT).sum(),
         superseded=(pl.col("status") == SUPERSEDED_STATUS).sum(),
         predates=(pl.col("status") == PREDATES).sum(),
+        date_uncertain=(pl.col("status") == DATE_UNCERTAIN).sum(),
     )
 
 
@@ -158,8 +160,9 @@ def _severity_counts(frame: pl.DataFrame, by: str) -> pl.DataFrame:
 
 
 def _judged(row: dict) -> int:
-    """Pairs that can be compliant: episodes dated before the guidance was published cannot."""
-    return row["matched"] - row["predates"]
+    """Pairs that can be compliant: episodes dated before the guidance was published, or inside
+    the window of a guidance date known only to a month or a year, cannot."""
+    return row["matched"] - row["predates"] - row["date_uncertain"]
 
 
 def _guidance_rows(episodes: pl.DataFrame, catalogue: Catalogue) -> tuple[GuidanceRow, ...]:
@@ -181,6 +184,7 @@ def _guidance_rows(episodes: pl.DataFrame, catalogue: Catalogue) -> tuple[Guidan
             lineage=lineage_text(g),
             replaces=f"replaces {', '.join(g.replaces)}" if g is not None and g.replaces else "",
             uncertain=g.uncertain if g is not None else (),
+            date_uncertain=number(c["date_uncertain"]),
         ))
     return tuple(rows)
 
@@ -576,5 +580,7 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
         files={"findings": FINDINGS_CSV, "episodes": EPISODES_CSV, "rejected": REJECTED_CSV,
                "changes": CHANGES_CSV, "trend": TREND_CSV},
         size_note=size_note,
+        possible_not_audited=tuple(
+            (gid, number(n)) for gid, n in sorted(outputs.summary.get("possible_not_audited", {}).items())),
         volume_alerts=tuple((outputs.summary.get("volume") or {}).get("alerts") or ()),
     )

@@ -72,6 +72,7 @@ class GuidanceRow:
     lineage: str  # "IPG319 → replaced by IPG544, January 2016", or "" when current
     replaces: str  # "replaces IPG81", or ""
     uncertain: tuple[str, ...]  # what the catalogue marks as unverified or inferred for this guidance
+    date_uncertain: str = "0"  # dated inside the window of a guidance date known to a month or year
 
 
 @dataclass(frozen=True)
@@ -436,4 +437,6 @@ class ReportPage:
     filters: Filters
     files: dict[str, str]  # names of the output files the page points to
     size_note: str  # why the caps are lower than asked, when the page would be too big; else ""
+    # (guidance id, episodes) carrying an index code without its identifying codes (issue 10)
+    possible_not_audited: tuple[tuple[str, str], ...] = ()
     volume_alerts: tuple[str, ...] = ()  # the export shrank or was empty (summary.json "volume")

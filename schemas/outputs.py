@@ -4,7 +4,8 @@ import pandera.polars as pa
 import polars as pl
 
 SEVERITIES = ["error", "warning", "superseded"]
-STATUSES = ["compliant", "non-compliant", "superseded", "predates-guidance"]
+# date-uncertain: dated inside the window of a guidance date known only to a month or a year (issue 10).
+STATUSES = ["compliant", "non-compliant", "superseded", "predates-guidance", "date-uncertain"]
 
 _WHERE = {
     "provider": pa.Column(pl.String, nullable=True),

@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 
 from audit import codes
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize(
@@ -76,3 +77,28 @@ def test_category_matches_codes_in_it_only():
 def test_display(code, shown):
     assert codes.display(code) == shown
     assert pl.select(codes.display_expr(pl.lit(code))).item() == shown
+
+
+def test_spinal_operations_table_is_sourced_and_leaves_out_skull_and_v55():
+    import csv
+
+    from audit.codes import SPINAL_CATEGORIES
+
+    rows = list(csv.DictReader((ROOT / "audit" / "spinal_operations.csv").read_text(encoding="utf-8").splitlines()))
+    assert all(r["source"] for r in rows)
+    # Every category whose inclusion or title is inferred says so.
+    assert all(r["uncertain"] or r["title"] for r in rows)
+    assert {"V52", "V40", "V33", "V38", "V28", "V36"} <= set(SPINAL_CATEGORIES)
+    assert not {f"V{n:02d}" for n in range(1, 22)} & set(SPINAL_CATEGORIES)  # skull, face, jaw
+    assert "V55" not in SPINAL_CATEGORIES  # levels of spine: a qualifier, not an operation
+
+
+@pytest.mark.parametrize("code, chapter", [("O161", "Z"), ("V522", "V"), ("Y534", "Y"), ("O011", "O")])
+def test_overflow_codes_belong_to_their_parent_chapter(code, chapter):
+    import polars as pl
+
+    from audit.codes import chapter as chapter_expr
+    from audit.codes import chapter_of
+
+    assert chapter_of(code) == chapter
+    assert pl.select(chapter_expr(pl.lit(code))).item() == chapter

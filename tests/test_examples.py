@@ -51,3 +51,19 @@ def test_example_outcome(example_audit, episode_id):
         for rule, guidance in rows.select("rule_id", "guidance_id").iter_rows()
     )
     assert (actual_statuses, actual_findings) == (statuses, findings)
+
+
+def test_possible_and_date_uncertain_reach_the_summary_and_the_report(example_audit, tmp_path):
+    from audit.outputs import write
+    from reports.render import render_report
+
+    staging = tmp_path / "out"
+    staging.mkdir()
+    summary = write(example_audit, staging)
+    # Episodes 48 (lone V33.8) and 53 (V52.2 with Y11.4): index code without its evidence.
+    assert summary["possible_not_audited"] == {"IPG319": 1, "IPG387": 1}
+    assert summary["by_status"]["date-uncertain"] == sum(
+        1 for statuses, _ in expected_outcomes().values() for s in statuses if s.endswith(":date-uncertain"))
+    html = render_report(staging, load_catalogue(), generated=PINNED_TIME).read_text(encoding="utf-8")
+    assert "Possible, not audited" in html and "IPG387 1" in html
+    assert "data-date-uncertain" in html

@@ -68,7 +68,9 @@ def test_wide_to_long_preserves_codes_and_positions(tmp_path_factory, rows):
     assert data.episodes.height == len(rows)
 
 
-ids = st.one_of(st.sampled_from(["A", "B", "C", " A ", ""]), st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=3))
+# Surrogates (category Cs) cannot be written as UTF-8 at all, so they are not a possible export value.
+ids = st.one_of(st.sampled_from(["A", "B", "C", " A ", ""]),
+                st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=3))
 positions = st.one_of(st.integers(-1, 30).map(str), st.sampled_from(["", "x", "2.0", " 3 "]))
 
 

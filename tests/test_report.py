@@ -218,7 +218,7 @@ def test_compliance_counts_equal_the_episodes_frame(report):
         assert count(row, "episodes") == these.height
         for status in ("compliant", "non-compliant", "superseded", "predates-guidance"):
             assert count(row, status) == by_status.get(status, 0), status
-        judged = these.height - by_status.get("predates-guidance", 0)
+        judged = these.height - by_status.get("predates-guidance", 0) - by_status.get("date-uncertain", 0)
         assert row.find(data_count="percent").words() == f"{by_status.get('compliant', 0) / judged:.1%}"
 
 
@@ -298,7 +298,7 @@ def test_worksheet_lists_every_episode_to_send_back(report):
     ids = [c.attrs["data-episode-id"] for c in cards]
     assert ids == sorted(ids)
     assert set(ids) == worksheet_episode_ids(report.findings, report.episodes)
-    assert {"900000000002", "900000000010", "900000000020", "L0009"} <= set(ids)
+    assert {"900000000002", "900000000010", "900000000022", "L0009"} <= set(ids)
     assert "900000000001" not in ids and "900000000003" not in ids  # compliant; a warning only
 
 
@@ -575,11 +575,11 @@ def test_templates_do_no_arithmetic():
 # --- Scale ---------------------------------------------------------------------------------------
 
 
-def worst_case_outputs(out: Path, per_rule: int, positions: int) -> Path:
-    """Every rule firing on `per_rule` distinct episodes, each with `positions` coded positions and
-    a long message: the most the caps can put on the page, whatever the size of the run."""
+def worst_case_outputs(out: Path, per_rule: int, positions: int, rules: int | None = None) -> Path:
+    """Every rule (or the first `rules`) firing on `per_rule` distinct episodes, each with
+    `positions` coded positions and a long message: the most the caps can put on the page."""
     out.mkdir()
-    rule_ids = list(RULES)
+    rule_ids = list(RULES)[:rules]
     n = len(rule_ids) * per_rule
     ids = [f"{i:012d}" for i in range(n)]
     where = {"provider": [f"R{i % 97:02d}" for i in range(n)], "specialty": [str(100 + i % 60) for i in range(n)],
@@ -609,15 +609,17 @@ def worst_case_outputs(out: Path, per_rule: int, positions: int) -> Path:
 
 
 def test_default_caps_keep_the_page_small(tmp_path):
-    """200 episodes for every rule, 4 codes each: everything the default caps allow fits under 10 MB."""
-    out = worst_case_outputs(tmp_path / "out", per_rule=201, positions=4)
+    """200 episodes for each of 15 rules, 4 codes each: everything the default caps allow fits under
+    10 MB. (With every one of the 19 rules at its cap the caps are lowered: the next test.)"""
+    rules = 15
+    out = worst_case_outputs(tmp_path / "out", per_rule=201, positions=4, rules=rules)
     started = time.perf_counter()
     html = render_report(out, load_catalogue()).read_text(encoding="utf-8")
     assert time.perf_counter() - started < 20
     assert len(html.encode()) < 10_000_000
-    assert html.count("<article ") == len(RULES) * 200
-    assert html.count('<tr data-filter-item="findings"') == len(RULES) * 200
-    assert f"Showing {len(RULES) * 200:,} of {len(RULES) * 201:,} episodes." in html
+    assert html.count("<article ") == rules * 200
+    assert html.count('<tr data-filter-item="findings"') == rules * 200
+    assert f"Showing {rules * 200:,} of {rules * 201:,} episodes." in html
     assert "data-size-note" not in html
 
 

@@ -21,12 +21,18 @@ def dated(procedure_date="", episode_end="", episode_start="", admission_date=""
 @pytest.mark.parametrize(
     "procedure_date, status",
     [
-        ("2015-12-31", "compliant"),  # the day before IPG544's month: still IPG319's time
-        ("2016-01-01", "superseded"),  # IPG544 published January 2016 (day unknown): from the 1st
+        # IPG544 replaced IPG319 in January 2016, day unknown: a window from 1 to 31 January.
+        ("2015-12-31", "compliant"),  # before the window: certainly still IPG319's time
+        ("2016-01-01", "date-uncertain"),  # inside the window: cannot be judged on that boundary
+        ("2016-01-30", "date-uncertain"),
+        ("2016-01-31", "superseded"),  # the window's last day: certainly on or after the replacement
         ("2016-02-01", "superseded"),
         ("01/02/2016", "superseded"),  # dd/mm/yyyy
-        ("2008-12-31", "predates-guidance"),  # IPG319 published 2009 (year precision)
-        ("2009-01-01", "compliant"),
+        # IPG319 published 2009 (year precision): a window from 1 January to 31 December 2009.
+        ("2008-12-31", "predates-guidance"),
+        ("2009-01-01", "date-uncertain"),
+        ("2009-12-30", "date-uncertain"),
+        ("2009-12-31", "compliant"),
     ],
 )
 def test_ipg319_either_side_of_its_dates(tmp_path, procedure_date, status):
@@ -79,3 +85,150 @@ def test_superseded_on_an_unverified_date_says_so(tmp_path):
 def test_superseded_on_a_verified_date_does_not_hedge(tmp_path):
     result = audit_long(tmp_path, dated("2017-03-01"))
     assert "not verified" not in result.findings["message"].item()
+
+
+# --- Dates as they are known (issue 10 point 7) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "procedure_date, status",
+    [
+        # IPG366 published "about November 2010" (catalogue: 2010-11): a window 1-30 November.
+        ("2010-10-31", "predates-guidance"),
+        ("2010-11-01", "date-uncertain"),
+        ("2010-11-29", "date-uncertain"),
+        ("2010-11-30", "compliant"),
+    ],
+)
+def test_ipg366_either_side_of_its_publication_month(tmp_path, procedure_date, status):
+    result = audit_long(tmp_path, dated(procedure_date, codes_=["V401", "V552", "Y534", "Z676"]))
+    assert status_of(result, "E1", "IPG366") == status
+
+
+def test_date_uncertain_is_never_an_error_or_superseded_finding(tmp_path):
+    # Inside IPG544's month, with IPG319's site missing: no guidance finding at all.
+    result = audit_long(tmp_path, dated("2016-01-15", codes_=["V522", "V551", "Y102", "Y534"]))
+    assert findings_of(result) == []
+    assert status_of(result, "E1", "IPG319") == "date-uncertain"
+
+
+def test_generic_rules_still_apply_to_a_date_uncertain_episode(tmp_path):
+    result = audit_long(tmp_path, dated("2016-01-15", codes_=["V522", "Y102", "Y534", "Z992"]))
+    assert findings_of(result) == [("levels-not-second", None, 2, "error")]
+
+
+def test_qualifier_rows_date_the_operation(tmp_path):
+    # The index row has no date; its qualifier rows are dated 2016-02-10; the episode ended 2015-12-20.
+    text = """
+        | episode_id | position | code | procedure_date | episode_end |
+        | E1         | 1        | V522 |                | 2015-12-20  |
+        | E1         | 2        | V551 | 2016-02-10     | 2015-12-20  |
+        | E1         | 3        | Y102 | 2016-02-10     | 2015-12-20  |
+        | E1         | 4        | Y534 | 2016-02-10     | 2015-12-20  |
+        | E1         | 5        | Z992 | 2016-02-10     | 2015-12-20  |
+        | E2         | 1        | W371 | 2016-02-10     | 2015-12-20  |
+        | E2         | 2        | V522 |                | 2015-12-20  |
+        | E2         | 3        | V551 |                | 2015-12-20  |
+        | E2         | 4        | Y102 |                | 2015-12-20  |
+        | E2         | 5        | Y534 |                | 2015-12-20  |
+        | E2         | 6        | Z992 |                | 2015-12-20  |
+    """
+    result = audit_long(tmp_path, text)
+    assert result.episodes.select("episode_id", "episode_date", "date_source", "status").rows() == [
+        ("E1", date(2016, 2, 10), "qualifier_date", "superseded"),
+        # Control: another operation's date does not date V52.2; the episode end does.
+        ("E2", date(2015, 12, 20), "episode_end", "compliant"),
+    ]
+
+
+def test_future_dated_episode_is_a_data_quality_finding(tmp_path):
+    result = audit_long(tmp_path, dated("2026-12-01", codes_=["V401", "V552", "Y534"]), as_of=date(2026, 11, 21))
+    assert findings_of(result) == [("date-in-future", None, 1, "warning")]
+    assert status_of(result, "E1", "IPG366") == "date-uncertain"
+    # Control: dated on the as-of date itself.
+    result = audit_long(tmp_path, dated("2026-11-21", codes_=["V401", "V552", "Y534"]), as_of=date(2026, 11, 21))
+    assert findings_of(result) == [("site-missing", "IPG366", 1, "error")]
+
+
+# --- Predating episodes are not failures (issue 10 point 8) --------------------------------------
+
+
+def test_predating_episode_gets_no_guidance_rule_findings(tmp_path):
+    # IPG366 done 2010-10-15, before its publication, with the site missing and V55 missing.
+    result = audit_long(tmp_path, dated("2010-10-15", codes_=["V401", "Y534"]))
+    assert status_of(result, "E1", "IPG366") == "predates-guidance"
+    # The generic V55 rule applies to every spinal operation, whatever the guidance's dates.
+    assert findings_of(result) == [("levels-not-second", None, 2, "error")]
+
+
+def test_predating_episode_does_not_trip_fail_on_error(tmp_path):
+    result = audit_long(tmp_path, dated("2010-10-15", codes_=["V401", "V552", "Y534"]))
+    assert findings_of(result) == [] and status_of(result, "E1", "IPG366") == "predates-guidance"
+
+
+# --- "Superseded" says what it knows (issue 10 point 9) ------------------------------------------
+
+
+def test_superseded_message_says_the_replacement_has_no_code_set(tmp_path):
+    result = audit_long(tmp_path, dated("2016-02-01"))
+    message = result.findings["message"].item()
+    assert ("dated 2016-02-01, after IPG544 replaced IPG319; IPG544's code set is not in the catalogue, "
+            "so the coding could not be checked against it") in message
+
+
+def test_superseded_message_when_the_replacement_has_a_code_set(tmp_path):
+    # IPG183 has no code set; IPG366 replaced it and has one: a catalogue where IPG183 is auditable.
+    from audit.catalogue import load_catalogue
+
+    path = tmp_path / "ipg183.toml"
+    path.write_text("""
+id = "IPG183"
+title = "Non-rigid stabilisation techniques for the treatment of low back pain"
+url = "https://www.nice.org.uk/guidance/ipg183"
+published = "2006-06"
+replaced_by = "IPG366"
+replaced_on = "2010-11"
+code_set_recovered = true
+sources = ["test"]
+[[code_sets]]
+components = [{ role = "index", codes = ["V40.1"] }]
+""", encoding="utf-8")
+    builtin = [p for p in __import__("audit.catalogue", fromlist=["builtin_files"]).builtin_files()
+               if p.name != "ipg183.toml"]
+    catalogue = load_catalogue(builtin + [path], builtin=False)
+    result = audit_long(tmp_path, dated("2012-01-10", codes_=["V401", "V552", "Y534", "Z676"]), catalogue=catalogue)
+    message = result.findings.filter(result.findings["rule_id"] == "superseded-guidance")["message"].item()
+    assert message.endswith("after IPG366 replaced IPG183: check the coding against IPG366")
+
+
+@pytest.mark.parametrize(
+    "dates, expected",
+    [
+        # Any episode, matched or not: an episode date after --as-of (no procedure dated so: no position).
+        (dict(episode_end="2026-12-01"), [("date-in-future", None, None, "warning")]),
+        (dict(admission_date="2026-11-22"), [("date-in-future", None, None, "warning")]),
+        (dict(procedure_date="2026-11-22"), [("date-in-future", None, 1, "warning")]),
+        (dict(procedure_date="22/11/2026"), [("date-in-future", None, 1, "warning")]),
+        (dict(episode_end="2026-11-21", procedure_date="2026-11-20"), []),
+    ],
+)
+def test_future_dates_on_any_episode(tmp_path, dates, expected):
+    result = audit_long(tmp_path, dated(codes_=["W371", "Z943"], **dates), as_of=date(2026, 11, 21))
+    assert findings_of(result) == expected
+
+
+def test_future_dates_survive_the_prefilter(tmp_path):
+    """A clean wide row is set aside by the prefilter unless it may be dated after --as-of."""
+    from datetime import datetime, timezone
+
+    from audit.catalogue import load_catalogue
+    from audit.pipeline import AuditOptions, run_audit
+
+    path = tmp_path / "hes.csv"
+    path.write_text("EPIKEY,EPIEND,OPERTN_01,OPDATE_01,OPERTN_02\n"
+                    "E1,2026-12-01,W371,2026-11-20,Z943\nE2,2026-11-20,W371,01/12/2026,Z943\n"
+                    "E3,2026-11-20,W371,2026-11-20,Z943\n", encoding="utf-8")
+    result = run_audit(AuditOptions(inputs=[path], as_of=date(2026, 11, 21)), load_catalogue(),
+                       datetime.now(timezone.utc))
+    assert result.findings.select("episode_id", "rule_id", "position").rows() == [
+        ("E1", "date-in-future", None), ("E2", "date-in-future", 1)]
