@@ -222,7 +222,9 @@ def test_spark_connect_smoke(tmp_path):
     pytest.importorskip("grpc", reason="the spark extra's Spark Connect client (grpcio) is not installed")
     folder = tmp_path / "hes"
     ingest([EXAMPLES / "hes_episodes.csv"], folder)
-    env = {**os.environ, "SPARK_REMOTE": "local[2]", "PYSPARK_PYTHON": sys.executable,
+    # SPARK_TESTING: the local Connect server takes an ephemeral port (SPARK-42272), so runs of
+    # this test in other checkouts on the same machine do not collide on port 15002.
+    env = {**os.environ, "SPARK_REMOTE": "local[2]", "SPARK_TESTING": "1", "PYSPARK_PYTHON": sys.executable,
            "SOURCE_DATE_EPOCH": str(int(PINNED_TIME.timestamp()))}
     command = [sys.executable, "-m", "audit", "run", str(folder), "--engine", "spark", "--out", str(tmp_path / "out"),
                "--as-of", AS_OF.isoformat(), "--quiet"]
@@ -258,7 +260,7 @@ def test_a_jdbc_source(spark, tmp_path):
     keys = ["episode_id", "guidance_id", "rule_id", "position", "severity"]
     spark_findings = pl.read_csv(outcome.out / outputs.FINDINGS_CSV, infer_schema=False).select(keys)
     assert sorted(spark_findings.rows(), key=str) == sorted(local.findings.select(keys).cast(pl.String).rows(), key=str)
-    assert outcome.summary["totals"]["rows_read"] == 45
+    assert outcome.summary["totals"]["rows_read"] == local.data.files[0].rows_read > 0
 
 
 def test_history_compares_spark_runs_as_local_runs(spark, long_split, tmp_path):
