@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
-.PHONY: demo test bench venv chromium java clean
+.PHONY: demo test bench bench-spark venv chromium java clean
 
 # Debian's python3 may lack ensurepip (package python3-venv); fall back to virtualenv from PyPI.
 $(BIN)/python:
@@ -41,6 +41,10 @@ test: $(VENV)/.installed-spark java chromium
 # BENCH_ARGS="--episodes 10000000 --formats csv" for the national-scale run.
 bench: $(VENV)/.installed-test
 	$(BIN)/python tests/benchmarks/bench.py $(BENCH_ARGS)
+
+# The local engine against --engine spark (local[2], warm) on the same 1M-episode Parquet file.
+bench-spark: $(VENV)/.installed-spark java
+	$(BIN)/python tests/benchmarks/spark_bench.py $(BENCH_ARGS)
 
 # The report's browser tests drive Debian's headless Chromium; install it when we can (root with
 # apt-get), otherwise those tests skip and say why.
