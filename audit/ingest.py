@@ -98,6 +98,17 @@ def ingest(inputs: list[Path], to: Path, *, layout: str | None = None, mapping: 
     if to.exists() and not to.is_dir():
         raise UserError(f"{to}: --to must be a folder")
     to.mkdir(parents=True, exist_ok=True)
+    for export in exports:
+        # Malformed records (wrong field count, broken quoting) are rejected rows in a local run,
+        # but the Parquet written here would simply not hold them, and the Spark run could not
+        # count them: refuse instead of losing rows.
+        bad = export.structural_rejects()
+        if bad.height:
+            first = bad["source_line"].min()
+            where = f" (first at line {first})" if first is not None else ""
+            raise UserError(f"{export.path}: {bad.height} malformed record(s){where}; ingest converts "
+                            "only whole exports: correct the export, or audit it with the local engine, "
+                            "which lists them in rejected.csv")
     files = []
     for export, name in zip(exports, _target_names(exports)):
         rows = _write(export, to / name)

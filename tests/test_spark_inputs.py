@@ -39,6 +39,16 @@ def test_ingest_refuses_what_run_refuses(tmp_path, content, problem):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
+def test_ingest_refuses_malformed_records_rather_than_drop_them(tmp_path):
+    # A local run rejects the second row (too many fields); Parquet could not carry it.
+    path = tmp_path / "export.csv"
+    path.write_text("EPIKEY,OPERTN_01\n1,V522\n2,V551,SECRET-MARKER\n3,V401\n", encoding="utf-8")
+    ran = run_cli("ingest", str(path), "--to", str(tmp_path / "out"))
+    assert ran.exit_code == 2 and str(path) in ran.stderr and "1 malformed record(s) (first at line 3)" in ran.stderr
+    assert "SECRET-MARKER" not in ran.output
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
 def test_ingest_keeps_text_row_numbers_and_the_original_file(tmp_path):
     export = tmp_path / "pas.csv"
     # cp1252 with a semicolon separator and values a type-guessing reader would change.
