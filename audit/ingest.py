@@ -22,6 +22,7 @@ from audit.layouts import ColumnPlan, Mapping
 
 MANIFEST = "manifest.json"
 SOURCE_ROW = "nice_audit_source_row"  # the 1-based data row of the original export
+SOURCE_LINE = "nice_audit_source_line"  # the 1-based line of the original export where the row starts
 ROW_GROUP_ROWS = 100_000
 
 
@@ -69,8 +70,10 @@ def _write(export: load.Export, target: Path) -> int:
             for canonical, source in names.items():
                 chosen.setdefault(source, canonical)  # a column named twice is written once
             table = batch.select(*[pl.col(c).alias(s) for s, c in chosen.items()],
-                                 pl.col("source_row").alias(SOURCE_ROW)).to_arrow()
-            schema = pa.schema([pa.field(s, pa.string()) for s in chosen] + [pa.field(SOURCE_ROW, pa.int64())])
+                                 pl.col("source_row").alias(SOURCE_ROW),
+                                 pl.col("source_line").cast(pl.Int64).alias(SOURCE_LINE)).to_arrow()
+            schema = pa.schema([pa.field(s, pa.string()) for s in chosen]
+                               + [pa.field(SOURCE_ROW, pa.int64()), pa.field(SOURCE_LINE, pa.int64())])
             table = table.cast(schema)
             if writer is None:
                 writer = pq.ParquetWriter(staging, schema)
@@ -78,7 +81,7 @@ def _write(export: load.Export, target: Path) -> int:
             rows += table.num_rows
         if writer is None:  # no batch at all: a header-only export still gives a (header-only) file
             schema = pa.schema([pa.field(s, pa.string()) for s in dict.fromkeys(names.values())]
-                               + [pa.field(SOURCE_ROW, pa.int64())])
+                               + [pa.field(SOURCE_ROW, pa.int64()), pa.field(SOURCE_LINE, pa.int64())])
             writer = pq.ParquetWriter(staging, schema)
         writer.close()
         writer = None

@@ -505,11 +505,17 @@ def test_right_to_left_overrides_are_shown_isolated_in_the_report(tmp_path):
     html = (out / "report.html").read_text()
     card = re.search(r'<article class="card.*?</article>', html, re.S).group()
     inputs = re.search(r"<dt>Inputs</dt>.*?</dd>", html, re.S).group()
-    for part, values in ((card, ["1\u202eFDP.exe", "C\u202e1", "rtl\u202e.csv"]), (inputs, ["rtl\u202e.csv"])):
+    for part, values in ((card, ["rtl\u202e.csv"]), (inputs, ["rtl\u202e.csv"])):
         shown = re.sub(r"<(?!/?bdi>)[^>]*>", "", part)  # text a reader sees: attributes are not shown
         outside = re.sub(r"<bdi>.*?</bdi>", "", shown, flags=re.S)
         for value in values:
             assert value in shown and value not in outside, (value, shown)
+        for value in ("1\u202eFDP.exe", "C\u202e1"):  # wherever the card repeats them, isolated too
+            assert value not in outside, (value, shown)
+    # The episode id and consultant stand in a table row's own cells: each cell is a bidi paragraph.
+    row = re.search(r'<tr[^>]*data-episode-id="1\u202eFDP\.exe".*?</tr>', html, re.S).group()
+    cells = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+    assert any("1\u202eFDP.exe" in c for c in cells) and any("C\u202e1" in c for c in cells)
 
 
 # --- Bounded memory -----------------------------------------------------------------------------

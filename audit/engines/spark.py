@@ -35,7 +35,7 @@ from audit.engines import publish
 from audit.catalogue import Catalogue
 from audit.config import Settings
 from audit.errors import UserError
-from audit.ingest import SOURCE_ROW, read_manifest
+from audit.ingest import SOURCE_LINE, SOURCE_ROW, read_manifest
 from audit.layouts import load_mapping, plan_for
 from audit.opcs import load_code_list
 
@@ -151,6 +151,7 @@ class Source:
     kind: str  # "parquet" | "table" | "jdbc"
     location: str  # Parquet path, table name or JDBC table
     row_column: str | None = None  # a stored source row (ingested files); else Parquet's row index
+    line_column: str | None = None  # the original export's line of the row (ingested files)
 
 
 def _parquet_sources(settings: Settings) -> list[Source]:
@@ -163,12 +164,14 @@ def _parquet_sources(settings: Settings) -> list[Source]:
                 # Findings and rejected rows name the export the trust sent, not our copy.
                 path = given / entry["parquet"]
                 try:
-                    header = [c for c in pl.read_parquet_schema(path) if c != SOURCE_ROW]
+                    stored = pl.read_parquet_schema(path)
+                    header = [c for c in stored if c not in (SOURCE_ROW, SOURCE_LINE)]
                 except load.READ_ERRORS:
                     raise UserError(f"{path}: cannot be read as Parquet (re-run nice-audit ingest)") from None
                 plan = plan_for(path, header, settings.layout, mapping)
                 export = load.Export(Path(entry["source"]), plan, entry["sha256"], entry["encoding"], None)
-                sources.append(Source(export, "parquet", str(path), SOURCE_ROW))
+                sources.append(Source(export, "parquet", str(path), SOURCE_ROW,
+                                      SOURCE_LINE if SOURCE_LINE in stored else None))
             continue
         for path in load.expand_inputs([given]):
             if not load.is_parquet(path):
@@ -224,8 +227,10 @@ def _read(spark, source: Source, settings: Settings):
         frame = spark.read.table(source.location) if source.kind == "table" else _jdbc(spark, settings)
         # Tables have no row numbers: a unique, increasing id (not consecutive) names the row.
         row = F.monotonically_increasing_id() + 1
-    columns = [c for c in source.export.plan.source_columns() if c != SOURCE_ROW]
-    return frame.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in columns], row.alias("_source_row"))
+    line = F.col(f"`{source.line_column}`").cast("bigint") if source.line_column else F.lit(None).cast("bigint")
+    columns = [c for c in source.export.plan.source_columns() if c not in (SOURCE_ROW, SOURCE_LINE)]
+    return frame.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in columns], row.alias("_source_row"),
+                        line.alias("_source_line"))
 
 
 def _prepare(export: load.Export, schema: dict[str, pl.DataType]):
@@ -238,8 +243,9 @@ def _prepare(export: load.Export, schema: dict[str, pl.DataType]):
         for batch in batches:
             frame = pl.from_arrow(batch)
             canonical = (
-                _canonical_names(frame.drop("_source_row").lazy(), export.plan, export.path).collect()
-                .with_columns(source_row=frame["_source_row"].cast(pl.Int64))
+                _canonical_names(frame.drop("_source_row", "_source_line").lazy(), export.plan, export.path).collect()
+                .with_columns(source_row=frame["_source_row"].cast(pl.Int64),
+                              source_line=frame["_source_line"].cast(pl.Int64))
             )
             out = canonical.select(
                 (pl.col(c) if c in canonical.columns else pl.lit(None)).cast(t).alias(c) for c, t in schema.items()
@@ -318,6 +324,7 @@ def audited(spark, settings: Settings, ctx: unit.AuditContext, sources: list[Sou
     canonical: dict[str, pl.DataType] = {}
     for export in ctx.exports:
         canonical.update(unit.canonical_schema(export))
+    canonical.setdefault("source_line", pl.Int64)  # the export's line, where ingest kept it
     canonical["_key"] = pl.String
     ddl = ", ".join(f"`{c}` {'bigint' if t == pl.Int64 else 'string'}" for c, t in canonical.items())
     raw = [_read(spark, source, settings) for source in sources]
