@@ -292,17 +292,7 @@ def run(
             typer.echo(f"Rejected rows, with the reason for each: {outcome.out / 'rejected.csv'}")
         typer.echo(f"Report: {report_path}")
         typer.echo(f"Outputs written to {outcome.out}/")
-    alerts = summary["volume"]["alerts"]
-    if alerts:  # stderr, --quiet or not: a scheduler mails what a failing job prints
-        typer.echo(f"nice-audit: volume alert: {'; '.join(alerts)}; report: {report_path}", err=True)
-    reached = _at_or_above(outcome.result.findings, settings.fail_on)
-    if reached:
-        typer.echo(f"nice-audit: {reached:,} finding{'s' if reached != 1 else ''} at or above --fail-on "
-                   f"{settings.fail_on}; report: {report_path}", err=True)
-    if alerts:
-        raise typer.Exit(EXIT_VOLUME)
-    if reached:
-        raise typer.Exit(EXIT_FINDINGS)
+    _exit_for(summary, settings.fail_on, report_path)
 
 
 def _changes_line(changes: dict | None) -> str:
@@ -321,12 +311,21 @@ def _changes_line(changes: dict | None) -> str:
             + (f"; {gone:,} gone with episodes no longer in the export" if gone else "") + ".")
 
 
-def _at_or_above(findings, fail_on: str) -> int:
-    """How many findings are at or above --fail-on (0 for never)."""
-    if fail_on == "never":
-        return 0
-    levels = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[fail_on]]
-    return int(findings["severity"].is_in(levels).sum())
+def _exit_for(summary: dict, fail_on: str, report_path) -> None:
+    """Volume alerts and --fail-on, for both engines: one line on stderr each, --quiet or not
+    (a scheduler mails what a failing job prints), then exit 4 or 1."""
+    alerts = summary["volume"]["alerts"]
+    if alerts:
+        typer.echo(f"nice-audit: volume alert: {'; '.join(alerts)}; report: {report_path}", err=True)
+    levels = [] if fail_on == "never" else [s for s, r in SEVERITY_RANK.items() if r >= SEVERITY_RANK[fail_on]]
+    reached = sum(summary["by_severity"].get(s, 0) for s in levels)
+    if reached:
+        typer.echo(f"nice-audit: {reached:,} finding{'s' if reached != 1 else ''} at or above --fail-on "
+                   f"{fail_on}; report: {report_path}", err=True)
+    if alerts:
+        raise typer.Exit(EXIT_VOLUME)
+    if reached:
+        raise typer.Exit(EXIT_FINDINGS)
 
 
 def _run_spark(settings, quiet: bool) -> None:
@@ -351,18 +350,7 @@ def _run_spark(settings, quiet: bool) -> None:
         typer.echo(f"Report: {outcome.out / 'report.html'}")
         typer.echo(f"Outputs written to {outcome.out}/ (newest run: {settings.out / 'LATEST.json'})")
     report_path = outcome.out / "report.html"
-    alerts = outcome.summary["volume"]["alerts"]
-    if alerts:  # stderr, --quiet or not, as a local run
-        typer.echo(f"nice-audit: volume alert: {'; '.join(alerts)}; report: {report_path}", err=True)
-    ranked = [s for s, rank in SEVERITY_RANK.items() if settings.fail_on != "never" and rank >= SEVERITY_RANK[settings.fail_on]]
-    reached = sum(outcome.summary["by_severity"].get(s, 0) for s in ranked)
-    if reached:
-        typer.echo(f"nice-audit: {reached:,} finding{'s' if reached != 1 else ''} at or above --fail-on "
-                   f"{settings.fail_on}; report: {report_path}", err=True)
-    if alerts:
-        raise typer.Exit(EXIT_VOLUME)
-    if reached:
-        raise typer.Exit(EXIT_FINDINGS)
+    _exit_for(outcome.summary, settings.fail_on, report_path)
 
 
 @app.command()
