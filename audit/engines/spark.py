@@ -285,6 +285,9 @@ def session(settings: Settings):
         from pyspark.sql import SparkSession
     except ImportError:
         raise UserError("--engine spark needs pyspark: pip install 'nice-audit[spark]' (and a Java runtime)") from None
+    # py4j logs "Closing down clientserver connection" at INFO from a finaliser at interpreter exit,
+    # after stderr may be closed: a quiet run prints nothing it does not need to.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
