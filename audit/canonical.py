@@ -138,7 +138,7 @@ def _triage(rows: pl.DataFrame, export: Export, index: tuple[CodePattern, ...] |
             known_codes: pl.Series | None, as_of: date | None = None) -> pl.DataFrame:
     """Add the prefilter's columns; without an index (no prefilter) every row needs the audit."""
     if index is None or export.plan.shape == "long":
-        return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(False))
+        return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(0, pl.UInt8))
     return triage(rows, [slot.position for slot in export.plan.slots], index, known_codes, as_of)
 
 

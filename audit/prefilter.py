@@ -5,7 +5,9 @@ episode can fire no rule, so it is counted and set aside before the expensive re
 row per procedure. An episode needs the full audit when any procedure field
 
 - holds anything but a clean four-character code (lower case, dots, spaces, a fifth character,
-  `&`, invalid values) — except a lone `-` in position 1 with nothing after it;
+  `&`, invalid values) — except `-` in slots after the last code, or in every filled slot: HES's
+  "no operation" in position 1, and the padding some PAS exports write into unused slots, fire no
+  rule (audit/rules/generic.py) and are counted as no-operation markers;
 - holds a guidance's index code (exact code or category);
 - holds a spinal operation code or a V55 code (the V55 rule applies to every spinal operation),
   or an overflow (O) code (its chapter decides whether it is an action, a method or a site);
@@ -33,8 +35,10 @@ from audit.layouts import DATE_FIELDS
 
 SEP = "\x1f"  # ASCII unit separator; a row whose fields contain it is simply audited in full
 _CODE = "[A-HJ-Z][0-9]{3}"
-_ALL_CLEAN = rf"^({_CODE})?({SEP}({_CODE})?)*$"
-_LONE_DASH = rf"^\s*-\s*{SEP}*$"
+_DASH = r"\s*-\s*"  # what audit.codes reads as "-" (it removes white space)
+# Clean codes (or empty slots), then only `-` (or empty slots) after the last code.
+_ALL_CLEAN = rf"^({_CODE})?({SEP}({_CODE})?)*({SEP}({_DASH})?)*$"
+_DASHES_ONLY = rf"^{_DASH}({SEP}({_DASH})?)*$"
 # Codes that generic rules look at wherever they stand: spinal operations, V55, overflow codes.
 _ALWAYS_AUDITED = rf"(^|{SEP})({'|'.join(sorted(SPINAL_CATEGORIES + ('V55',)))}|O[0-9]{{2}})[0-9]({SEP}|$)"
 
@@ -79,16 +83,15 @@ def _maybe_after(rows: pl.DataFrame, as_of: date) -> pl.Expr:
 def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
            known_codes: pl.Series | None = None, as_of: date | None = None) -> pl.DataFrame:
     """Add `needs_audit` (bool), and for the rows that do not need it `filled` (non-empty
-    procedure fields) and `no_operation` (a lone `-` in position 1), so every field is counted.
+    procedure fields) and `no_operation` (how many of them are `-`), so every field is counted.
 
     With the user's OPCS-4 code list, a clean code that is not in it also needs the audit."""
     if not slots:
-        return rows.with_columns(needs_audit=pl.lit(False), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(False))
+        return rows.with_columns(needs_audit=pl.lit(False), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(0, pl.UInt8))
     fields = pl.col("_fields")
-    lone_dash = fields.str.contains(_LONE_DASH) & pl.lit(slots[0] == 1)
     needs = (
         (fields.str.count_matches(SEP, literal=True) != len(slots) - 1)
-        | (~fields.str.contains(_ALL_CLEAN) & ~lone_dash)
+        | ~(fields.str.contains(_ALL_CLEAN) | fields.str.contains(_DASHES_ONLY))
         | fields.str.contains(_index_pattern(index))
         | fields.str.contains(_ALWAYS_AUDITED)
         # The first filled field is the primary (blank fields are not slots).
@@ -108,7 +111,8 @@ def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
         .with_columns(
             needs.alias("needs_audit"),
             fields.str.count_matches(f"[^{SEP}]+").cast(pl.UInt8).alias("filled"),
-            lone_dash.alias("no_operation"),
+            # In a clean row every `-` is a field of its own (codes hold none).
+            fields.str.count_matches("-", literal=True).cast(pl.UInt8).alias("no_operation"),
         )
         .drop("_fields")
         .collect()

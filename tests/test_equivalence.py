@@ -3,6 +3,7 @@ reference implementation, on the same generated input."""
 
 from datetime import date, datetime, timezone
 
+import polars as pl
 import pytest
 
 from audit.catalogue import load_catalogue
@@ -18,6 +19,40 @@ AS_OF = date(2026, 11, 21)
 def generated(tmp_path_factory):
     path = tmp_path_factory.mktemp("equivalence") / "hes.csv"
     generate_hes(path, episodes=20000, seed=7)
+    return path
+
+
+SLOTS = range(1, 25)
+
+
+@pytest.fixture(scope="module")
+def padded(generated):
+    """The same episodes, with every unused procedure slot of 3 rows in 10 written `-`, as some PAS
+    exports do: padding the prefilter must let through, never a reason to audit or to miss a row."""
+    path = generated.with_name("hes_padded.csv")
+    wide = pl.read_csv(generated, infer_schema=False)
+    pad = pl.col("EPIKEY").str.slice(-1).cast(pl.Int64) % 10 < 3
+    wide.with_columns(
+        pl.when(pad & pl.col(f"OPERTN_{n:02d}").is_null()).then(pl.lit("-"))
+        .otherwise(pl.col(f"OPERTN_{n:02d}")).alias(f"OPERTN_{n:02d}") for n in SLOTS
+    ).write_csv(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def long(generated):
+    """The same episodes in the long layout (one row per procedure, in episode order)."""
+    path = generated.with_name("long.csv")
+    wide = pl.read_csv(generated, infer_schema=False)
+    episode = [pl.col("ADMIDATE").alias("admission_date"), pl.col("EPISTART").alias("episode_start"),
+               pl.col("EPIEND").alias("episode_end"), pl.col("PROCODE3").alias("provider"),
+               pl.col("TRETSPEF").alias("specialty"), pl.col("CONSULT").alias("consultant")]
+    pl.concat([
+        wide.with_row_index("_order").filter(pl.col(f"OPERTN_{n:02d}").is_not_null()).select(
+            "_order", pl.col("EPIKEY").alias("episode_id"), pl.lit(n).alias("position"),
+            pl.col(f"OPERTN_{n:02d}").alias("code"), pl.col(f"OPDATE_{n:02d}").alias("procedure_date"), *episode)
+        for n in SLOTS
+    ]).sort("_order", "position").drop("_order").write_csv(path)
     return path
 
 
@@ -44,26 +79,37 @@ def as_sets(result):
     return findings, statuses
 
 
+@pytest.fixture(scope="module")
+def reference(generated):
+    return reference_audit(generated, load_catalogue(), AS_OF)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("batch_rows", [None, 777])
-def test_fast_path_equals_reference(generated, batch_rows):
+@pytest.mark.parametrize("batch_rows", [None, 777, 300])
+@pytest.mark.parametrize("variant", ["generated", "padded", "long"])
+def test_fast_path_equals_reference(request, reference, variant, batch_rows):
+    """Every variant holds the same episodes, so the reference of the plain export is theirs too;
+    batches of a few hundred rows make many episodes (long: many procedures) straddle batches."""
     catalogue = load_catalogue()
-    result = fast_audit(generated, catalogue, batch_rows)
+    result = fast_audit(request.getfixturevalue(variant), catalogue, batch_rows)
     findings, statuses = as_sets(result)
-    expected_findings, expected_statuses = reference_audit(generated, catalogue, AS_OF)
+    expected_findings, expected_statuses = reference
     assert len(expected_findings) > 200 and len(expected_statuses) > 300  # the input exercises the rules
     assert findings == expected_findings
     assert statuses == expected_statuses
     assert result.findings.height == len(findings)  # no duplicate findings
 
 
-def test_prefilter_changes_nothing_but_the_work(generated):
+@pytest.mark.parametrize("variant", ["generated", "padded"])
+def test_prefilter_changes_nothing_but_the_work(request, variant):
+    """Padded rows are set aside like the others (they were once all audited in full)."""
     from audit.canonical import build
 
+    path = request.getfixturevalue(variant)
     catalogue = load_catalogue()
     index = tuple(p for g in catalogue.auditable() for cs in g.code_sets for p in cs.index.patterns)
-    full = build(read_exports([generated]))
-    filtered = build(read_exports([generated]), index=index)
+    full = build(read_exports([path]))
+    filtered = build(read_exports([path]), index=index)
     assert filtered.episodes.height < full.episodes.height / 5
     assert filtered.episodes_audited == full.episodes_audited == 20000
     kinds = full.procedures["code_kind"].value_counts().sort("code_kind")
