@@ -43,41 +43,32 @@ _DASHES_ONLY = rf"^{_DASH}({SEP}({_DASH})?)*$"
 _ALWAYS_AUDITED = rf"(^|{SEP})({'|'.join(sorted(SPINAL_CATEGORIES + ('V55',)))}|O[0-9]{{2}})[0-9]({SEP}|$)"
 
 
-def _index_pattern(index: tuple[CodePattern, ...]) -> str:
+def _index_pattern(index: tuple[CodePattern, ...]) -> str | None:
+    """A field holding one of the index codes; None without any (polars' regular expressions
+    have no never-matching pattern such as `(?!)`)."""
     alternatives = sorted(
         re.escape(p.prefix) + {"exact": "", "category": "[0-9]", "chapter": "[0-9]{3}"}[p.kind]
         for p in index
     )
-    return rf"(^|{SEP})({'|'.join(alternatives) or '(?!)'})({SEP}|$)"
-
-
-def _iso_after(day: date) -> str:
-    """A regular expression for an ISO date (yyyy-mm-dd) later than `day`, digit by digit: one
-    regular expression over all the row's date fields is much cheaper than parsing each."""
-    digits = day.strftime("%Y%m%d")
-    layout = "dddd-dd-dd"
-
-    def spelled(chars: list[str]) -> str:
-        parts = iter(chars)
-        return "".join("-" if slot == "-" else next(parts) for slot in layout)
-
-    alternatives = []
-    for i, d in enumerate(digits):
-        if d == "9":
-            continue
-        head = list(digits[:i]) + [f"[{int(d) + 1}-9]"] + ["[0-9]"] * (len(digits) - i - 1)
-        alternatives.append(spelled(head))
-    return "(" + "|".join(alternatives) + ")"
+    return rf"(^|{SEP})({'|'.join(alternatives)})({SEP}|$)" if alternatives else None
 
 
 def _maybe_after(rows: pl.DataFrame, as_of: date) -> pl.Expr:
-    """A date field that may be after `as_of`: an ISO date later than it, or any `dd/mm/yyyy`
-    value (text cannot order those: the full audit parses them)."""
+    """A date field that may be after `as_of`, by text comparison alone (parsing every date
+    field of every row costs more than the rest of the triage): ISO text sorts as its date does,
+    so an ISO date later than `as_of` compares greater than `as_of`'s ISO text; a value with
+    leading white space (which the parser strips) compares below "0" or, for non-ASCII white
+    space, above any date; and `dd/mm/yyyy` values, which text cannot order, hold a `/`. Every
+    value the full audit could read as a later date is among these (audit.dates.parse_date)."""
     columns = [c for c in rows.columns if c.startswith("date_") or c in DATE_FIELDS]
     if not columns:
         return pl.lit(False)
-    dates = pl.concat_str([pl.col(c).fill_null("") for c in columns], separator=SEP)
-    return dates.str.contains(rf"/|(^|{SEP})\s*{_iso_after(as_of)}")
+    day = as_of.isoformat()
+    return pl.any_horizontal([
+        ((pl.col(c) > day) | ((pl.col(c) < "0") & (pl.col(c) != "")) | pl.col(c).str.contains("/", literal=True))
+        .fill_null(False)
+        for c in columns
+    ])
 
 
 def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
@@ -89,13 +80,15 @@ def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
     if not slots:
         return rows.with_columns(needs_audit=pl.lit(False), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(0, pl.UInt8))
     fields = pl.col("_fields")
+    # Two regular expressions, each an alternation (one pass over the text each): clean coding,
+    # and a value that can fire a rule.
+    clean = f"{_ALL_CLEAN}|{_DASHES_ONLY}"
+    # The first filled field is the primary (blank fields are not slots): a Y/Z code there.
+    fires = "|".join(p for p in (_index_pattern(index), _ALWAYS_AUDITED, f"^{SEP}*[YZ]") if p)
     needs = (
         (fields.str.count_matches(SEP, literal=True) != len(slots) - 1)
-        | ~(fields.str.contains(_ALL_CLEAN) | fields.str.contains(_DASHES_ONLY))
-        | fields.str.contains(_index_pattern(index))
-        | fields.str.contains(_ALWAYS_AUDITED)
-        # The first filled field is the primary (blank fields are not slots).
-        | fields.str.contains(f"^{SEP}*[YZ]")
+        | ~fields.str.contains(clean)
+        | fields.str.contains(fires)
     )
     if as_of is not None:
         needs = needs | _maybe_after(rows, as_of)
@@ -110,7 +103,7 @@ def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
         .with_columns(pl.concat_str([pl.col(f"code_{n}").fill_null("") for n in slots], separator=SEP).alias("_fields"))
         .with_columns(
             needs.alias("needs_audit"),
-            fields.str.count_matches(f"[^{SEP}]+").cast(pl.UInt8).alias("filled"),
+            pl.sum_horizontal([pl.col(f"code_{n}").fill_null("") != "" for n in slots]).cast(pl.UInt8).alias("filled"),
             # In a clean row every `-` is a field of its own (codes hold none).
             fields.str.count_matches("-", literal=True).cast(pl.UInt8).alias("no_operation"),
         )

@@ -137,3 +137,28 @@ def test_examples_equal_reference():
     assert "date-uncertain" in expected_statuses.values()
     assert findings == expected_findings
     assert statuses == expected_statuses
+
+
+@pytest.mark.parametrize("value", [
+    "2026-11-22", "2027-01-01", " 2026-12-01", "\t2026-12-01", "\u00a02026-12-01", "2026-12-01T08:30",
+    "2026-11-21 23:59", "01/12/2026", "1/1/2030",
+])
+def test_prefilter_keeps_every_date_that_may_be_after_as_of(value):
+    """The prefilter orders dates by their text: every value the full audit parses as a date
+    after --as-of (audit.dates.parse_date) must keep its row in the full audit."""
+    from audit.dates import parse_date
+    from audit.prefilter import triage
+
+    rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]})
+    parsed = rows.select(parse_date(pl.col("date_1"))).item()
+    assert parsed is None or parsed >= AS_OF  # the values are all (or may be read as) late
+    assert triage(rows, [1], (), as_of=AS_OF)["needs_audit"].item()
+
+
+@pytest.mark.parametrize("value", ["2026-11-21", "2026-11-20", "2010-01-01", "1800-01-01", None])
+def test_prefilter_sets_aside_rows_dated_on_or_before_as_of(value):
+    from audit.prefilter import triage
+
+    rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]},
+                        schema={"code_1": pl.String, "date_1": pl.String, "episode_end": pl.String})
+    assert not triage(rows, [1], (), as_of=AS_OF)["needs_audit"].item()
