@@ -575,3 +575,50 @@ def test_a_header_of_100000_columns_is_checked_quickly(tmp_path):
     out = tmp_path / "out"
     assert run_cli("run", str(path), "--out", str(out)).exit_code == 0
     assert json.loads((out / "summary.json").read_text())["totals"]["episodes_audited"] == 1
+
+
+@pytest.mark.parametrize("kind", ["csv", "gzip", "parquet", "cp1252"])
+def test_summary_records_the_sha256_of_each_file_as_given(tmp_path, kind):
+    """The hash is computed in a thread beside the parsing (audit.load.Digest): still the file as
+    the user gave it, not a decompressed or re-encoded copy."""
+    import hashlib
+
+    text = "EPIKEY,OPERTN_01,CONSULT\n1,W371,Zoë\n2,V522,C1\n"
+    path = tmp_path / {"csv": "e.csv", "gzip": "e.csv.gz", "parquet": "e.parquet", "cp1252": "e.csv"}[kind]
+    if kind == "gzip":
+        path.write_bytes(gzip.compress(text.encode()))
+    elif kind == "parquet":
+        pl.read_csv(io.StringIO(text), infer_schema=False).write_parquet(path)
+    else:
+        path.write_bytes(text.encode("cp1252" if kind == "cp1252" else "utf-8"))
+    export = read_exports([path])[0]
+    assert export.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert build([export]).files[0].sha256 == export.sha256
+
+
+def test_a_file_that_vanishes_before_it_is_hashed_is_an_input_error(tmp_path, monkeypatch):
+    import audit.load
+
+    path = tmp_path / "e.csv"
+    path.write_text("EPIKEY,OPERTN_01\n1,W371\n", encoding="utf-8")
+    monkeypatch.setattr(audit.load, "_sha256", lambda p: (_ for _ in ()).throw(FileNotFoundError(p)))
+    export = read_exports([path])[0]
+    with pytest.raises(InputError, match="could not be read to the end"):
+        _ = export.sha256
+
+
+def test_parquet_is_read_in_slices_with_rows_numbered_across_them(tmp_path, monkeypatch):
+    """Each batch of a Parquet file is its own slice (bounded memory: the batched reader decodes
+    ahead without bound); rows keep their file order and numbers across slices and row groups."""
+    import audit.load
+
+    rows = 2_345
+    pl.DataFrame({"EPIKEY": [str(i) for i in range(rows)], "OPERTN_01": ["W371"] * rows}).write_parquet(
+        tmp_path / "e.parquet", row_group_size=500)
+    monkeypatch.setattr(audit.load, "BATCH_ROWS", 300)
+    export = read_exports([tmp_path / "e.parquet"])[0]
+    batches = list(export.batches())
+    assert [b.height for b in batches] == [300] * 7 + [245]
+    whole = pl.concat(batches)
+    assert whole["episode_id"].to_list() == [str(i) for i in range(rows)]
+    assert whole["source_row"].to_list() == list(range(1, rows + 1))

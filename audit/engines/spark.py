@@ -192,14 +192,14 @@ def _table_sources(spark, settings: Settings) -> list[Source]:
         except Exception:  # AnalysisException and its Connect twin: the name, never the data
             raise UserError(f"{name}: no such table or view") from None
         plan = plan_for(Path(name), header, settings.layout, mapping)
-        export = load.Export(Path(name), plan, sha256="", encoding="table", source=None)
+        export = load.Export(Path(name), plan, digest="", encoding="table", source=None)
         sources.append(Source(export, "table", name))
     if settings.jdbc_url:
         if not settings.jdbc_table:
             raise UserError("--jdbc-url needs --jdbc-table")
         header = _jdbc(spark, settings).columns
         plan = plan_for(Path(settings.jdbc_table), header, settings.layout, mapping)
-        export = load.Export(Path(settings.jdbc_table), plan, sha256="", encoding="jdbc", source=None)
+        export = load.Export(Path(settings.jdbc_table), plan, digest="", encoding="jdbc", source=None)
         sources.append(Source(export, "jdbc", settings.jdbc_table))
     return sources
 
