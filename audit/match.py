@@ -27,7 +27,7 @@ from datetime import date
 
 import polars as pl
 
-from audit import codes
+from audit import codes, sequence
 from audit.catalogue import Catalogue, CodeSet, Component
 
 OCCURRENCE_KEY = ["episode_id", "guidance_id", "position"]
@@ -65,23 +65,21 @@ def _sequenced(procedures: pl.DataFrame, index_codes: pl.Expr) -> pl.DataFrame:
         .sort("episode_id", "position")
     )
     action = codes.is_action(pl.col("code"))
-    seq = pl.int_range(pl.len()).over("episode_id")
+    # Sorted by episode and position: windows are boundary operations (audit.sequence).
     return in_order.with_columns(
-        seq=seq.cast(pl.Int32),
+        seq=sequence.row_number().cast(pl.Int32),
         is_action=action,
-        next_code=pl.col("code").shift(-1).over("episode_id"),
-        next_position=pl.col("position").shift(-1).over("episode_id"),
+        next_code=sequence.shifted(pl.col("code"), -1),
+        next_position=sequence.shifted(pl.col("position"), -1),
     ).with_columns(
         # Sequence index of the next action after this row (or the episode's end).
-        next_action=pl.when(pl.col("is_action")).then(pl.col("seq")).shift(-1)
-        .backward_fill().over("episode_id")
-        .fill_null(pl.len().over("episode_id").cast(pl.Int32)),
+        next_action=sequence.backward_filled(sequence.shifted(pl.when(pl.col("is_action")).then(pl.col("seq")), -1))
+        .fill_null(sequence.episode_length().cast(pl.Int32)),
         # The last position that still describes this row's action: just before the next action.
-        window_end=(pl.when(pl.col("is_action")).then(pl.col("position")).shift(-1)
-                    .backward_fill().over("episode_id") - 1)
+        window_end=(sequence.backward_filled(
+            sequence.shifted(pl.when(pl.col("is_action")).then(pl.col("position")), -1)) - 1)
         .fill_null(LAST_POSITION).cast(pl.Int32),
-        actions_before=(pl.col("is_action").cast(pl.Int32).cum_sum() - pl.col("is_action").cast(pl.Int32))
-        .over("episode_id"),
+        actions_before=sequence.cumulative_sum(pl.col("is_action").cast(pl.Int32)) - pl.col("is_action").cast(pl.Int32),
     )
 
 

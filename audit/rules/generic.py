@@ -15,7 +15,7 @@ from datetime import date
 
 import polars as pl
 
-from audit import codes
+from audit import codes, sequence
 from audit.rules.base import INDEX, Rule, shown, text
 from audit.rules.registry import ERROR, WARNING
 
@@ -25,10 +25,11 @@ _REAL = pl.col("code_kind").is_in([codes.PROCEDURE, codes.INVALID]).cast(pl.Int3
 def with_slot_context(procedures: pl.DataFrame) -> pl.DataFrame:
     """Add `first_filled` (the primary position: blank slots are not rows) and how many real
     (procedure or invalid) codes stand before and after each slot."""
+    # Sorted by episode and position, so windows are boundary operations (audit.sequence).
     return procedures.sort("episode_id", "position").with_columns(
-        first_filled=pl.col("position") == pl.col("position").min().over("episode_id"),
-        real_before=(_REAL.cum_sum() - _REAL).over("episode_id"),
-        real_after=(_REAL.sum() - _REAL.cum_sum()).over("episode_id"),
+        first_filled=sequence.first_row(),
+        real_before=sequence.cumulative_sum(_REAL) - _REAL,
+        real_after=sequence.episode_sum(_REAL) - sequence.cumulative_sum(_REAL),
     )
 
 
@@ -118,12 +119,12 @@ def spinal_sequence(procedures: pl.DataFrame) -> pl.DataFrame:
         valid.join(spinal.select("episode_id").unique(), on="episode_id", how="semi")
         .sort("episode_id", "position")
         .with_columns(
-            next_code=pl.col("code").shift(-1).over("episode_id"),
-            next_position=pl.col("position").shift(-1).over("episode_id"),
-            previous_code=pl.col("code").shift(1).over("episode_id"),
-            previous_position=pl.col("position").shift(1).over("episode_id"),
-            operation_position=pl.when(codes.is_action(pl.col("code"))).then(pl.col("position"))
-            .forward_fill().over("episode_id"),
+            next_code=sequence.shifted(pl.col("code"), -1),
+            next_position=sequence.shifted(pl.col("position"), -1),
+            previous_code=sequence.shifted(pl.col("code"), 1),
+            previous_position=sequence.shifted(pl.col("position"), 1),
+            operation_position=sequence.forward_filled(
+                pl.when(codes.is_action(pl.col("code"))).then(pl.col("position"))),
         )
     )
 

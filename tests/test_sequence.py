@@ -1,0 +1,39 @@
+"""audit.sequence: each function equals the polars window it replaces, on episodes of 1-6 rows."""
+
+import random
+
+import polars as pl
+import pytest
+
+from audit import sequence
+
+E = "episode_id"
+V, B = pl.col("v"), pl.col("b")
+CASES = {
+    "next": (sequence.shifted(V, -1), V.shift(-1).over(E)),
+    "previous": (sequence.shifted(V, 1), V.shift(1).over(E)),
+    "forward fill": (sequence.forward_filled(V), V.forward_fill().over(E)),
+    "backward fill": (sequence.backward_filled(V), V.backward_fill().over(E)),
+    "next, backward filled": (sequence.backward_filled(sequence.shifted(V, -1)), V.shift(-1).backward_fill().over(E)),
+    "cumulative sum": (sequence.cumulative_sum(B), B.cum_sum().over(E)),
+    "episode sum": (sequence.episode_sum(B), B.sum().over(E)),
+    "row number": (sequence.row_number(), pl.int_range(pl.len()).over(E)),
+    "episode length": (sequence.episode_length(), pl.len().over(E)),
+    "first row": (sequence.first_row(), pl.col("position") == pl.col("position").min().over(E)),
+}
+
+
+@pytest.fixture(scope="module")
+def episodes():
+    rng = random.Random(1)
+    rows = [(f"E{e:05d}", p + 1, rng.choice([None, 1, 2, 3]), rng.randint(0, 1))
+            for e in range(3000) for p in range(rng.randint(1, 6))]
+    return pl.DataFrame(rows, schema={E: pl.String, "position": pl.Int32, "v": pl.Int32, "b": pl.Int32},
+                        orient="row")
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_equals_the_window_it_replaces(episodes, name):
+    mine, window = CASES[name]
+    result = episodes.select(mine.alias("mine"), window.alias("window"))
+    assert result["mine"].cast(pl.Int64).to_list() == result["window"].cast(pl.Int64).to_list()
