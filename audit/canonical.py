@@ -188,7 +188,7 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         on=["source_file", "source_row"], how="anti",
     ) if identity_frame.height else identity_frame
     episodes, procedures, carried = [], [], []
-    for export, ok in kept:
+    for export, ok in _whole_long_episodes(kept):
         ok = ok.join(ambiguous.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
         episodes.append(_episodes(ok, export.plan.shape))
         procedures.append(_procedures(ok, export.plan.shape))
@@ -213,6 +213,18 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         if carried else pl.DataFrame(schema={"episode_id": pl.String}),
         episode_ids=accepted["episode_id"].unique() if accepted.height else pl.Series("episode_id", [], pl.String),
     )
+
+
+def _whole_long_episodes(kept: list[tuple[Export, pl.DataFrame]]) -> list[tuple[Export, pl.DataFrame]]:
+    """A long file's kept rows as one frame: its episodes' fields are gathered from all their rows,
+    and an export need not keep an episode's rows together (its batches are episode-aligned only
+    where it does). Wide rows are whole episodes: their batches stay as they are."""
+    wide = [(export, rows) for export, rows in kept if export.plan.shape == "wide"]
+    long: dict[int, tuple[Export, list[pl.DataFrame]]] = {}
+    for export, rows in kept:
+        if export.plan.shape == "long":
+            long.setdefault(id(export), (export, []))[1].append(rows)
+    return wide + [(export, pl.concat(parts)) for export, parts in long.values()]
 
 
 def _empty(schema) -> pl.DataFrame:

@@ -104,9 +104,10 @@ class Export:
                 .with_columns(pl.col("row").cast(pl.Int64)))
 
     def batches(self) -> Iterator[pl.DataFrame]:
-        """Long files come whole (an episode's rows must stay together); wide files in batches.
-        Rows the record scan set aside (blank lines, malformed rows) are left out."""
-        rows = (self.batch_rows or BATCH_ROWS) if self.plan.shape == "wide" else None
+        """Batches of about `BATCH_ROWS` rows; a long file's batches end where an episode does
+        (when the file keeps each episode's rows together, as exports do; audit.canonical does
+        not rely on it). Rows the record scan set aside (blank lines, malformed rows) are left out."""
+        rows = self.batch_rows or BATCH_ROWS
         try:
             if is_parquet(self.path) and rows is not None:
                 # One slice per batch, read when it is wanted: polars' batched Parquet reader
@@ -125,6 +126,8 @@ class Export:
                 if self.scan is not None and self.scan.skipped.height:
                     query = query.join(self.scan.skipped.lazy().select("row"), on="row", how="anti")
                 batches = [query.collect()] if rows is None else query.collect_batches(chunk_size=rows)
+            if self.plan.shape == "long":
+                batches = _episode_aligned(batches)
             for batch in batches:
                 # Numbered through the row column alone (rows come in order): joining the whole
                 # batch would copy every column it holds.
@@ -135,6 +138,28 @@ class Export:
             problem = ("cannot be read as Parquet (corrupt or truncated)" if is_parquet(self.path)
                        else "malformed CSV (a row with more fields than the header, or broken quoting)")
             raise InputError(self.path, problem) from None
+
+
+def _episode_aligned(batches) -> Iterator[pl.DataFrame]:
+    """Hold back each batch's last episode (ids compared as audit.canonical strips them) and
+    put it before the next batch: consecutive rows of one episode never straddle two batches."""
+    held = None
+    for batch in batches:
+        if held is not None:
+            batch = pl.concat([held, batch])
+        if batch.height == 0:
+            held = batch
+            continue
+        ids = batch["episode_id"].str.strip_chars()
+        last = ids[-1]
+        # The trailing run of the last id: from just after the last row with another id.
+        others = (ids != last) | ids.is_null() if last is not None else ids.is_not_null()
+        cut = int(others.arg_true().max()) + 1 if others.any() else 0
+        held = batch.slice(cut)
+        if cut:
+            yield batch.slice(0, cut)
+    if held is not None and held.height:
+        yield held
 
 
 def display(path: Path) -> str:

@@ -622,3 +622,23 @@ def test_parquet_is_read_in_slices_with_rows_numbered_across_them(tmp_path, monk
     whole = pl.concat(batches)
     assert whole["episode_id"].to_list() == [str(i) for i in range(rows)]
     assert whole["source_row"].to_list() == list(range(1, rows + 1))
+
+
+def test_a_long_file_out_of_episode_order_is_audited_as_a_sorted_one(tmp_path, monkeypatch):
+    """Long batches end where an episode does; an export that does not keep an episode's rows
+    together still gets one episode per id (audit.canonical gathers a long file's rows)."""
+    import audit.load
+
+    header = "episode_id,position,code,episode_start\n"
+    rows = [f"E{e},{p},{code},2020-01-0{e}\n" for e in range(1, 8) for p, code in ((1, "V522"), (2, "Y534"))]
+    scattered = rows[0::2] + rows[1::2]  # every episode's position 1, then every position 2
+    (tmp_path / "sorted.csv").write_text(header + "".join(rows), encoding="utf-8")
+    (tmp_path / "scattered.csv").write_text(header + "".join(scattered), encoding="utf-8")
+    monkeypatch.setattr(audit.load, "BATCH_ROWS", 3)
+    batches = list(read_exports([tmp_path / "sorted.csv"])[0].batches())
+    assert [b["episode_id"].unique().len() * 2 for b in batches] == [b.height for b in batches]
+    built = {name: build(read_exports([tmp_path / f"{name}.csv"])) for name in ("sorted", "scattered")}
+    for name, data in built.items():
+        assert data.episodes["episode_id"].to_list() == [f"E{e}" for e in range(1, 8)], name
+    columns = ["episode_id", "position", "code", "episode_start"]
+    assert built["sorted"].procedures.select(columns).equals(built["scattered"].procedures.select(columns))
