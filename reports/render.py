@@ -109,7 +109,7 @@ def render_report(out_dir: Path, catalogue: Catalogue, *, worksheet_cap: int = 2
     same outputs always give the same bytes.
     """
     out_dir = Path(out_dir)
-    outputs = load_outputs(out_dir)
+    outputs = load_outputs(out_dir, worksheet_cap=worksheet_cap, findings_cap=findings_cap)
     if outputs.code_titles:  # the official list's titles, where the run was given one, come first
         catalogue = replace(catalogue, titles={**catalogue.titles, **outputs.code_titles})
     caps, note = (worksheet_cap, findings_cap), ""

@@ -810,3 +810,59 @@ def test_every_rule_has_a_plain_title():
     from reports.common import RULE_TITLES
 
     assert set(RULES) <= set(RULE_TITLES)
+
+
+# --- The report bundle ---------------------------------------------------------------------------
+
+
+def test_the_page_is_rendered_from_the_bundle_without_reading_the_csvs(tmp_path, example_outputs, report, monkeypatch):
+    from reports import frames
+
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    assert (out / "report-data" / "bundle.json").is_file()
+
+    def no_csv(*args, **kwargs):
+        raise AssertionError("the CSVs are read back although the run wrote a bundle")
+
+    monkeypatch.setattr(frames, "_read_csv", no_csv)
+    assert render_report(out, load_catalogue()).read_bytes() == (example_outputs / "report.html").read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["absent", "older format", "csv edited"])
+def test_without_a_usable_bundle_the_page_is_built_from_the_csvs_and_is_the_same(tmp_path, example_outputs, report,
+                                                                                   damage):
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    bundle_json = out / "report-data" / "bundle.json"
+    if damage == "absent":
+        shutil.rmtree(out / "report-data")
+    elif damage == "older format":
+        bundle_json.write_text(json.dumps({**json.loads(bundle_json.read_text()), "format": 0}))
+    else:  # the same bytes written again: a CSV touched after the run is not trusted to match
+        (out / "findings.csv").write_bytes((out / "findings.csv").read_bytes())
+        import os
+        stat = (out / "findings.csv").stat()
+        os.utime(out / "findings.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert render_report(out, load_catalogue()).read_bytes() == (example_outputs / "report.html").read_bytes()
+
+
+def test_a_larger_cap_than_the_bundle_holds_is_read_from_the_csvs(tmp_path, example_outputs):
+    from reports.bundle import read_bundle
+
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    bundle = read_bundle(out)
+    assert bundle is not None and bundle.worksheet_cap == 200 and not bundle.covers(201, 200)
+    from reports.frames import load_outputs
+
+    assert load_outputs(out, worksheet_cap=500).bundle.worksheet_cap == 500
+
+
+def test_a_smaller_cap_is_a_prefix_of_the_bundle(tmp_path, example_outputs):
+    """Rendering with cap 1 from the bundle (built at 200) gives the page built at cap 1 from the CSVs."""
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    from_bundle = render_report(out, load_catalogue(), worksheet_cap=1, findings_cap=1).read_bytes()
+    shutil.rmtree(out / "report-data")
+    assert render_report(out, load_catalogue(), worksheet_cap=1, findings_cap=1).read_bytes() == from_bundle
