@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -118,12 +118,19 @@ def _sequence(rows: list[dict], flags: dict[str, list[str]], levels: dict[str, s
     return tuple(result)
 
 
-def _pair_view(r: dict) -> PairView:
-    lines = tuple(
+@lru_cache(maxsize=4096)
+def _aligned(actual: str, expected: str) -> tuple[AlignedLine, ...]:
+    """Recorded against expected, line by line. Cached: in a big run thousands of cards share a
+    few hundred (recorded, expected) sequences, and the alignment was half the cost of a card."""
+    return tuple(
         AlignedLine(line.recorded, line.expected, line.state, LINE_LABELS[line.state],
                     line.state != align.OK)
-        for line in align.align(r["actual_sequence"], r["expected_sequence"])
+        for line in align.align(actual, expected)
     )
+
+
+def _pair_view(r: dict) -> PairView:
+    lines = _aligned(r["actual_sequence"], r["expected_sequence"])
     return PairView(
         guidance_id=r["guidance_id"], code_set=r["code_set"], status=r["status"],
         status_label=STATUS_LABELS.get(r["status"], r["status"]),
