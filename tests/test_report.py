@@ -866,3 +866,55 @@ def test_a_smaller_cap_is_a_prefix_of_the_bundle(tmp_path, example_outputs):
     from_bundle = render_report(out, load_catalogue(), worksheet_cap=1, findings_cap=1).read_bytes()
     shutil.rmtree(out / "report-data")
     assert render_report(out, load_catalogue(), worksheet_cap=1, findings_cap=1).read_bytes() == from_bundle
+
+
+# --- Right-to-left overrides ---------------------------------------------------------------------
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: reverses the text after it until the end of its paragraph
+BLOCKS = {"td", "th", "li", "p", "dd", "dt", "caption", "summary", "option", "h1", "h2", "h3", "div", "label",
+          "title"}
+
+
+def unisolated(dom: Node) -> list[str]:
+    """Text holding a U+202E that could reverse what follows it: neither inside a <bdi> nor the
+    whole text of a block of its own (a table cell, a list item: each is a bidi paragraph)."""
+    found = []
+
+    def walk(node: Node, ancestors: list[Node]) -> None:
+        for child in node.children:
+            if isinstance(child, Node):
+                if child.tag not in ("script", "style"):
+                    walk(child, [*ancestors, node])
+            elif RLO in child:
+                value = child.strip()
+                for element in reversed([*ancestors, node]):
+                    if element.tag == "bdi":
+                        break
+                    if element.text().strip() != value:
+                        found.append(f"{element.tag}: {element.words()[:120]!r}")
+                        break
+                    if element.tag in BLOCKS:
+                        break
+
+    walk(dom, [])
+    return found
+
+
+def test_right_to_left_overrides_are_isolated_wherever_the_page_shows_a_value(tmp_path):
+    """U+202E in a file name and in every value an export carries (ids, provider, specialty,
+    consultant, codes): on the cards, the worklist rows, the tables, the breakdowns, the data
+    quality lists and the list of inputs, each is in a <bdi> or alone in its own cell."""
+    export = tmp_path / f"hes{RLO}vsc.csv"
+    header = "EPIKEY,PROCODE3,TRETSPEF,CONSULT,OPERTN_01,OPDATE_01,OPERTN_02,OPDATE_02,OPERTN_03,OPDATE_03\n"
+    rows = [
+        f"1{RLO}exe.txt,R{RLO}TH,1{RLO}10,C{RLO}123,V522,2012-03-14,Y102,2012-03-14,Q{RLO}99,2012-03-14",
+        f"2{RLO}exe.txt,R{RLO}TH,1{RLO}10,C{RLO}123,-,2012-03-14,W{RLO}903,2012-03-14,,",
+        f"2{RLO}exe.txt,R{RLO}TH,1{RLO}10,C{RLO}123,V522,2012-03-14,,,,",  # a duplicate id: rejected
+        f"3{RLO}exe.txt,R{RLO}TH,1{RLO}10,C{RLO}123,V401,2013-05-20,,,,",
+    ]
+    export.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
+    out = audit_into([export], tmp_path / "out")
+    page = rendered(out)
+    assert RLO in page.dom.find("table", id="inputs-table").words()  # the fixture reaches the page
+    assert page.dom.find_all("article") and page.dom.find("table", id="by-provider")
+    assert unisolated(page.dom) == []
