@@ -378,6 +378,19 @@ def _filters(bundle: Bundle, catalogue: Catalogue, history: bool,
     )
 
 
+def listed_counts(outputs: Outputs, worksheet_cap: int, findings_cap: int) -> tuple[int, int]:
+    """(worklist and superseded-list cards, findings and changes table rows) the page lists at these
+    caps, counted from the bundle without building the page (what its size grows with)."""
+    bundle = outputs.bundle
+    why = bundle["reasons"]
+    cards = sum(capped_per(why.filter(pl.col("list") == kind), "reason", worksheet_cap)["episode_id"].n_unique()
+                for kind in why["list"].unique())
+    rows = capped_per(bundle["findings_table"], "rule_id", findings_cap).height
+    if history_used(outputs):
+        rows += capped_per(bundle["changes"], "change", findings_cap).height
+    return cards, rows
+
+
 def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 200, findings_cap: int = 200,
                generated: datetime | None = None, size_note: str = "") -> ReportPage:
     """The page from summary.json and the run's bundle (reports.bundle), whatever the run's size."""

@@ -666,6 +666,18 @@ def test_caps_are_lowered_rather_than_pass_5_mb(tmp_path, positions):
     assert f"Listing {len(RULES) * shown:,} of {len(RULES) * 201:,} episodes." in html
 
 
+def test_a_page_too_big_for_its_caps_is_not_rendered_whole_first(tmp_path, monkeypatch):
+    """The lower caps are predicted from small pages, not found by rendering the too-big one."""
+    from reports import render
+
+    out = worst_case_outputs(tmp_path / "out", per_rule=201, positions=4)
+    sizes = []
+    real = render.render_html
+    monkeypatch.setattr(render, "render_html", lambda page: sizes.append(len(real(page).encode())) or real(page))
+    render_report(out, load_catalogue())
+    assert max(sizes) <= render.MAX_BYTES and len(sizes) <= 4  # three small probes, then the page
+
+
 def test_a_run_within_the_caps_is_not_cut(tmp_path):
     out = worst_case_outputs(tmp_path / "out", per_rule=20, positions=4)
     html = render_report(out, load_catalogue()).read_text(encoding="utf-8")
