@@ -216,7 +216,7 @@ def write_report_bundle(folder: Path, findings: pl.DataFrame, episodes: pl.DataF
         text_frame(findings), text_frame(episodes), text_frame(sequences), text_frame(rejected),
         text_frame(changes.keys.select(CHANGES_COLUMNS)) if changes is not None else None,
         columns_present=columns_present(summary), carried=tuple(c for c in findings.columns if c not in CARRIED_FROM),
-        worksheet_cap=max(worksheet_cap, 200))
+        worksheet_cap=max(worksheet_cap, 200))  # at least the default: `report DIR` re-renders at 200 from it
     write_bundle(bundle, folder)
 
 

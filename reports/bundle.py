@@ -48,6 +48,12 @@ BUNDLE_JSON = "bundle.json"
 FORMAT = 1  # bumped when the bundle's content changes: an older bundle is then rebuilt from the CSVs
 EPISODE_OPTIONAL = ("coder", "local_id")
 REJECTED_COLUMNS = ("source_file", "source_row", "episode_id", "reason")
+FRAMES = ("breakdowns", "card_episodes", "card_findings", "card_sequences", "changes", "findings_table", "guidance",
+          "invalid_values", "no_operation", "reason_totals", "reasons", "rejected_reasons", "rejected_rows", "rules",
+          "severities")
+FACTS = {"findings", "pairs", "matched_episodes", "non_compliant_episodes", "superseded_episodes", "predates_episodes",
+         "statuses", "finding_guidance", "list_episodes", "breakdown_totals", "changes", "carried", "rejected_total",
+         "invalid_total", "no_operation_total"}
 SOURCES = ("findings.csv", "episodes.csv", "sequences.csv", "rejected.csv", "changes.csv")  # audit.outputs names
 
 
@@ -222,7 +228,11 @@ def build_bundle(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.D
             rejected = rejected.with_columns(pl.lit("").alias(column))
     why = reasons(findings, episodes)
     chosen = capped_per(why, ["list", "reason"], worksheet_cap).select("episode_id").unique()
-    sampled = lambda frame: frame.join(chosen, on="episode_id", how="semi")  # noqa: E731
+
+    def sampled(frame: pl.DataFrame) -> pl.DataFrame:
+        """The rows of the episodes listed at the bundle's cap: every reason and card row of each."""
+        return frame.join(chosen, on="episode_id", how="semi")
+
     guidance = (
         status_counts(episodes, "guidance_id")
         .join(episodes.group_by("guidance_id").agg(code_sets=pl.col("code_set").unique().sort().str.join(", ")),
@@ -256,8 +266,8 @@ def build_bundle(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.D
         "carried": list(carried),
         **quality.pop("_facts"),
     }
-    counts = [c for c in ("findings", "errors", "warnings", "superseded", "episodes", "matched", "compliant",
-                          "non_compliant", "predates", "date_uncertain", "superseded_episodes", "len")]
+    counts = ("findings", "errors", "warnings", "superseded", "episodes", "matched", "compliant", "non_compliant",
+              "predates", "date_uncertain", "superseded_episodes", "len")  # one integer type, whatever the engine
     frames = {
         "guidance": guidance,
         "rules": severity_counts(findings, "rule_id").sort("rule_id"),
@@ -311,7 +321,9 @@ def read_bundle(folder: Path) -> Bundle | None:
         content = json.loads((target / BUNDLE_JSON).read_text(encoding="utf-8"))
         if not isinstance(content, dict) or content.get("format") != FORMAT or content.get("sources") != _sources(folder):
             return None
-        frames = {name: pl.read_parquet(target / f"{name}.parquet") for name in content["frames"]}
+        if sorted(content["frames"]) != list(FRAMES) or not FACTS <= set(content["facts"]):
+            return None  # not all the bundle this version writes
+        frames = {name: pl.read_parquet(target / f"{name}.parquet") for name in FRAMES}
         return Bundle(int(content["worksheet_cap"]), int(content["findings_cap"]), content["facts"], frames)
     except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError):
         return None

@@ -841,7 +841,7 @@ def test_the_page_is_rendered_from_the_bundle_without_reading_the_csvs(tmp_path,
     assert render_report(out, load_catalogue()).read_bytes() == (example_outputs / "report.html").read_bytes()
 
 
-@pytest.mark.parametrize("damage", ["absent", "older format", "csv edited"])
+@pytest.mark.parametrize("damage", ["absent", "older format", "csv edited", "a file missing", "not JSON"])
 def test_without_a_usable_bundle_the_page_is_built_from_the_csvs_and_is_the_same(tmp_path, example_outputs, report,
                                                                                    damage):
     out = tmp_path / "out"
@@ -851,6 +851,10 @@ def test_without_a_usable_bundle_the_page_is_built_from_the_csvs_and_is_the_same
         shutil.rmtree(out / "report-data")
     elif damage == "older format":
         bundle_json.write_text(json.dumps({**json.loads(bundle_json.read_text()), "format": 0}))
+    elif damage == "a file missing":
+        (out / "report-data" / "rules.parquet").unlink()
+    elif damage == "not JSON":
+        bundle_json.write_text("{")
     else:  # the same bytes written again: a CSV touched after the run is not trusted to match
         (out / "findings.csv").write_bytes((out / "findings.csv").read_bytes())
         import os
