@@ -6,7 +6,7 @@ Layout of `--out` (object stores have no atomic rename, so nothing is replaced i
     out/_runs/<run_id>/episodes/provider_partition=.../part-*.parquet
     out/_runs/<run_id>/rejected/source_partition=<input file>/...      (the path, escaped by Spark)
     out/_runs/<run_id>/sequences/, carried/                            Parquet datasets
-    out/_runs/<run_id>/summary.json, report.html and the CSV files the report reads
+    out/_runs/<run_id>/summary.json, report.html, report-data/ (the report's bundle) and the CSV files
     out/LATEST.json                                                    written last: the run to read
 
 A run that dies part-way leaves LATEST.json pointing at the previous complete run.
