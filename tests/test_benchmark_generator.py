@@ -215,17 +215,47 @@ def test_rare_cases_appear_at_about_their_rates(tmp_path):
     assert set(RULES) - set(findings_by_rule(audit(tmp_path / "hes.csv"))) == {"code-not-in-opcs"}
 
 
+@pytest.mark.parametrize("peer", ["duckdb", "pandas"])
+def test_peers_count_what_the_audit_finds(generated, audited, peer):
+    """The benchmark's peers (what a user would write instead) do the generic rules' work: the
+    same counts as nice-audit, so their times are comparable."""
+    pytest.importorskip(peer)  # the bench extra
+    from tests.benchmarks.peers import GENERIC_RULES, duckdb_counts, pandas_counts
+
+    path, _ = generated
+    counts = duckdb_counts(path) if peer == "duckdb" else pandas_counts(path)
+    by_rule = findings_by_rule(audited)
+    assert counts == {rule: by_rule.get(rule, 0) for rule in GENERIC_RULES}
+    assert sum(counts.values()) > 0
+
+
 @pytest.mark.slow
-def test_bench_script_prints_its_table(tmp_path):
+def test_bench_script_prints_its_tables(tmp_path):
     bench = ROOT / "tests" / "benchmarks" / "bench.py"
+    peers = []
+    try:
+        import duckdb  # noqa: F401
+        import pandas  # noqa: F401
+    except ImportError:  # the bench extra is not installed: the rest still runs
+        peers = ["--no-duckdb", "--pandas-episodes", "0"]
     run = subprocess.run(
-        [sys.executable, str(bench), "--episodes", str(N), "--formats", "csv", "--workdir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, str(bench), "--episodes", f"{N},{2 * N}", "--padded-episodes", str(N),
+         "--spinal-episodes", str(N), "--long-episodes", str(N), "--repeat", "1", "--workdir", str(tmp_path),
+         *(peers or ["--pandas-episodes", str(N)])],
+        capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    header = next(line for line in lines if line.startswith("format"))
-    assert header.split() == ["format", "episodes", "floor_s", "floor_rss_MB", "audit_s", "audit_rss_MB", "ratio"]
-    row = lines[lines.index(header) + 1].split()
-    assert row[:2] == ["csv", f"{N:,}"]
-    assert f"episodes_audited {N:,}" in run.stdout
+    header = next(line for line in lines if line.startswith("mix "))
+    assert header.split()[:6] == ["mix", "format", "episodes", "floor_s", "audit_s", "ratio"]
+    rows = [line.split() for line in lines[lines.index(header) + 1:lines.index(header) + 9]]
+    assert [row[:3] for row in rows] == [
+        ["hes", "csv", f"{N:,}"], ["hes", "parquet", f"{N:,}"], ["hes", "csv", f"{2 * N:,}"],
+        ["hes", "parquet", f"{2 * N:,}"], ["padded", "csv", f"{N:,}"], ["padded", "parquet", f"{N:,}"],
+        ["spinal", "csv", f"{N:,}"], ["spinal", "parquet", f"{N:,}"]]
+    assert "≤3.00" in lines[lines.index(header) + 7]  # the targeted export's target beside its ratio
+    assert any(line.startswith("long ") for line in lines)
+    assert f"episodes {N:,}, matched" in run.stdout
+    assert "nice-audit --version" in run.stdout
+    if not peers:
+        assert run.stdout.count("generic rules: the same counts as nice-audit") == 3  # DuckDB x2, pandas
