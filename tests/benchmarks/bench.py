@@ -49,19 +49,20 @@ if str(ROOT) not in sys.path:
 
 import polars as pl  # noqa: E402
 
-from tests.benchmarks.generate import (  # noqa: E402
-    DEFAULT_SEED,
-    GENERATOR_VERSION,
-    MIXES,
-    csv_to_parquet,
-    generate_hes,
-)
+from tests.benchmarks.generate import DEFAULT_SEED, GENERATOR_VERSION, MIXES  # noqa: E402
 from tests.benchmarks.peers import GENERIC_RULES  # noqa: E402
 
 FORMATS = ("csv", "parquet")
 NICE_AUDIT = Path(sys.executable).parent / "nice-audit"
 PEERS = Path(__file__).with_name("peers.py")
 MB = 1024 * 1024  # peak RSS is printed in MB of 2**20 bytes; the targets' GB are 2**30 bytes
+
+TO_PARQUET = """
+import json, sys
+sys.path.insert(0, sys.argv[3])
+from tests.benchmarks.generate import csv_to_parquet
+print(json.dumps(csv_to_parquet(sys.argv[1], sys.argv[2])))
+"""
 
 FLOOR = """
 import sys
@@ -76,6 +77,7 @@ print(frame.height, frame.width)
 class Measurement:
     seconds: float
     rss_mb: float
+    cpu: float  # user + system seconds of the child and everything under it
     stdout: str
     stderr: str
     exit_code: int
@@ -97,6 +99,10 @@ class Pair:
     def ratio(self) -> float:
         return self.audit.seconds / self.floor.seconds
 
+    @property
+    def cpu_ratio(self) -> float:
+        return self.audit.cpu / self.floor.cpu
+
 
 def measure(command: list[str], scratch: Path) -> Measurement:
     """Run `command` in its own process; its wall time and peak RSS (from wait4)."""
@@ -112,6 +118,7 @@ def measure(command: list[str], scratch: Path) -> Measurement:
         return Measurement(
             seconds=seconds,
             rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+            cpu=usage.ru_utime + usage.ru_stime,
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
             exit_code=child.returncode,
@@ -128,6 +135,7 @@ def _checked(run: Measurement, what: str) -> Measurement:
 def _best(runs: list[Measurement]) -> Measurement:
     fastest = min(runs, key=lambda r: r.seconds)
     fastest.rss_mb = max(r.rss_mb for r in runs)
+    fastest.cpu = min(r.cpu for r in runs)
     return fastest
 
 
@@ -151,10 +159,28 @@ def floor_and_audit(mix: str, fmt: str, episodes: int, path: Path, args) -> Pair
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
-    return Pair(mix, fmt, episodes, path, _best(floors), _best(audits), summary)
+    pair = Pair(mix, fmt, episodes, path, _best(floors), _best(audits), summary)
+    # As it goes, so that an interrupted run still leaves its figures in the log.
+    print(f"  floor {pair.floor.seconds:.2f} s (CPU {pair.floor.cpu:.2f} s) {pair.floor.rss_mb:,.0f} MB, audit "
+          f"{pair.audit.seconds:.2f} s (CPU {pair.audit.cpu:.2f} s) {pair.audit.rss_mb:,.0f} MB, ratio {pair.ratio:.2f}"
+          f" (load {os.getloadavg()[0]:.1f})", flush=True)
+    return pair
 
 
 # --- Inputs --------------------------------------------------------------------------------------
+
+GENERATE = Path(__file__).with_name("generate.py")
+
+
+def _generate(*args: str) -> dict:
+    """Run generate.py in a child process: the children's peak RSS (wait4) starts from this
+    process's own high-water mark, so the benchmark itself must stay small."""
+    done = subprocess.run([sys.executable, str(GENERATE), *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(f"bench: generate.py {' '.join(args)} failed:\n{done.stderr}")
+        sys.exit(1)
+    return json.loads(done.stdout)
+
 
 def input_for(mix: str, episodes: int, fmt: str, seed: int, workdir: Path) -> Path:
     """The cached input, generated when missing (written beside, then renamed). fmt: csv, parquet
@@ -165,7 +191,8 @@ def input_for(mix: str, episodes: int, fmt: str, seed: int, workdir: Path) -> Pa
     if fmt == "long" and not long.exists():
         print(f"Generating {episodes:,} {mix} episodes in the long layout (seed {seed}) ...", flush=True)
         wide, partial = csv.with_name(csv.name + ".partial"), long.with_name(long.name + ".partial")
-        stats = generate_hes(wide, episodes, seed=seed, mix=mix, long_path=partial)
+        stats = _generate(str(wide), "--episodes", str(episodes), "--seed", str(seed), "--mix", mix,
+                          "--long", str(partial))
         os.replace(partial, long)
         if csv.exists():
             wide.unlink()
@@ -176,13 +203,14 @@ def input_for(mix: str, episodes: int, fmt: str, seed: int, workdir: Path) -> Pa
     if not csv.exists():
         print(f"Generating {episodes:,} {mix} episodes (seed {seed}) ...", flush=True)
         partial = csv.with_name(csv.name + ".partial")
-        stats = generate_hes(partial, episodes, seed=seed, mix=mix)
+        stats = _generate(str(partial), "--episodes", str(episodes), "--seed", str(seed), "--mix", mix)
         os.replace(partial, csv)
         (workdir / f"{stem}.json").write_text(json.dumps(stats | {"path": str(csv)}, indent=2) + "\n")
         print(f"  {csv} ({stats['bytes'] / 1e6:,.1f} MB) in {stats['seconds']:.1f} s", flush=True)
     if fmt == "parquet" and not parquet.exists():
         partial = parquet.with_name(parquet.name + ".partial")
-        made = csv_to_parquet(csv, partial)
+        made = json.loads(_checked(measure([sys.executable, "-c", TO_PARQUET, str(csv), str(partial), str(ROOT)], workdir),
+                                   "Parquet conversion").stdout)
         os.replace(partial, parquet)
         print(f"  {parquet} ({made['bytes'] / 1e6:,.1f} MB) in {made['seconds']:.1f} s", flush=True)
     return {"csv": csv, "parquet": parquet, "long": long}[fmt]
@@ -241,24 +269,28 @@ def _audit_line(pair: Pair) -> str:
 def print_targets(pairs: list[Pair]) -> None:
     print("1. Issue 15 point 1: audit / floor, wall time and peak RSS (target beside each figure)")
     print(f"{'mix':<7} {'format':<8} {'episodes':>11} {'floor_s':>8} {'audit_s':>8} "
-          f"{'ratio':>6} {'target':>9} {'':<6} {'floor_MB':>9} {'audit_MB':>9} {'target':>9}")
+          f"{'ratio':>6} {'target':>9} {'':<6} {'floor_MB':>9} {'audit_MB':>9} {'target':>9} {'':<6} "
+          f"{'floor_cpu':>9} {'audit_cpu':>9} {'cpu_ratio':>9}")
     for p in pairs:
         ratio_target, rss_target = targets(p.mix, p.fmt, p.episodes)
         print(f"{p.mix:<7} {p.fmt:<8} {p.episodes:>11,} {p.floor.seconds:>8.2f} {p.audit.seconds:>8.2f} "
               f"{_against(p.ratio, ratio_target, 6, 2)} {p.floor.rss_mb:>9,.0f} "
-              f"{_against(p.audit.rss_mb, rss_target, 9, 0)}")
+              f"{_against(p.audit.rss_mb, rss_target, 9, 0):<26} {p.floor.cpu:>9.2f} {p.audit.cpu:>9.2f} "
+              f"{p.cpu_ratio:>9.2f}")
     print("(targets: issue 15 point 1 for 1M and 10M episodes, CSV and Parquet; ≤3x for the targeted"
-          " spinal export; none at other sizes)")
+          " spinal export; none at other sizes. cpu: user + system seconds, less sensitive to other load"
+          " than wall time)")
 
 
 def print_sweep(pairs: list[Pair], title: str) -> None:
     print(title)
     print(f"{'format':<8} {'episodes':>11} {'floor_s':>8} {'audit_s':>8} {'floor_s/M':>10} {'audit_s/M':>10} "
-          f"{'ratio':>6} {'audit_MB':>9}")
+          f"{'ratio':>6} {'audit_MB':>9} {'audit_cpu/M':>12}")
     for p in sorted(pairs, key=lambda p: (p.fmt, p.episodes)):
         per = 1e6 / p.episodes
         print(f"{p.fmt:<8} {p.episodes:>11,} {p.floor.seconds:>8.2f} {p.audit.seconds:>8.2f} "
-              f"{p.floor.seconds * per:>10.2f} {p.audit.seconds * per:>10.2f} {p.ratio:>6.2f} {p.audit.rss_mb:>9,.0f}")
+              f"{p.floor.seconds * per:>10.2f} {p.audit.seconds * per:>10.2f} {p.ratio:>6.2f} {p.audit.rss_mb:>9,.0f} "
+              f"{p.audit.cpu * per:>12.2f}")
 
 
 def print_peers(rows: list[tuple[str, int, Measurement, Measurement, dict | None]],
@@ -268,7 +300,7 @@ def print_peers(rows: list[tuple[str, int, Measurement, Measurement, dict | None
     largest = max(reference)
     audit_per_m = next(a.seconds for _, n, _, a, _ in rows if n == largest) * 1e6 / largest
     print("4. Issue 15 point 5: against what a user would write (the same hes CSV)")
-    print(f"{'tool':<32} {'episodes':>11} {'seconds':>8} {'s/M':>8} {'peak_MB':>8} {'x same N':>9} "
+    print(f"{'tool':<32} {'episodes':>11} {'seconds':>8} {'cpu_s':>7} {'s/M':>8} {'peak_MB':>8} {'x same N':>9} "
           f"{'x per M':>8}  findings")
     for name, episodes, run, audit, counts in rows:
         per_m = run.seconds * 1e6 / episodes
@@ -277,7 +309,7 @@ def print_peers(rows: list[tuple[str, int, Measurement, Measurement, dict | None
             expected = {rule: reference[episodes]["by_rule"].get(rule, 0) for rule in GENERIC_RULES}
             agree = ("generic rules: the same counts as nice-audit" if counts == expected
                      else f"DIFFER from nice-audit: {counts} vs {expected}")
-        print(f"{name:<32} {episodes:>11,} {run.seconds:>8.2f} {per_m:>8.1f} {run.rss_mb:>8,.0f} "
+        print(f"{name:<32} {episodes:>11,} {run.seconds:>8.2f} {run.cpu:>7.2f} {per_m:>8.1f} {run.rss_mb:>8,.0f} "
               f"{run.seconds / audit.seconds:>9.2f} {per_m / audit_per_m:>8.2f}  {agree}")
     print(f"(x same N: seconds / nice-audit's at that size; x per M: s/M / nice-audit's s/M at {largest:,}. "
           "The peers check only the generic rules: no code sets, dates, row validation, outputs or report)")
@@ -348,10 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_duckdb and n in sizes:
             print(f"Measuring DuckDB at {n:,} episodes ...", flush=True)
             run = best_of([sys.executable, str(PEERS), "duckdb", str(path)], args.repeat, args.workdir, "DuckDB peer")
+            print(f"  {run.seconds:.2f} s", flush=True)
             peers.append(("DuckDB SQL, generic rules", n, run, audit_at[n], json.loads(run.stdout)))
         if n == args.pandas_episodes:
             print(f"Measuring the pandas row loop at {n:,} episodes ...", flush=True)
             run = best_of([sys.executable, str(PEERS), "pandas", str(path)], args.repeat, args.workdir, "pandas peer")
+            print(f"  {run.seconds:.2f} s", flush=True)
             peers.append(("pandas row loop, generic rules", n, run, audit_at[n], json.loads(run.stdout)))
     print("Measuring fixed costs ...", flush=True)
     fixed = fixed_costs(args.workdir, max(5, args.repeat))
