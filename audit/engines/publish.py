@@ -6,7 +6,7 @@ Layout of `--out` (object stores have no atomic rename, so nothing is replaced i
     out/_runs/<run_id>/episodes/provider_partition=.../part-*.parquet
     out/_runs/<run_id>/rejected/source_partition=<input file>/...      (the path, escaped by Spark)
     out/_runs/<run_id>/sequences/, carried/                            Parquet datasets
-    out/_runs/<run_id>/summary.json, report.html and the CSV files the report reads
+    out/_runs/<run_id>/summary.json, report.html, report-data/ (the report's bundle) and the CSV files
     out/LATEST.json                                                    written last: the run to read
 
 A run that dies part-way leaves LATEST.json pointing at the previous complete run.
@@ -145,6 +145,11 @@ def _local_files(ctx: unit.AuditContext, schema, folder: Path, summary: dict, se
         if trend is not None:
             current = pl.DataFrame(history.trend_rows(run_id, summary), schema=history.TREND_SCHEMA, orient="row")
             outputs.write_csv(pl.concat([trend, current]), folder / outputs.TREND_CSV)
+        # The report's bundle from the same frames the driver holds for the CSVs (polars, on the
+        # driver: findings and flagged episodes are about 2% of the rows, the aggregates are
+        # cheap group-bys over them; reports.bundle).
+        outputs.write_report_bundle(folder, findings, episodes, part.sequences, part.rejected, changes, summary,
+                                    settings.worksheet_cap)
         (folder / outputs.SUMMARY_JSON).write_text(json.dumps(summary, indent=2, default=int) + "\n", encoding="utf-8")
         from reports.render import render_report
 
