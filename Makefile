@@ -37,9 +37,14 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-spark java chromium
 	$(BIN)/python -m pytest
 
-# Generates seeded HES-style exports and times the full audit against polars merely reading them.
-# BENCH_ARGS="--episodes 10000000 --formats csv" for the national-scale run.
-bench: $(VENV)/.installed-test
+# Seeded HES-style exports (three mixes, wide and long), the full audit timed against polars merely
+# reading them, against DuckDB and a pandas row loop, and the CLI's fixed costs (about 10 minutes).
+# BENCH_ARGS="--episodes 100000,1000000,10000000" for the national-scale sweep.
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python tests/benchmarks/bench.py $(BENCH_ARGS)
 
 # The local engine against --engine spark (local[2], warm) on the same 1M-episode Parquet file.

@@ -20,12 +20,12 @@ from typing import Annotated, Optional
 
 import typer
 
+# Only light modules here (no polars, pandera or jinja2): `--version`, `catalogue` and `history`
+# must start fast, so each command imports the stages it needs (tests/test_cli_imports.py).
 from audit import __version__, memory
-from audit.catalogue import CatalogueError, did_you_mean, load_catalogue
 from audit.config import load_settings
 from audit.errors import EXIT_FINDINGS, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, EXIT_VOLUME, UserError
-from audit.layouts import LAYOUTS
-from audit.load import ENCODINGS
+from audit.layouts import ENCODINGS, LAYOUTS
 
 try:
     from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer >= 0.20 vendors click
@@ -244,6 +244,7 @@ def run(
     jdbc_table: Annotated[Optional[str], typer.Option("--jdbc-table", help="Spark: the JDBC table or (query) AS alias.")] = None,
 ) -> None:
     """Audit episode exports; write findings, statuses, a summary and report.html into --out."""
+    from audit.catalogue import load_catalogue
     from audit.pipeline import (
         audit_to_directory,  # imported here so `--help` stays fast
     )
@@ -330,6 +331,7 @@ def _exit_for(summary: dict, fail_on: str, report_path) -> None:
 
 def _run_spark(settings, quiet: bool) -> None:
     """`run --engine spark`: the same options, exit codes and quiet console as a local run."""
+    from audit.catalogue import load_catalogue
     from audit.engines import spark
 
     files = spark.check_inputs(settings)  # before starting a JVM
@@ -402,7 +404,7 @@ def report(
 @guarded()
 def catalogue_list(catalogue: CatalogueOption = None) -> None:
     """One line per guidance (id, published, code set, lineage, title), then the coverage."""
-    from audit.catalogue import coverage
+    from audit.catalogue import coverage, load_catalogue
 
     loaded = load_catalogue(catalogue or [])
     for g in loaded.guidance.values():
@@ -424,6 +426,8 @@ def catalogue_show(
     catalogue: CatalogueOption = None,
 ) -> None:
     """Everything the catalogue records about one guidance."""
+    from audit.catalogue import did_you_mean, load_catalogue
+
     loaded = load_catalogue(catalogue or [])
     g = loaded.guidance.get(guidance_id.upper())
     if g is None:
@@ -476,7 +480,7 @@ def catalogue_check(
     already holds) is checked in place of that built-in entry, and the output says so: at run time a
     --catalogue entry still cannot redefine a built-in one.
     """
-    from audit.catalogue import check_problems
+    from audit.catalogue import CatalogueError, check_problems, load_catalogue
 
     missing = [f"{p}: no such file or folder" for p in paths if not p.exists()]
     if missing:

@@ -15,8 +15,10 @@ import csv
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # polars is imported where an expression is built: the catalogue commands need
+    import polars as pl  # only the pure-Python half of this module, and polars takes 0.3 s to import
 
 # Kinds of value a procedure field can hold.
 PROCEDURE = "procedure"
@@ -46,6 +48,7 @@ def cleaned(raw: pl.Expr) -> pl.Expr:
 
 def with_normalised_codes(frame: pl.DataFrame, raw: str) -> pl.DataFrame:
     """Add `code`, `code_kind`, `local_suffix` and `invalid_reason` derived from column `raw`."""
+    import polars as pl
     value = pl.col("_clean")
     is_full = value.str.contains(_FULL_CODE)
     is_local = value.str.contains(_LOCAL_FIFTH)
@@ -89,6 +92,7 @@ class NormalisedCode:
 
 def normalise(value: str | None) -> NormalisedCode:
     """Normalise one value, through the same expressions used on whole frames."""
+    import polars as pl
     frame = with_normalised_codes(pl.DataFrame({"raw": [value]}, schema={"raw": pl.String}), "raw")
     return NormalisedCode(*frame.select("code", "code_kind", "local_suffix", "invalid_reason").row(0))
 
@@ -99,6 +103,7 @@ def display(code: str) -> str:
 
 
 def display_expr(code: pl.Expr) -> pl.Expr:
+    import polars as pl
     return pl.concat_str([code.str.slice(0, 3), pl.lit("."), code.str.slice(3)])
 
 
@@ -118,6 +123,7 @@ SPINAL_CATEGORIES: tuple[str, ...] = tuple(row["category"] for row in _table("sp
 
 def chapter(code: pl.Expr) -> pl.Expr:
     """The chapter a code belongs to: its letter, or for an overflow (O) code its parent chapter."""
+    import polars as pl
     letter = code.str.slice(0, 1)
     return (
         pl.when(letter == "O")
@@ -215,6 +221,7 @@ def parse_pattern(spelling: str) -> CodePattern:
 
 
 def any_of(patterns: tuple[CodePattern, ...], code: pl.Expr) -> pl.Expr:
+    import polars as pl
     expr = pl.lit(False)
     for pattern in patterns:
         expr = expr | pattern.expr(code)

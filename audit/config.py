@@ -112,8 +112,7 @@ def _typed(key: str, value, base: Path, source: str):
 
 def _choices() -> dict[str, tuple[str, ...]]:
     """Settings with a fixed set of values (imported late: config is loaded before the stages)."""
-    from audit.layouts import LAYOUTS
-    from audit.load import ENCODINGS
+    from audit.layouts import ENCODINGS, LAYOUTS
 
     return {"layout": LAYOUTS, "encoding": ENCODINGS}
 

@@ -19,10 +19,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from audit.errors import UserError
+
+if TYPE_CHECKING:  # imported where frames are made: `nice-audit history` reads SQLite only (issue 15)
+    import polars as pl
 
 FINDING_KEY = ["episode_id", "guidance_id", "rule_id", "position"]
 EPISODE_PLACE = ["provider", "specialty", "consultant"]
@@ -158,6 +160,8 @@ def _disk_full(path: Path) -> bool:
 
 
 def _keys(findings: pl.DataFrame) -> pl.DataFrame:
+    import polars as pl
+
     place = [pl.col(c).cast(pl.String) if c in findings.columns else pl.lit(None, pl.String).alias(c)
              for c in EPISODE_PLACE]
     return findings.select(
@@ -173,6 +177,8 @@ def _previous(conn: sqlite3.Connection, scope: str):
 
 
 def _run_keys(conn: sqlite3.Connection, run_id: str) -> pl.DataFrame:
+    import polars as pl
+
     rows = conn.execute(
         "SELECT episode_id, guidance_id, rule_id, position, first_seen, provider, specialty, consultant"
         " FROM findings WHERE run_id = ?",
@@ -191,6 +197,8 @@ def compare(conn: sqlite3.Connection, scope: str, findings: pl.DataFrame, today:
     """New, resolved, gone-with-their-episode and still-open findings against the previous run
     over the same scope. `present`: every episode id in this run's export (None: all findings
     that are gone count as resolved)."""
+    import polars as pl
+
     current = _keys(findings)
     previous = _previous(conn, scope)
     if previous is None:
@@ -243,6 +251,8 @@ def record(conn: sqlite3.Connection, *, run_id: str, scope: str, started: dateti
     """Store one run under `run_id`. With `keep`, only the newest `keep` runs of the scope are
     kept: each run stores every open finding with its first-seen date, so older runs are not
     needed to compare with the next one."""
+    import polars as pl
+
     open_keys = changes.keys.filter(pl.col("change").is_in([NEW, STILL_OPEN]))
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -295,15 +305,28 @@ def runs(conn: sqlite3.Connection, limit: int | None = None, scope: str | None =
 
 def trend(conn: sqlite3.Connection, scope: str, last: int) -> pl.DataFrame:
     """Compliance by guidance over the last `last` runs of a scope (oldest first)."""
+    import polars as pl
+
     rows = []
     for run in reversed(runs(conn, last, scope)):
         rows += trend_rows(run["run_id"], run["summary"])
-    return pl.DataFrame(rows, schema=TREND_SCHEMA, orient="row")
+    return pl.DataFrame(rows, schema=_trend_schema(), orient="row")
 
 
-TREND_SCHEMA = {"run_id": pl.String, "started": pl.String, "guidance_id": pl.String,
-                "episodes": pl.Int64, "compliant": pl.Int64, "judged": pl.Int64,
-                "resolved": pl.Int64, "episode_gone": pl.Int64}
+def _trend_schema() -> dict:
+    import polars as pl
+
+    return {"run_id": pl.String, "started": pl.String, "guidance_id": pl.String,
+            "episodes": pl.Int64, "compliant": pl.Int64, "judged": pl.Int64,
+            "resolved": pl.Int64, "episode_gone": pl.Int64}
+
+
+def __getattr__(name: str):
+    """`history.TREND_SCHEMA`, built on first use (PEP 562) so that importing this module does not
+    import polars."""
+    if name == "TREND_SCHEMA":
+        return _trend_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def trend_rows(run_id: str, summary: dict) -> list[tuple]:

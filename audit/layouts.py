@@ -21,6 +21,9 @@ from pathlib import Path
 from audit.errors import InputError, UserError
 
 LAYOUTS = ("hes", "hes-derived", "long", "mapped")
+# The text encodings an export can be read in (`--encoding`; audit/load.py decodes). Kept here, with
+# no polars import, so that the command line can name them in its help without importing the reader.
+ENCODINGS = ("auto", "utf-8", "cp1252", "latin-1")
 
 # Episode-level canonical fields, with the source columns that supply them (first found wins).
 HES_EPISODE_COLUMNS = {

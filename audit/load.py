@@ -27,7 +27,7 @@ import polars as pl
 
 from audit.errors import InputError, UserError
 from audit import memory, records
-from audit.layouts import ColumnPlan, Mapping, detect_layout, plan_for
+from audit.layouts import ENCODINGS, ColumnPlan, Mapping, detect_layout, plan_for
 from audit.records import (
     BLANK, FIELD_LIMIT, LONG_FIELD_REASON, LONG_LINE_PLACEHOLDER, QUOTING_REASON, RecordScan, scan_records,
 )
@@ -36,7 +36,6 @@ from audit.validate import REJECTED_SCHEMA
 log = logging.getLogger(__name__)
 
 EXPORT_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".txt", ".tsv")
-ENCODINGS = ("auto", "utf-8", "cp1252", "latin-1")
 READ_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
 
 

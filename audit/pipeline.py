@@ -96,11 +96,6 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
                        reproducible: bool = False) -> Outcome:
     """A whole run into --out. `config`: the config file used (protected from --out);
     `reproducible`: the clock is pinned (SOURCE_DATE_EPOCH), so the run id is derived, not random."""
-    from reports.render import (
-        render_report,  # the report is the last stage, not a dependency of the others
-    )
-    from reports.archive import archive_report
-
     # Any run id will do to size the work folders' names: they all have the same length.
     out = publish.check_out(settings.out, protected_paths(settings, config), history.new_run_id(started))
     with publish.lock(out):
@@ -132,6 +127,9 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
                                        orient="row")
                 outputs.write_csv(pl.concat([trend, current]), staging.path / outputs.TREND_CSV)
             progress("Rendering the report")
+            # Imported only now: jinja2 is the report's, not a dependency of the other stages (issue 15).
+            from reports.render import render_report
+
             render_report(staging.path, catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
         except OSError as error:
             staging.drop()
@@ -150,5 +148,7 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
                     raise history.problem(settings.history, error) from None
 
         published = staging.publish(record)
+        from reports.archive import archive_report
+
         archive_report(published, settings.archive, keep=settings.history_keep)
     return Outcome(result, summary, published, run_id)

@@ -10,10 +10,18 @@ import pytest
 
 from audit.catalogue import load_catalogue
 from audit.pipeline import AuditOptions, run_audit
-from tests.benchmarks.generate import HEADER, SLOTS, csv_to_parquet, generate_hes
+from tests.benchmarks.generate import HEADER, LONG_HEADER, SLOTS, TEMPLATES, csv_to_parquet, generate_hes
 from tests.conftest import ROOT
 
 N = 2_000
+
+
+def audit(path):
+    return run_audit(AuditOptions(inputs=[path]), load_catalogue(), datetime.now(timezone.utc))
+
+
+def findings_by_rule(result) -> dict[str, int]:
+    return dict(result.findings.group_by("rule_id").len().iter_rows())
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +33,7 @@ def generated(tmp_path_factory):
 @pytest.fixture(scope="module")
 def audited(generated):
     path, _ = generated
-    return run_audit(AuditOptions(inputs=[path]), load_catalogue(), datetime.now(timezone.utc))
+    return audit(path)
 
 
 def test_same_seed_same_bytes_whatever_the_chunk_size(generated, tmp_path):
@@ -67,6 +75,11 @@ def test_mix_of_episodes(generated):
     spinal = frame.select(codes.list.eval(pl.element().is_in(["V522", "V401"])).list.any().sum()).item()
     assert 0.005 * N <= spinal <= 0.05 * N
     assert spinal == sum(stats["index_code_episodes"].values())
+    # About 3% hold a spinal operation (V22-V54, V56-V69: audit/spinal_operations.csv).
+    categories = set(pl.read_csv(ROOT / "audit" / "spinal_operations.csv")["category"])
+    operation = frame.select(codes.list.eval(pl.element().str.slice(0, 3).is_in(categories)).list.any().sum()).item()
+    assert operation == stats["spinal_operation_episodes"]
+    assert 0.02 * N <= operation <= 0.045 * N
     no_operation = (frame["OPERTN_01"] == "-").mean()
     assert 0.3 < no_operation < 0.5
     dates = frame["EPISTART"].str.to_date("%Y-%m-%d")
@@ -100,8 +113,19 @@ def test_spinal_episodes_are_judged_both_ways(audited, generated):
     assert {"compliant", "non-compliant", "superseded"} <= statuses["IPG319"]
     assert {"compliant", "non-compliant"} <= statuses["IPG366"]
     by_guidance = dict(episodes.group_by("guidance_id").len().iter_rows())
-    assert by_guidance == {"IPG319": stats["index_code_episodes"]["V522"],
-                           "IPG366": stats["index_code_episodes"]["V401"]}
+    possible = stats["spinal_variants"].get("V522 other-method-possible", 0)  # IPG319's not_with method
+    assert by_guidance["IPG319"] == stats["index_code_episodes"]["V522"] - possible
+    assert by_guidance["IPG366"] == stats["index_code_episodes"]["V401"]
+    assert audited.possible.filter(pl.col("guidance_id") == "IPG319").height >= possible
+
+
+def test_every_template_group_reaches_its_guidance(audited, generated):
+    """The other code sets' templates are audited under their guidance (so their rules run)."""
+    _, stats = generated
+    by_guidance = dict(audited.episodes.group_by("guidance_id").len().iter_rows())
+    for guidance in ("IPG336", "IPG352", "IPG387", "IPG504"):
+        made = sum(v for name, v in stats["spinal_variants"].items() if name.startswith(f"guidance {guidance} "))
+        assert by_guidance.get(guidance, 0) == made, guidance
 
 
 def test_findings_match_what_was_generated(audited, generated):
@@ -112,9 +136,66 @@ def test_findings_match_what_was_generated(audited, generated):
     assert by_rule.get("subsidiary-code-primary", 0) == quality["yz_primary"]
     assert by_rule.get("no-operation-with-codes", 0) == quality["codes_after_no_operation"]
     assert by_rule.get("invalid-code", 0) == quality["invalid_value"]
-    assert by_rule.get("method-missing", 0) == variants.get("V522 method-missing", 0)
+    assert by_rule.get("not-known-with-codes", 0) == quality["codes_after_not_known"]
+    assert by_rule.get("no-operation-between-codes", 0) == quality["no_operation_between"]
+    assert by_rule.get("date-in-future", 0) == quality["future_date"]
+    assert by_rule.get("date-missing", 0) == quality["undated"]
+    assert by_rule.get("method-missing", 0) == (variants.get("V522 method-missing", 0)
+                                                + variants.get("guidance IPG352 method-missing", 0))
     assert by_rule.get("levels-unspecified", 0) == variants.get("V522 levels-unspecified", 0)
+    assert by_rule.get("levels-repeated", 0) == variants.get("spinal levels-repeated", 0)
+    # The generic V55 rule: every spinal operation without V55 directly after it.
+    no_levels = sum(variants.get(name, 0) for name in ("spinal levels-missing", "spinal levels-late",
+                                                        "V522 levels-missing", "V401 levels-missing"))
+    assert by_rule.get("levels-not-second", 0) == no_levels
     assert sum(quality.values()) > 0
+
+
+def test_padded_export_is_the_same_audit(generated, audited, tmp_path):
+    """The `padded` mix is the same episodes with unused slots as `-` in 30% of rows: padding is
+    not a finding, so the audit finds exactly the same."""
+    path, stats = generated
+    padded = tmp_path / "padded.csv"
+    padded_stats = generate_hes(padded, N, mix="padded")
+    assert 0.25 * N < padded_stats["padded_rows"] < 0.35 * N
+    assert padded_stats["spinal_variants"] == stats["spinal_variants"]
+    wide = pl.read_csv(padded, infer_schema=False)
+    assert (wide["OPERTN_24"] == "-").sum() > 0.25 * N
+    again = audit(padded)
+    assert again.findings.drop("source_file", strict=False).equals(audited.findings.drop("source_file", strict=False))
+
+
+def test_spinal_mix_is_a_targeted_extract(tmp_path):
+    path = tmp_path / "spinal.csv"
+    stats = generate_hes(path, N, mix="spinal")
+    assert 0.55 * N < sum(stats["template_groups"].values()) < 0.65 * N
+    assert stats["spinal_operation_episodes"] == sum(stats["template_groups"].values())
+    assert stats["episodes_without_procedures"] == 0
+    frame = pl.read_csv(path, infer_schema=False)
+    filled = frame.select(pl.sum_horizontal(pl.col(f"OPERTN_{n:02d}").is_not_null() for n in range(1, SLOTS + 1)))
+    assert (filled.to_series().is_between(3, 8)).mean() > 0.8
+
+
+def test_long_layout_holds_the_same_episodes(generated, audited, tmp_path):
+    wide_path, _ = generated
+    path = tmp_path / "hes.csv"
+    long_path = tmp_path / "long.csv"
+    stats = generate_hes(path, N, long_path=long_path)
+    assert path.read_bytes() == wide_path.read_bytes()  # writing the long file changes nothing else
+    long = pl.read_csv(long_path, infer_schema=False)
+    assert long.columns == LONG_HEADER
+    assert long.height == stats["long"]["rows"]
+    assert long["episode_id"].n_unique() == N
+    # Episode then position order, so whole episodes sit on consecutive rows.
+    order = long.select(pl.col("episode_id").cast(pl.Int64), pl.col("position").cast(pl.Int64))
+    assert order.equals(order.sort("episode_id", "position"))
+    again = audit(long_path)
+    assert findings_by_rule(again) == findings_by_rule(audited)
+
+
+def test_templates_are_weighted_to_one_hundred():
+    for group, rows in TEMPLATES.items():
+        assert sum(weight for _, _, weight in rows) == 100, group
 
 
 def test_rare_cases_appear_at_about_their_rates(tmp_path):
@@ -128,19 +209,53 @@ def test_rare_cases_appear_at_about_their_rates(tmp_path):
     )
     # Episodes with no procedures have nothing to respell.
     assert 1 <= frame.filter(odd).height <= stats["data_quality"]["odd_spelling"]
+    # And the mix exercises every rule but code-not-in-opcs (it needs --opcs-codes).
+    from audit.rules import RULES
+
+    assert set(RULES) - set(findings_by_rule(audit(tmp_path / "hes.csv"))) == {"code-not-in-opcs"}
+
+
+@pytest.mark.parametrize("peer", ["duckdb", "pandas"])
+def test_peers_count_what_the_audit_finds(generated, audited, peer):
+    """The benchmark's peers (what a user would write instead) do the generic rules' work: the
+    same counts as nice-audit, so their times are comparable."""
+    pytest.importorskip(peer)  # the bench extra
+    from tests.benchmarks.peers import GENERIC_RULES, duckdb_counts, pandas_counts
+
+    path, _ = generated
+    counts = duckdb_counts(path) if peer == "duckdb" else pandas_counts(path)
+    by_rule = findings_by_rule(audited)
+    assert counts == {rule: by_rule.get(rule, 0) for rule in GENERIC_RULES}
+    assert sum(counts.values()) > 0
 
 
 @pytest.mark.slow
-def test_bench_script_prints_its_table(tmp_path):
+def test_bench_script_prints_its_tables(tmp_path):
     bench = ROOT / "tests" / "benchmarks" / "bench.py"
+    peers = []
+    try:
+        import duckdb  # noqa: F401
+        import pandas  # noqa: F401
+    except ImportError:  # the bench extra is not installed: the rest still runs
+        peers = ["--no-duckdb", "--pandas-episodes", "0"]
     run = subprocess.run(
-        [sys.executable, str(bench), "--episodes", str(N), "--formats", "csv", "--workdir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, str(bench), "--episodes", f"{N},{2 * N}", "--padded-episodes", str(N),
+         "--spinal-episodes", str(N), "--long-episodes", str(N), "--repeat", "1", "--workdir", str(tmp_path),
+         *(peers or ["--pandas-episodes", str(N)])],
+        capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    header = next(line for line in lines if line.startswith("format"))
-    assert header.split() == ["format", "episodes", "floor_s", "floor_rss_MB", "audit_s", "audit_rss_MB", "ratio"]
-    row = lines[lines.index(header) + 1].split()
-    assert row[:2] == ["csv", f"{N:,}"]
-    assert f"episodes_audited {N:,}" in run.stdout
+    header = next(line for line in lines if line.startswith("mix "))
+    assert header.split()[:6] == ["mix", "format", "episodes", "floor_s", "audit_s", "ratio"]
+    rows = [line.split() for line in lines[lines.index(header) + 1:lines.index(header) + 9]]
+    assert [row[:3] for row in rows] == [
+        ["hes", "csv", f"{N:,}"], ["hes", "parquet", f"{N:,}"], ["hes", "csv", f"{2 * N:,}"],
+        ["hes", "parquet", f"{2 * N:,}"], ["padded", "csv", f"{N:,}"], ["padded", "parquet", f"{N:,}"],
+        ["spinal", "csv", f"{N:,}"], ["spinal", "parquet", f"{N:,}"]]
+    assert "≤3.00" in lines[lines.index(header) + 7]  # the targeted export's target beside its ratio
+    assert any(line.startswith("long ") for line in lines)
+    assert f"episodes {N:,}, matched" in run.stdout
+    assert "nice-audit --version" in run.stdout
+    if not peers:
+        assert run.stdout.count("generic rules: the same counts as nice-audit") == 3  # DuckDB x2, pandas

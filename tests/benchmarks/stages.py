@@ -1,0 +1,62 @@
+"""Where one audit's wall time goes, stage by stage, from the pipeline's own progress callback.
+
+    python tests/benchmarks/stages.py EXPORT [EXPORT ...] [--out DIR]
+
+For docs/performance.md: one run in this process (no profiler: pyinstrument inflates the
+Python-heavy stages, jinja2 rendering above all). The first line is the imports the `run`
+command pays before its first stage (polars, pandera and the pipeline's modules; typer and the
+interpreter's own start are not in it). Stages run inside `audit_to_directory` exactly as
+`nice-audit run` runs them, so the sum is the run's wall time less the interpreter start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+began = time.perf_counter()
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from audit.catalogue import load_catalogue  # noqa: E402
+from audit.config import load_settings  # noqa: E402
+from audit.pipeline import audit_to_directory  # noqa: E402
+
+IMPORTED = time.perf_counter() - began
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", type=Path, nargs="+")
+    parser.add_argument("--out", type=Path, help="output folder (default: a temporary one)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as scratch:
+        out = args.out or Path(scratch) / "out"
+        settings, _ = load_settings(None, {"inputs": args.inputs, "out": out})
+        marks: list[tuple[str, float]] = [("imports (polars, pandera, the pipeline)", IMPORTED)]
+        last = [time.perf_counter()]
+        current = ["catalogue and setup"]
+
+        def progress(stage: str) -> None:
+            now = time.perf_counter()
+            marks.append((current[0], now - last[0]))
+            current[0], last[0] = stage, now
+
+        catalogue = load_catalogue()
+        audit_to_directory(settings, catalogue, datetime.now(timezone.utc), progress)
+        marks.append((current[0] + " (and publishing)", time.perf_counter() - last[0]))
+    total = sum(seconds for _, seconds in marks)
+    print(f"{'stage':<48} {'seconds':>8} {'share':>6}")
+    for stage, seconds in marks:
+        print(f"{stage:<48} {seconds:>8.2f} {seconds / total:>6.0%}")
+    print(f"{'total (after the interpreter start)':<48} {total:>8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

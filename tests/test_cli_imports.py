@@ -1,0 +1,95 @@
+"""Commands import only what they need (issue 15): `--version`, `catalogue` and `history` start
+without polars, pandera or jinja2, and `run` imports jinja2 only to render. Checked through
+`sys.modules` in a fresh interpreter, not by timing (the benchmark prints the times)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+HEAVY = ("polars", "pandera", "jinja2")
+
+# Runs the command line in-process, then writes the top-level packages it imported to a file.
+PROBE = """
+import json, sys
+record, sys.argv = sys.argv[1], ["nice-audit", *sys.argv[2:]]
+from audit.cli import main
+try:
+    main()
+except SystemExit as stop:
+    code = stop.code
+else:
+    code = 0
+with open(record, "w", encoding="utf-8") as handle:
+    json.dump({"exit": code, "modules": sorted({name.split(".")[0] for name in sys.modules})}, handle)
+"""
+
+
+def imported_by(tmp_path, *args: str) -> dict:
+    record = tmp_path / "modules.json"
+    run = subprocess.run([sys.executable, "-c", PROBE, str(record), *args], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert record.exists(), run.stderr
+    return json.loads(record.read_text(encoding="utf-8")) | {"stdout": run.stdout, "stderr": run.stderr}
+
+
+@pytest.fixture
+def history_file(tmp_path):
+    from audit import history
+
+    path = tmp_path / "history.sqlite"
+    history.connect(path).close()  # an empty, current-schema history
+    return path
+
+
+@pytest.mark.parametrize("args", [
+    ["--version"],
+    ["--help"],
+    ["catalogue", "list"],
+    ["catalogue", "show", "IPG319"],
+    ["catalogue", "check", str(ROOT / "audit" / "guidance" / "ipg319.toml")],
+    ["config", "show"],
+], ids=" ".join)
+def test_light_commands_import_no_heavy_library(tmp_path, args):
+    seen = imported_by(tmp_path, *args)
+    assert seen["exit"] == 0, seen["stderr"]
+    assert seen["stdout"].strip()  # the command did its work
+    assert not set(HEAVY) & set(seen["modules"]), args
+
+
+@pytest.mark.parametrize("args", [[], ["show", "no-such-run"]], ids=["list", "show"])
+def test_history_commands_read_sqlite_without_polars(tmp_path, history_file, args):
+    seen = imported_by(tmp_path, "history", *args, "--history", str(history_file))
+    expected_exit = 0 if not args else 2  # an empty history has no run to show
+    assert seen["exit"] == expected_exit, seen["stderr"]
+    assert "sqlite3" in seen["modules"]
+    assert not set(HEAVY) & set(seen["modules"])
+
+
+def test_version_is_the_installed_distributions(tmp_path):
+    from importlib.metadata import version
+
+    seen = imported_by(tmp_path, "--version")
+    assert seen["stdout"].strip() == f"nice-audit {version('nice-audit')}"
+
+
+def test_run_imports_jinja2_only_to_render(tmp_path):
+    """A run stopped by its input never reaches the report, so never pays for jinja2."""
+    seen = imported_by(tmp_path, "run", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "out"))
+    assert seen["exit"] == 2
+    assert "missing.csv" in seen["stderr"]
+    assert "polars" in seen["modules"]  # it did get as far as the reader
+    assert "jinja2" not in seen["modules"]
+
+
+@pytest.mark.slow
+def test_a_whole_run_does_render(tmp_path):
+    """The other side of the lazy import: a successful run still imports jinja2 and writes the report."""
+    seen = imported_by(tmp_path, "run", str(ROOT / "examples"), "--mapping",
+                       str(ROOT / "examples" / "warehouse_mapping.toml"), "--out", str(tmp_path / "out"), "--quiet")
+    assert seen["exit"] == 0, seen["stderr"]
+    assert "jinja2" in seen["modules"]
+    assert (tmp_path / "out" / "report.html").is_file()
