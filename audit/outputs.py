@@ -40,12 +40,12 @@ FORMULA_START = r"^'*[=+\-@\t\r]"
 NO_OPERATION = "-"
 
 
-def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text cells that a spreadsheet would run as formulas, neutralised."""
+def csv_safe(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """Text cells that a spreadsheet would run as formulas, neutralised (lazily for a LazyFrame)."""
     return frame.with_columns(
         pl.when(pl.col(name).str.contains(FORMULA_START) & (pl.col(name) != NO_OPERATION))
         .then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name)).alias(name)
-        for name, dtype in frame.schema.items() if dtype == pl.String
+        for name, dtype in frame.collect_schema().items() if dtype == pl.String
     )
 
 
@@ -194,12 +194,22 @@ def _carry(frame: pl.DataFrame, carried: pl.DataFrame) -> pl.DataFrame:
 def _changes_summary(changes: Changes | None) -> dict | None:
     if changes is None:
         return None
-    counts = _counts(changes.keys, "change", CHANGES)
+    counts = changes.keys.group_by("guidance_id", "change").len("n")
+    return changes_summary(changes.previous_run, changes.previous_started, counts)
+
+
+def changes_summary(previous_run: str | None, previous_started: str | None, counts: pl.DataFrame) -> dict:
+    """summary.json's "changes" from counts per (guidance_id, change, n): what a Spark run
+    collects instead of every finding key. Generic findings (guidance "") count in the totals only."""
+    def tally(rows: pl.DataFrame) -> dict[str, int]:
+        found = dict(rows.group_by("change").agg(pl.col("n").sum()).iter_rows()) if rows.height else {}
+        return {change: int(found.get(change, 0)) for change in CHANGES}
+
     by_guidance = {
-        guidance_id: _counts(changes.keys.filter(pl.col("guidance_id") == guidance_id), "change", CHANGES)
-        for guidance_id in sorted(set(changes.keys["guidance_id"]) - {""})
+        guidance_id: tally(counts.filter(pl.col("guidance_id") == guidance_id))
+        for guidance_id in sorted(set(counts["guidance_id"]) - {""})
     }
-    return {"previous_run": changes.previous_run, "previous_started": changes.previous_started, **counts,
+    return {"previous_run": previous_run, "previous_started": previous_started, **tally(counts),
             "by_guidance": by_guidance}
 
 

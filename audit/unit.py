@@ -85,6 +85,9 @@ class PartitionResult:
     sequences: pl.DataFrame
     carried: pl.DataFrame  # episode_id + carried columns (export names)
     counts: pl.DataFrame  # COUNTS_SCHEMA: additive counters
+    # Every accepted episode id, clean ones included: the history tells a finding that was fixed
+    # from one whose episode left the export by it. An episode lives in one partition.
+    episode_ids: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"episode_id": pl.String}))
     result: object = field(default=None, compare=False, repr=False)  # the AuditResult, locally
 
 
@@ -178,6 +181,7 @@ def from_result(result) -> PartitionResult:
         sequences=outputs.sequences(result),
         carried=data.carried,
         counts=counts(result),
+        episode_ids=data.episode_ids.alias("episode_id").to_frame(),
         result=result,
     )
 
@@ -249,6 +253,7 @@ def combine(parts: list[PartitionResult]) -> PartitionResult:
         sequences=_sorted(cat("sequences"), SEQUENCES_ORDER),
         carried=_sorted(cat("carried"), ["episode_id"]),
         counts=sum_counts(cat("counts")),
+        episode_ids=cat("episode_ids").sort("episode_id"),
     )
 
 
