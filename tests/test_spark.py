@@ -268,9 +268,11 @@ def test_history_compares_spark_runs_as_local_runs(spark, long_split, tmp_path):
     from audit.engines.spark import run
 
     folder, _ = long_split
-    settings = Settings(inputs=(folder / "parquet",), out=tmp_path / "out", as_of=AS_OF, history=tmp_path / "h.sqlite")
+    settings = Settings(inputs=(folder / "parquet",), out=tmp_path / "out", as_of=AS_OF, history=tmp_path / "h.sqlite",
+                        runs_keep=1)
     first = run(spark, settings, CATALOGUE, PINNED_TIME)
     second = run(spark, settings, CATALOGUE, PINNED_TIME.replace(day=22))
+    assert not first.out.exists() and second.out.is_dir()  # --runs-keep 1: the older run folder is pruned
     findings = first.summary["totals"]["findings"]
     assert first.run_id and second.run_id and first.out != second.out
     assert first.summary["changes"]["new"] == findings > 0

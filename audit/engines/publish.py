@@ -30,6 +30,7 @@ KIND = "kind"
 CARRIED = "carried:"  # carried columns inside the union frame, apart from the audit's own
 PROVIDER_PARTITION = "provider_partition"
 SOURCE_PARTITION = "source_partition"
+RUNS = "_runs"  # out/_runs/<run_id>/; out/LATEST.json names the newest complete one
 LATEST = "LATEST.json"
 BY_PROVIDER = ("findings", "episodes")
 CHANGES = "changes"  # the history comparison, a Parquet dataset in the run folder
@@ -201,7 +202,33 @@ def finish(spark, settings: Settings, ctx: unit.AuditContext, schema, staging: P
     temporary = out / f".{LATEST}.tmp-{os.getpid()}"
     temporary.write_text(json.dumps(latest, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, out / LATEST)  # last: readers only ever see complete runs
+    prune_runs(out, settings.runs_keep)
     return SparkOutcome(summary, folder, run_id if conn else None)
+
+
+def prune_runs(out: Path, keep: int) -> list[str]:
+    """Delete run folders older than the newest `keep` complete ones (each holds episode-level
+    data); returns the run ids deleted.
+
+    Run ids begin with their start time, so they sort by age. A folder without summary.json
+    is a run still writing, or one that died: newer than the oldest kept run it may be the
+    former and stays; older, it is a dead run's leftovers and goes. The run LATEST.json names
+    is never deleted, whatever `keep` says."""
+    runs = Path(out) / RUNS
+    if not runs.is_dir():
+        return []
+    folders = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+    complete = [p for p in folders if (p / outputs.SUMMARY_JSON).is_file()]
+    if len(complete) <= keep:
+        return []
+    oldest_kept = complete[keep - 1].name
+    latest = latest_run(out)
+    deleted = []
+    for folder in folders:
+        if folder.name < oldest_kept and (latest is None or folder.resolve() != latest.resolve()):
+            shutil.rmtree(folder, ignore_errors=True)
+            deleted.append(folder.name)
+    return sorted(deleted)
 
 
 def latest_run(out: Path) -> Path | None:

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 KIND = publish.KIND
 KINDS = ("findings", "episodes", "rejected", "sequences", "carried", "counts", "episode_ids")
 CARRIED = publish.CARRIED
-RUNS = "_runs"  # out/_runs/<run_id>/; out/LATEST.json names the newest complete one
+RUNS = publish.RUNS
 EPISODES_PER_PARTITION = 500_000  # one Python worker stays around 1-2 GB (scale-out.md P11)
 
 # Sensible defaults for a session nice-audit builds itself; platform sessions are left alone.
