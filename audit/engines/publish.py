@@ -105,14 +105,10 @@ def _uncarried(carried: pl.DataFrame) -> pl.DataFrame:
 
 
 def _volume(summary: dict, previous: dict | None, settings: Settings) -> dict:
-    """audit.volume's check, from the reduced counts (it reads only these two figures)."""
-    from types import SimpleNamespace
-
     from audit import volume
 
-    files = [SimpleNamespace(rows_read=f["rows_read"]) for f in summary["inputs"]]
-    shape = SimpleNamespace(data=SimpleNamespace(episodes_audited=summary["totals"]["episodes_audited"], files=files))
-    return volume.check(shape, previous, settings.max_drop, settings.min_rows)
+    return volume.check_totals(summary["totals"]["episodes_audited"], summary["totals"]["rows_read"], previous,
+                               settings.max_drop, settings.min_rows)
 
 
 def _local_files(ctx: unit.AuditContext, schema, folder: Path, summary: dict, settings: Settings,
@@ -133,8 +129,8 @@ def _local_files(ctx: unit.AuditContext, schema, folder: Path, summary: dict, se
         trend = history.trend(conn, scope, settings.trend_runs - 1)
         previous = history.previous_summary(conn, scope)
         others = history.other_scopes(conn, scope)
-    findings = outputs._carry(part.findings.with_columns(pl.col("first_seen").dt.to_string("%Y-%m-%d")), part.carried)
-    episodes = outputs._carry(episodes, part.carried)
+    findings = outputs.carry(part.findings.with_columns(pl.col("first_seen").dt.to_string("%Y-%m-%d")), part.carried)
+    episodes = outputs.carry(episodes, part.carried)
     outputs.write_csv(findings, folder / outputs.FINDINGS_CSV)
     findings.with_columns(pl.col("first_seen").str.to_date("%Y-%m-%d")).write_parquet(
         folder / outputs.FINDINGS_PARQUET, statistics=False)
@@ -142,7 +138,7 @@ def _local_files(ctx: unit.AuditContext, schema, folder: Path, summary: dict, se
     outputs.write_csv(part.rejected, folder / outputs.REJECTED_CSV)
     outputs.write_csv(part.sequences, folder / outputs.SEQUENCES_CSV)
     if ctx.code_list is not None:
-        outputs.write_csv(outputs._code_titles(part.sequences, ctx.code_list), folder / outputs.CODE_TITLES_CSV)
+        outputs.write_csv(outputs.code_titles(part.sequences, ctx.code_list), folder / outputs.CODE_TITLES_CSV)
     if changes is not None:
         _changes_csv(folder / CHANGES, folder / outputs.CHANGES_CSV)
     left_out = write_workbook(folder / outputs.FINDINGS_XLSX, {"findings": findings, "episodes": episodes,
