@@ -335,3 +335,21 @@ def test_spark_history_gives_the_same_changes_as_local_runs(spark, tmp_path, mon
     # first_seen in the findings, and the next night's keys: Parquet beside the history file.
     assert rows(tmp_path / "local" / outputs.FINDINGS_CSV) == rows(outcome.out / outputs.FINDINGS_CSV)
     assert list((tmp_path / "spark.sqlite.keys").iterdir())
+
+
+def test_wide_rows_sent_twice_meet_in_the_shuffle_the_rest_are_audited_in_place(spark, tmp_path):
+    """Unique wide rows are audited where they were read; a row whose id is elsewhere too
+    (another file, with a tab after it; twice in one file) still meets its copies and is
+    rejected as on one machine."""
+    frame = pl.read_csv(EXAMPLES / "hes_episodes.csv", infer_schema=False)
+    half = frame.height // 2
+    first, second = frame.head(half), frame.tail(frame.height - half)
+    planted = first.head(2).with_columns(pl.concat_str(pl.col("EPIKEY"), pl.lit("\t")).alias("EPIKEY"))
+    paths = [tmp_path / "trust_a.csv", tmp_path / "trust_b.csv"]
+    pl.concat([first, first.tail(1)]).write_csv(paths[0])  # its last row twice
+    pl.concat([second, planted]).write_csv(paths[1])
+    ingest(paths, tmp_path / "parquet")
+    whole = local_run(paths)
+    outcome = spark_run(spark, [tmp_path / "parquet"], tmp_path / "spark", partitions=2)
+    same_outputs(written(whole, tmp_path / "local"), outcome.out)
+    assert whole.data.rejected["episode_id"].n_unique() == 3 and outcome.summary["totals"]["findings"] > 20
