@@ -337,10 +337,9 @@ def test_spark_history_gives_the_same_changes_as_local_runs(spark, tmp_path, mon
     assert list((tmp_path / "spark.sqlite.keys").iterdir())
 
 
-def test_wide_rows_sent_twice_meet_in_the_shuffle_the_rest_are_audited_in_place(spark, tmp_path):
-    """Unique wide rows are audited where they were read; a row whose id is elsewhere too
-    (another file, with a tab after it; twice in one file) still meets its copies and is
-    rejected as on one machine."""
+def test_wide_rows_sent_twice_meet_their_copies(spark, tmp_path):
+    """A wide row whose id is elsewhere too (another file, with a tab after it; twice in one
+    file) meets its copies in one partition and is rejected as on one machine."""
     frame = pl.read_csv(EXAMPLES / "hes_episodes.csv", infer_schema=False)
     half = frame.height // 2
     first, second = frame.head(half), frame.tail(frame.height - half)

@@ -327,58 +327,8 @@ def context(settings: Settings, catalogue: Catalogue, started: datetime, sources
                              tuple(s.export for s in sources), code_list)
 
 
-def _key_of(batches: Iterator) -> Iterator:
-    """Map side, two narrow columns: each row's partition key (polars' strip, P8) and row number."""
-    import pyarrow as pa
-
-    keyed = pa.schema([pa.field("_key", pa.string()), pa.field("_source_row", pa.int64())])
-    for batch in batches:
-        frame = pl.from_arrow(batch)
-        keys = frame.select(unit.partition_key(pl.col("_id").cast(pl.String)).alias("_key"), "_source_row")
-        yield from keys.to_arrow().cast(keyed).to_batches()
-
-
-def _audit_in_place(ctx: unit.AuditContext, schema: UnionSchema):
-    """Map side, no shuffle: rows whose episode id no other row of the run has. Each row is then
-    a whole episode, so every Arrow batch is a valid unit of work on its own (bounded memory)."""
-
-    def audit(batches: Iterator) -> Iterator:
-        for batch in batches:
-            if batch.num_rows:
-                yield from to_union(unit.audit_rows(pl.from_arrow(batch).drop("_key"), ctx), schema).to_batches()
-
-    return audit
-
-
-def _repeated_rows(raw: list, sources: list[Source]):
-    """(input number, source row) of every row whose episode id occurs more than once in the
-    whole run, all inputs counted (or is missing): the rows the identity checks must see
-    together. Narrow: the ids alone cross the shuffle, and duplicates are rare."""
-    from pyspark.sql import functions as F
-
-    keys = None
-    for number, (source, frame) in enumerate(zip(sources, raw)):
-        ids = (frame.select(F.col(f"`{source.export.plan.episode_id}`").cast("string").alias("_id"), "_source_row")
-               .mapInArrow(_key_of, "`_key` string, `_source_row` bigint").withColumn("_input", F.lit(number)))
-        keys = ids if keys is None else keys.unionByName(ids)
-    repeated = keys.groupBy("_key").count().where(F.col("count") > 1).select("_key")
-    return keys.join(repeated, on="_key", how="left_semi").unionByName(keys.where(F.col("_key").isNull())) \
-        .select("_input", "_source_row")
-
-
 def audited(spark, settings: Settings, ctx: unit.AuditContext, sources: list[Source], schema: UnionSchema):
-    """The union frame of every partition's results (lazy: nothing runs until it is written).
-
-    Only rows that must meet other rows cross the payload shuffle: a long export's, and the
-    rare wide row whose episode id occurs elsewhere in the run (another file, another row,
-    after the canonical strip). A wide Parquet row whose id is unique in the whole run is a
-    complete episode, so the unit of work audits it where it was read (the partition property,
-    tests/test_partition.py); the identity checks need no other row to clear it. Telling the
-    two apart takes a narrow aggregation of the ids, not a shuffle of all 55 columns of every
-    row (scale-out.md 5.2, 5.4). Tables and JDBC sources are all shuffled: their row ids are
-    not stable between two reads."""
-    from pyspark.sql import functions as F
-
+    """The union frame of every partition's results (lazy: nothing runs until it is written)."""
     canonical: dict[str, pl.DataType] = {}
     for export in ctx.exports:
         canonical.update(unit.canonical_schema(export))
@@ -388,22 +338,11 @@ def audited(spark, settings: Settings, ctx: unit.AuditContext, sources: list[Sou
     raw = [_read(spark, source, settings) for source in sources]
     # Counted before the Python step: for Parquet a count reads only the footers.
     partitions = settings.partitions or max(1, math.ceil(sum(r.count() for r in raw) / EPISODES_PER_PARTITION))
-    portable = ctx.portable()
-    splittable = [s.kind == "parquet" and s.export.plan.shape == "wide" for s in sources]
-    repeated = _repeated_rows(raw, sources) if any(splittable) else None
-    here = there = None
-    for number, (source, frame) in enumerate(zip(sources, raw)):
-        if splittable[number]:
-            mine = repeated.where(F.col("_input") == number).select("_source_row")
-            alone = frame.join(mine, on="_source_row", how="left_anti")
-            audited_here = alone.mapInArrow(_prepare(source.export, canonical), ddl) \
-                .mapInArrow(_audit_in_place(portable, schema), schema.ddl)
-            here = audited_here if here is None else here.unionByName(audited_here)
-            frame = frame.join(mine, on="_source_row", how="left_semi")
+    keyed = None
+    for source, frame in zip(sources, raw):
         part = frame.mapInArrow(_prepare(source.export, canonical), ddl)
-        there = part if there is None else there.unionByName(part)
-    shuffled = there.repartition(partitions, "_key").mapInArrow(_audit(portable, schema), schema.ddl)
-    return shuffled if here is None else here.unionByName(shuffled)
+        keyed = part if keyed is None else keyed.unionByName(part)
+    return keyed.repartition(partitions, "_key").mapInArrow(_audit(ctx.portable(), schema), schema.ddl)
 
 
 def check_inputs(settings: Settings) -> list[Source]:
