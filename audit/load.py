@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import logging
 import re
+import shutil
 import tempfile
 import zlib
 from collections import Counter
@@ -238,12 +239,25 @@ MAX_EXPANSION = 100  # CSV exports compress 5-20 times; far more is a decompress
 MIN_EXPANSION_CAP = 1 << 30  # small files may expand further: up to 1 GiB is always allowed
 
 
+DISK_CHECK_EVERY = 64 << 20  # bytes decompressed between looks at the temporary folder's free space
+DISK_RESERVE = 1 << 30  # leave this much free: a full /tmp breaks the rest of the machine, not only us
+
+
+def _check_room(path: Path, target: Path, written: int) -> None:
+    """Even a plausible expansion may not fit where temporary files go: stop while the disk still
+    has room for everything else on the machine, naming the folder (TMPDIR moves it)."""
+    if shutil.disk_usage(target.parent).free < DISK_RESERVE:
+        raise InputError(path, f"decompressing it needs more room than {target.parent} has (stopped after "
+                         f"{written / (1 << 20):,.0f} MB with under {DISK_RESERVE >> 30} GiB left free); "
+                         "set TMPDIR to a folder with more space")
+
+
 def _gunzip(path: Path) -> Path:
     """Decompress to a temporary file, streamed: a 10 GB expansion never sits in memory, and one
     that grows past MAX_EXPANSION times the file's size is stopped as it comes."""
     target = _temporary(".csv")
     cap = max(MAX_EXPANSION * path.stat().st_size, MIN_EXPANSION_CAP)
-    written = 0
+    written = checked = 0
     try:
         with gzip.open(path, "rb") as source, open(target, "wb") as out:
             while chunk := source.read(READ_CHUNK):
@@ -251,6 +265,9 @@ def _gunzip(path: Path) -> Path:
                 if written > cap:
                     raise InputError(path, f"expands to more than {MAX_EXPANSION} times its size (over "
                                      f"{cap / (1 << 20):,.0f} MB): not a plausible export")
+                if written - checked >= DISK_CHECK_EVERY:
+                    checked = written
+                    _check_room(path, target, written)
                 out.write(chunk)
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile):
         raise InputError(path, "truncated or corrupt gzip file") from None
@@ -445,13 +462,25 @@ def _without_broken_records(source: Path, scan: RecordScan) -> Path:
 
 def _kind(dtype: pl.DataType) -> str | None:
     """What a Parquet column type is called, when its values cannot be read as text."""
+    if isinstance(dtype, pl.Decimal) and (dtype.precision or 0) > MAX_DECIMAL_PRECISION:
+        return f"decimal256 (precision {dtype.precision})"
     if dtype.is_numeric() or dtype.is_temporal() and not isinstance(dtype, pl.Duration):
         return None
     if isinstance(dtype, (pl.String, pl.Categorical, pl.Enum, pl.Boolean, pl.Null)):
         return None
-    names = {pl.List: "list", pl.Array: "list", pl.Struct: "struct", pl.Binary: "binary",
+    names = {pl.Map: "map", pl.List: "list", pl.Array: "list", pl.Struct: "struct", pl.Binary: "binary",
              pl.Duration: "duration", pl.Object: "object"}
     return next((name for kind, name in names.items() if isinstance(dtype, kind)), str(dtype))
+
+
+# polars' decimals are 128-bit (precision up to 38 digits); Arrow's decimal256 goes to 76.
+MAX_DECIMAL_PRECISION = 38
+
+
+def _repeated_name(error: Exception) -> str:
+    """The column polars says is repeated: a Parquet name is the file's schema, not episode data."""
+    quoted = re.search(r"name '(.{1,200}?)' has more than one", str(error))
+    return f"column {quoted.group(1)!r}" if quoted else "a column"
 
 
 def _check_parquet_types(path: Path, source: Path, needed: list[str]) -> None:
@@ -485,9 +514,12 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
         source = _readable_name(path)
         try:
             header = list(pl.read_parquet_schema(source))
+        except pl.exceptions.DuplicateError as error:
+            raise InputError(path, f"the Parquet schema names {_repeated_name(error)} more than once: polars "
+                             "reads only files whose column names are unique; write it again with unique names") from None
         except READ_ERRORS:  # polars' own reasons may quote the file: name the usual causes
             raise InputError(path, "cannot be read as Parquet: corrupt or truncated, or its schema has a "
-                             "column type polars cannot read (such as map or decimal256) or a name twice") from None
+                             "column type polars cannot read") from None
         plan = plan_for(path, header, layout, mapping)
         _check_parquet_types(path, source, plan.source_columns())
         return Export(path, plan, _sha256(path), "parquet", source)

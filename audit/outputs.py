@@ -25,6 +25,7 @@ SEQUENCES_CSV = "sequences.csv"
 SUMMARY_JSON = "summary.json"
 CHANGES_CSV = "changes.csv"
 CODE_TITLES_CSV = "code_titles.csv"
+CHANGES_COLUMNS = ["episode_id", "guidance_id", "rule_id", "position", "change", "first_seen"]  # changes.csv as the report reads it
 TREND_CSV = "trend.csv"
 FINDINGS_XLSX = "findings.xlsx"
 OPEN = (NEW, STILL_OPEN)
@@ -155,11 +156,27 @@ def changes_summary(previous_run: str | None, previous_started: str | None, coun
             "by_guidance": by_guidance}
 
 
+def write_report_bundle(folder: Path, findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.DataFrame,
+                        rejected: pl.DataFrame, changes: Changes | None, summary: dict, worksheet_cap: int) -> None:
+    """report-data/: the aggregates and capped samples report.html is rendered from
+    (reports.bundle), computed here while the frames are in memory, so rendering never reads the
+    whole episodes.csv back. Both engines write it from the frames they write as CSV."""
+    from reports.bundle import build_bundle, text_frame, write_bundle
+    from reports.frames import CARRIED_FROM, columns_present
+
+    bundle = build_bundle(
+        text_frame(findings), text_frame(episodes), text_frame(sequences), text_frame(rejected),
+        text_frame(changes.keys.select(CHANGES_COLUMNS)) if changes is not None else None,
+        columns_present=columns_present(summary), carried=tuple(c for c in findings.columns if c not in CARRIED_FROM),
+        worksheet_cap=max(worksheet_cap, 200))  # at least the default: `report DIR` re-renders at 200 from it
+    write_bundle(bundle, folder)
+
+
 def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
           trend: pl.DataFrame | None = None, volume: dict | None = None, run_id: str | None = None,
-          scope: str | None = None, other_scopes: dict[str, int] | None = None) -> dict:
+          scope: str | None = None, other_scopes: dict[str, int] | None = None, worksheet_cap: int = 200) -> dict:
     """Write every output into `folder` (a run's staging folder, see audit.publish); returns the
-    summary."""
+    summary. worksheet_cap: the report's, so that its bundle holds enough episodes."""
     folder = Path(folder)
     today = result.started.date().isoformat()
     findings = carry(_with_first_seen(with_episode_facts(result.findings, result), changes, today),
@@ -186,6 +203,8 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
     if content["changes"] is not None and other_scopes is not None:
         content["changes"]["other_scopes"] = other_scopes
     content["volume"] = volume
+    write_report_bundle(folder, findings, episodes, flagged_sequences, result.data.rejected, changes, content,
+                        worksheet_cap)
     text = json.dumps(content, indent=2, default=int)
     (folder / SUMMARY_JSON).write_text(text + "\n", encoding="utf-8")
     return content

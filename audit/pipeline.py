@@ -126,7 +126,7 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
             summary = outputs.write(result, staging.path, changes=changes, trend=None,
                                     volume=volume.check(result, previous, settings.max_drop, settings.min_rows),
                                     run_id=run_id, scope=scope if conn else None,
-                                    other_scopes=others)
+                                    other_scopes=others, worksheet_cap=settings.worksheet_cap)
             if trend is not None:
                 current = pl.DataFrame(history.trend_rows(run_id, summary), schema=history.TREND_SCHEMA,
                                        orient="row")

@@ -12,7 +12,6 @@ from audit.catalogue import Catalogue
 from audit.outputs import TREND_CSV
 from reports import chart
 from reports.common import (
-    CHANGE_KEY,
     CHANGE_LABELS,
     CHANGES,
     EPISODE_GONE,
@@ -42,17 +41,7 @@ from reports.text import (
 
 
 def history_used(outputs: Outputs) -> bool:
-    return outputs.summary.get("changes") is not None or outputs.changes is not None
-
-
-def change_of_findings(findings: pl.DataFrame, changes: pl.DataFrame | None) -> pl.DataFrame:
-    """Each finding's change against the previous run (new | still-open), "" without a history."""
-    if changes is None:
-        return findings.with_columns(change=pl.lit(""))
-    keys = (clean(changes).filter(pl.col("change") != RESOLVED)
-            .unique(CHANGE_KEY, keep="first", maintain_order=True).select(*CHANGE_KEY, "change"))
-    return (findings.join(keys, on=CHANGE_KEY, how="left", maintain_order="left")
-            .with_columns(pl.col("change").fill_null("")))
+    return outputs.summary.get("changes") is not None or outputs.bundle.facts["changes"]["present"]
 
 
 def _previous_started(text: str) -> tuple[str, str]:
@@ -77,37 +66,23 @@ def change_clause(outputs: Outputs, counts: dict[str, int]) -> str:
 
 
 def change_counts(outputs: Outputs) -> dict[str, int]:
-    if outputs.changes is not None:
-        found = dict(outputs.changes.group_by("change").len().iter_rows()) if outputs.changes.height else {}
-        return {c: int(found.get(c, 0)) for c in CHANGES}
+    changes = outputs.bundle.facts["changes"]
+    if changes["present"]:
+        return {c: int(changes["by_change"].get(c, 0)) for c in CHANGES}
     info = outputs.summary.get("changes") or {}
     return {c: int(info.get(c, 0) or 0) for c in CHANGES}
 
 
-def changes_section(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame, catalogue: Catalogue,
-             anchors: dict[str, str], cap: int, counts: dict[str, int]) -> Changes:
+def changes_section(outputs: Outputs, catalogue: Catalogue, anchors: dict[str, str], cap: int,
+                    counts: dict[str, int]) -> Changes:
     if not history_used(outputs):
         return Changes(used=False, first_run=False, previous_run="", previous_started="", numbers=(), rows=(),
                        shown="0", total="0", cap=number(cap), capped=False, per_change=(), quick_filters=(),
                        file_missing=False, trend=None, trend_note="")
     info = outputs.summary.get("changes") or {}
     first_run = outputs.summary.get("changes") is not None and not info.get("previous_run")
-    frame = clean(outputs.changes) if outputs.changes is not None else pl.DataFrame(
-        schema={c: pl.String for c in [*CHANGE_KEY, "change", "first_seen"]})
-    severities = (findings.group_by(CHANGE_KEY)
-                  .agg(severity_tokens=pl.col("severity").unique().sort().str.join(" ")))
-    status = episodes.select("episode_id", "guidance_id", "status").unique(
-        ["episode_id", "guidance_id"], keep="first", maintain_order=True)
-    rank = {c: n for n, c in enumerate(CHANGES)}
-    ordered = (
-        frame.join(severities, on=CHANGE_KEY, how="left", maintain_order="left")
-        .join(status, on=["episode_id", "guidance_id"], how="left", maintain_order="left")
-        .with_columns(pl.col("severity_tokens", "status").fill_null(""),
-                      _rank=pl.col("change").replace_strict(rank, default=len(rank), return_dtype=pl.Int64),
-                      _since=pl.when(pl.col("change") == STILL_OPEN).then(pl.col("first_seen")).otherwise(pl.lit("")))
-        .sort("_rank", "_since", "episode_id", "guidance_id", "rule_id", as_int("position"), nulls_last=True)
-    )
-    shown = capped_per(ordered, "change", cap)
+    facts = outputs.bundle.facts["changes"]
+    shown = capped_per(outputs.bundle["changes"], "change", cap)  # ordered by reports.bundle
     rows = tuple(
         ChangeRow(
             episode_id=r["episode_id"], episode_href=anchors.get(r["episode_id"], ""),
@@ -117,9 +92,9 @@ def changes_section(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataF
         )
         for r in shown.iter_rows(named=True)
     )
-    listed = set(frame["change"].unique())
-    kinds = [c for c in CHANGES if c in listed]
-    oldest = frame.filter((pl.col("change") == STILL_OPEN) & (pl.col("first_seen") != ""))["first_seen"].min() or ""
+    total = int(facts["total"])
+    kinds = [c for c in CHANGES if c in facts["by_change"]]
+    oldest = facts["oldest_first_seen"]
     oldest_date = parse_date(oldest)
     if first_run:
         notes = ("first run in this history", "nothing to compare with", "nothing to compare with")
@@ -142,11 +117,12 @@ def changes_section(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataF
     return Changes(
         used=True, first_run=first_run, previous_run=str(info.get("previous_run") or ""),
         previous_started=previous_started, numbers=numbers, rows=rows, shown=number(len(rows)),
-        total=number(frame.height), cap=number(cap), capped=len(rows) < frame.height,
+        total=number(total), cap=number(cap), capped=len(rows) < total,
         per_change=tuple(replace(r, rule_id=CHANGE_LABELS.get(r.rule_id, r.rule_id))
-                         for r in cap_rows(frame, shown, "change", CHANGES)),
+                         for r in cap_rows({str(c): int(n) for c, n in facts["by_change"].items()}, shown,
+                                           "change", CHANGES)),
         quick_filters=tuple(Option(c, CHANGE_LABELS[c]) for c in kinds) if len(kinds) > 1 else (),
-        file_missing=outputs.changes is None,
+        file_missing=not facts["present"],
         trend=trend, trend_note=trend_note,
     )
 

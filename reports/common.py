@@ -59,9 +59,9 @@ def capped_per(frame: pl.DataFrame, by: str, cap: int) -> pl.DataFrame:
     return frame.filter(pl.int_range(pl.len()).over(by) < cap)
 
 
-def cap_rows(totals: pl.DataFrame, shown: pl.DataFrame, by: str,
-              known: tuple[str, ...] = tuple(RULES)) -> tuple[CapRow, ...]:
-    total = dict(totals.group_by(by).len().iter_rows())
+def cap_rows(total: dict[str, int], shown: pl.DataFrame, by: str,
+             known: tuple[str, ...] = tuple(RULES)) -> tuple[CapRow, ...]:
+    """Per group: its true total (`total`, counted over the whole run) and how many are shown."""
     seen = dict(shown.group_by(by).len().iter_rows()) if shown.height else {}
     order = [r for r in known if r in total] + sorted(set(total) - set(known))
     return tuple(

@@ -24,7 +24,6 @@ from audit.rules import ERROR, RULES, SEVERITIES, SUPERSEDED, WARNING
 from reports.changes import (
     change_clause,
     change_counts,
-    change_of_findings,
     changes_section,
     history_used,
 )
@@ -34,27 +33,19 @@ from reports.common import (
     BREAKDOWNS,
     CHANGE_LABELS,
     CHANGES,
-    COMPLIANT,
-    DATA_QUALITY_CAP,
-    LINE_LABELS,
-    NON_COMPLIANT,
     NOT_RECORDED,
-    DATE_UNCERTAIN,
-    PREDATES,
     SEVERITY_LABELS,
     STATUS_LABELS,
-    SUPERSEDED_STATUS,
     MIN_N,
-    as_int,
     big_number,
     cap_rows,
     capped_per,
     catalogue_ref,
-    clean,
     lineage_text,
     ordered_guidance_ids,
     rule_title,
 )
+from reports.bundle import Bundle
 from reports.frames import Outputs
 from reports.worklist import build_lists, specialty_name
 from reports.page import (
@@ -144,46 +135,20 @@ def _run_info(outputs: Outputs, catalogue: Catalogue, generated: datetime | None
     )
 
 
-def _status_counts(frame: pl.DataFrame, by: str) -> pl.DataFrame:
-    return frame.group_by(by).agg(
-        matched=pl.len(),
-        compliant=(pl.col("status") == COMPLIANT).sum(),
-        non_compliant=(pl.col("status") == NON_COMPLIANT).sum(),
-        superseded=(pl.col("status") == SUPERSEDED_STATUS).sum(),
-        predates=(pl.col("status") == PREDATES).sum(),
-        date_uncertain=(pl.col("status") == DATE_UNCERTAIN).sum(),
-    )
-
-
-def _severity_counts(frame: pl.DataFrame, by: str) -> pl.DataFrame:
-    return frame.group_by(by).agg(
-        findings=pl.len(),
-        errors=(pl.col("severity") == ERROR).sum(),
-        warnings=(pl.col("severity") == WARNING).sum(),
-        superseded=(pl.col("severity") == SUPERSEDED).sum(),
-        episodes=pl.col("episode_id").n_unique(),
-    )
-
-
 def _judged(row: dict) -> int:
     """Pairs that can be compliant: episodes dated before the guidance was published, or inside
     the window of a guidance date known only to a month or a year, cannot."""
     return row["matched"] - row["predates"] - row["date_uncertain"]
 
 
-def _guidance_rows(episodes: pl.DataFrame, catalogue: Catalogue) -> tuple[GuidanceRow, ...]:
-    counts = {r["guidance_id"]: r for r in _status_counts(episodes, "guidance_id").iter_rows(named=True)}
-    code_sets = {
-        gid: ", ".join(sorted(set(these)))
-        for gid, these in episodes.group_by("guidance_id").agg(pl.col("code_set").unique())
-        .iter_rows()
-    }
+def _guidance_rows(bundle: Bundle, catalogue: Catalogue) -> tuple[GuidanceRow, ...]:
+    counts = {r["guidance_id"]: r for r in bundle["guidance"].iter_rows(named=True)}
     rows = []
     for gid in ordered_guidance_ids(catalogue, counts):
         c, g = counts[gid], catalogue.guidance.get(gid)
         ref = catalogue_ref(catalogue, gid)
         rows.append(GuidanceRow(
-            id=gid, title=ref.title, url=ref.url, code_sets=code_sets.get(gid, ""),
+            id=gid, title=ref.title, url=ref.url, code_sets=c["code_sets"] or "",
             episodes=number(c["matched"]), compliant=number(c["compliant"]),
             non_compliant=number(c["non_compliant"]), superseded=number(c["superseded"]),
             predates=number(c["predates"]), percent_compliant=percent(c["compliant"], _judged(c)),
@@ -195,8 +160,8 @@ def _guidance_rows(episodes: pl.DataFrame, catalogue: Catalogue) -> tuple[Guidan
     return tuple(rows)
 
 
-def _rule_rows(findings: pl.DataFrame) -> tuple[RuleRow, ...]:
-    counts = {r["rule_id"]: r for r in _severity_counts(findings, "rule_id").iter_rows(named=True)}
+def _rule_rows(bundle: Bundle) -> tuple[RuleRow, ...]:
+    counts = {r["rule_id"]: r for r in bundle["rules"].iter_rows(named=True)}
     rows = []
     for rule_id in list(RULES) + sorted(set(counts) - set(RULES)):
         c = counts.get(rule_id, {"findings": 0, "errors": 0, "warnings": 0, "superseded": 0, "episodes": 0})
@@ -213,8 +178,8 @@ def _rule_rows(findings: pl.DataFrame) -> tuple[RuleRow, ...]:
     return tuple(rows)
 
 
-def _severity_rows(findings: pl.DataFrame) -> tuple[SeverityRow, ...]:
-    counts = {r["severity"]: r for r in _severity_counts(findings, "severity").iter_rows(named=True)}
+def _severity_rows(bundle: Bundle) -> tuple[SeverityRow, ...]:
+    counts = {r["severity"]: r for r in bundle["severities"].iter_rows(named=True)}
     return tuple(
         SeverityRow(s, SEVERITY_LABELS.get(s, s), number(counts.get(s, {}).get("findings", 0)),
                     number(counts.get(s, {}).get("episodes", 0)))
@@ -222,15 +187,8 @@ def _severity_rows(findings: pl.DataFrame) -> tuple[SeverityRow, ...]:
     )
 
 
-def _columns_present(outputs: Outputs) -> set[str]:
-    present = set()
-    for f in outputs.summary.get("inputs", []):
-        present.update(f.get("columns_present", []))
-    return present
-
-
 def _breakdown_row(column: str, r: dict) -> BreakdownRow:
-    value = r[column]
+    value = r["value"]
     judged = _judged(r)
     return BreakdownRow(
         value=value or NOT_RECORDED, name=specialty_name(value) if column == "specialty" and value else "",
@@ -242,28 +200,19 @@ def _breakdown_row(column: str, r: dict) -> BreakdownRow:
     )
 
 
-def _breakdowns(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame) -> tuple[Breakdown, ...]:
-    present = _columns_present(outputs)
+def _breakdowns(bundle: Bundle) -> tuple[Breakdown, ...]:
+    totals = bundle.facts["breakdown_totals"]
     result = []
     for column, title in BREAKDOWNS:
-        if column not in findings.columns or column not in episodes.columns:
+        if column not in totals:
             continue
-        recorded = (findings[column] != "").any() or (episodes[column] != "").any()
-        if column not in present and not recorded:
-            continue
-        status = _status_counts(episodes, column)
-        severity = _severity_counts(findings, column).drop("episodes", "superseded")
-        joined = (
-            status.join(severity, on=column, how="full", coalesce=True)
-            .fill_null(0)
-            .sort(["errors", "findings", column], descending=[True, True, False])
-        )
-        rows = tuple(_breakdown_row(column, r) for r in joined.head(BREAKDOWN_CAP).iter_rows(named=True))
+        these = bundle["breakdowns"].filter(pl.col("column") == column)  # most errors first (reports.bundle)
+        rows = tuple(_breakdown_row(column, r) for r in these.head(BREAKDOWN_CAP).iter_rows(named=True))
         # Past the cap, rows are kept for the search box (up to a bound, so the page stays small).
         rest = tuple(_breakdown_row(column, r)
-                     for r in joined.slice(BREAKDOWN_CAP, BREAKDOWN_SEARCH_CAP).iter_rows(named=True))
-        result.append(Breakdown(column, title, rows, number(len(rows)), number(joined.height),
-                                joined.height > len(rows), rest))
+                     for r in these.slice(BREAKDOWN_CAP, BREAKDOWN_SEARCH_CAP).iter_rows(named=True))
+        total = int(totals[column])
+        result.append(Breakdown(column, title, rows, number(len(rows)), number(total), total > len(rows), rest))
     return tuple(result)
 
 
@@ -282,10 +231,10 @@ def _finding_row(r: dict, anchors: dict[str, str]) -> FindingRow:
 # --- Superseded and data quality ---------------------------------------------------------------
 
 
-def _superseded(episodes: pl.DataFrame, catalogue: Catalogue) -> tuple[SupersededGroup, ...]:
+def _superseded(bundle: Bundle, catalogue: Catalogue) -> tuple[SupersededGroup, ...]:
     """One heading per replaced guidance: its lineage and replacement, over the superseded list."""
-    these = episodes.filter(pl.col("status") == SUPERSEDED_STATUS)
-    counts = dict(these.group_by("guidance_id").agg(pl.col("episode_id").n_unique()).iter_rows())
+    counts = {r["guidance_id"]: r["superseded_episodes"] for r in bundle["guidance"].iter_rows(named=True)
+              if r["superseded_episodes"]}
     groups = []
     for gid in ordered_guidance_ids(catalogue, set(counts)):
         g = catalogue.guidance.get(gid)
@@ -301,9 +250,8 @@ def _superseded(episodes: pl.DataFrame, catalogue: Catalogue) -> tuple[Supersede
     return tuple(groups)
 
 
-def _data_quality(outputs: Outputs, findings: pl.DataFrame, sequences: pl.DataFrame,
-                  rejected: pl.DataFrame, anchors: dict[str, str]) -> DataQuality:
-    dq = outputs.summary.get("data_quality", {})
+def _data_quality(outputs: Outputs, anchors: dict[str, str]) -> DataQuality:
+    bundle, dq = outputs.bundle, outputs.summary.get("data_quality", {})
     counters = tuple(
         LabelCount(label, number(int(dq.get(key, 0))), note)
         for key, label, note in (
@@ -315,67 +263,46 @@ def _data_quality(outputs: Outputs, findings: pl.DataFrame, sequences: pl.DataFr
             ("invalid_dates", "Invalid dates", "date values that could not be read as dates"),
         )
     )
-    reasons = rejected.group_by("reason").len().sort(["len", "reason"], descending=[True, False])
-    by_reason = tuple(LabelCount(r, number(n), "") for r, n in reasons.iter_rows())
+    by_reason = tuple(LabelCount(r, number(n), "") for r, n in bundle["rejected_reasons"].iter_rows())
     rejected_rows = tuple(
         RejectedRow(r["source_file"], r["source_row"], r["episode_id"], r["reason"])
-        for r in rejected.head(DATA_QUALITY_CAP).iter_rows(named=True)
-    )
-    invalid = (
-        findings.filter(pl.col("rule_id") == "invalid-code")
-        .group_by("code")
-        .agg(occurrences=pl.len(), episodes=pl.col("episode_id").n_unique(), example=pl.col("message").first())
-        .sort(["occurrences", "code"], descending=[True, False])
+        for r in bundle["rejected_rows"].iter_rows(named=True)
     )
     invalid_rows = tuple(
         InvalidValue(r["code"], number(r["occurrences"]), number(r["episodes"]), r["example"])
-        for r in invalid.head(DATA_QUALITY_CAP).iter_rows(named=True)
+        for r in bundle["invalid_values"].iter_rows(named=True)
     )
-    no_op = findings.filter(pl.col("rule_id") == "no-operation-with-codes").unique("episode_id", keep="first")
-    no_op = no_op.sort("episode_id")
-    shown_no_op = no_op.head(DATA_QUALITY_CAP)
-    after = (
-        sequences.join(shown_no_op.select("episode_id"), on="episode_id", how="semi")
-        .filter(as_int("position") > 1)
-        .sort("episode_id", as_int("position"))
-        .group_by("episode_id", maintain_order=True)
-        .agg(pl.col("code").str.join(" "))
-    )
-    codes_after = dict(after.iter_rows())
     no_op_rows = tuple(
-        NoOperationRow(r["episode_id"], anchors.get(r["episode_id"], ""),
-                       codes_after.get(r["episode_id"], ""), r["provider"], r["source_file"])
-        for r in shown_no_op.iter_rows(named=True)
+        NoOperationRow(r["episode_id"], anchors.get(r["episode_id"], ""), r["codes_after"], r["provider"],
+                       r["source_file"])
+        for r in bundle["no_operation"].iter_rows(named=True)
     )
+    facts = bundle.facts
     return DataQuality(
-        counters=counters, rejected_by_reason=by_reason, rejected_total=number(rejected.height),
+        counters=counters, rejected_by_reason=by_reason, rejected_total=number(facts["rejected_total"]),
         rejected_rows=rejected_rows, rejected_shown=number(len(rejected_rows)),
-        rejected_capped=rejected.height > len(rejected_rows),
-        invalid_values=invalid_rows, invalid_shown=number(len(invalid_rows)), invalid_total=number(invalid.height),
-        invalid_capped=invalid.height > len(invalid_rows),
-        no_operation=no_op_rows, no_operation_total=number(no_op.height),
-        no_operation_capped=no_op.height > len(no_op_rows),
+        rejected_capped=facts["rejected_total"] > len(rejected_rows),
+        invalid_values=invalid_rows, invalid_shown=number(len(invalid_rows)),
+        invalid_total=number(facts["invalid_total"]), invalid_capped=facts["invalid_total"] > len(invalid_rows),
+        no_operation=no_op_rows, no_operation_total=number(facts["no_operation_total"]),
+        no_operation_capped=facts["no_operation_total"] > len(no_op_rows),
     )
 
 
 # --- Summary -----------------------------------------------------------------------------------
 
 
-def _episodes_with(episodes: pl.DataFrame, status: str) -> int:
-    return episodes.filter(pl.col("status") == status)["episode_id"].n_unique()
-
-
-def _headline(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame,
-              worksheet: Worksheet, check: Worksheet) -> tuple[str, tuple[BigNumber, ...]]:
-    totals = outputs.summary.get("totals", {})
+def _headline(outputs: Outputs, worksheet: Worksheet, check: Worksheet) -> tuple[str, tuple[BigNumber, ...]]:
+    totals, facts = outputs.summary.get("totals", {}), outputs.bundle.facts
     audited = int(totals.get("episodes_audited", 0))
     rows_read, rejected = int(totals.get("rows_read", 0)), int(totals.get("rows_rejected", 0))
     files = len(outputs.summary.get("inputs", []))
-    matched = episodes["episode_id"].n_unique()
-    non_compliant = _episodes_with(episodes, NON_COMPLIANT)
-    superseded = _episodes_with(episodes, SUPERSEDED_STATUS)
-    predates = _episodes_with(episodes, PREDATES)
-    severity = dict(findings.group_by("severity").len().iter_rows()) if findings.height else {}
+    matched = facts["matched_episodes"]
+    non_compliant = facts["non_compliant_episodes"]
+    superseded = facts["superseded_episodes"]
+    predates = facts["predates_episodes"]
+    finding_count = facts["findings"]
+    severity = {r["severity"]: r["findings"] for r in outputs.bundle["severities"].iter_rows(named=True)}
     errors, warnings = severity.get(ERROR, 0), severity.get(WARNING, 0)
     parts = [
         f"{plural(audited, 'episode')} audited from {plural(files, 'file')} "
@@ -388,12 +315,13 @@ def _headline(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame,
         parts.append(f"{number(predates)} predate{'s' if predates == 1 else ''} the guidance {'it' if predates == 1 else 'they'} match{'es' if predates == 1 else ''}")
     sentence = "; ".join(parts) + ". "
     sentence += (
-        f"{plural(findings.height, 'finding')}: {plural(errors, 'error')}, {plural(warnings, 'warning')}, "
+        f"{plural(finding_count, 'finding')}: {plural(errors, 'error')}, {plural(warnings, 'warning')}, "
         f"{number(severity.get(SUPERSEDED, 0))} superseded"
     )
-    if findings.height:
+    if finding_count:
         top_rule, top_count = (
-            findings.group_by("rule_id").len().sort(["len", "rule_id"], descending=[True, False]).row(0)
+            outputs.bundle["rules"].sort(["findings", "rule_id"], descending=[True, False])
+            .select("rule_id", "findings").row(0)
         )
         sentence += f"; the most frequent rule is {top_rule} ({number(top_count)})"
     sentence += (
@@ -409,12 +337,12 @@ def _headline(outputs: Outputs, findings: pl.DataFrame, episodes: pl.DataFrame,
     numbers = (
         big_number("Episodes audited", audited, f"{plural(rows_read, 'row')} in {plural(files, 'file')}", "neutral"),
         big_number("Matched NICE guidance", matched,
-             plural(episodes.height, "episode–guidance match", "episode–guidance matches"), "neutral"),
+             plural(facts["pairs"], "episode–guidance match", "episode–guidance matches"), "neutral"),
         big_number("Non-compliant", non_compliant, f"{percent(non_compliant, matched)} of matched episodes", "bad",
                    "#filter=status:non-compliant&in=worklist"),
         big_number("Superseded guidance", superseded, f"{percent(superseded, matched)} of matched episodes",
                    "superseded", "#filter=status:superseded&in=check"),
-        big_number("Findings", findings.height, f"{plural(errors, 'error')} · {plural(warnings, 'warning')}", "warn",
+        big_number("Findings", finding_count, f"{plural(errors, 'error')} · {plural(warnings, 'warning')}", "warn",
                    "#filter=&in=findings"),
         big_number("Rows rejected", rejected, f"of {plural(rows_read, 'row')} read", "bad" if rejected else "ok"),
     )
@@ -425,13 +353,13 @@ def _choices(values) -> tuple[Option, ...]:
     return tuple(Option(v, v) for v in sorted({v for v in values if v}))
 
 
-def _filters(findings: pl.DataFrame, episodes: pl.DataFrame, catalogue: Catalogue, history: bool,
+def _filters(bundle: Bundle, catalogue: Catalogue, history: bool,
              listed: list[WorksheetCard], rows: tuple[FindingRow, ...]) -> Filters:
-    guidance = set(episodes["guidance_id"]) | set(findings["guidance_id"])
+    guidance = set(bundle["guidance"]["guidance_id"]) | set(bundle.facts["finding_guidance"])
     guidance.discard("")
-    rules = set(findings["rule_id"])
-    severities = set(findings["severity"])
-    statuses = list(STATUSES) + sorted(set(episodes["status"]) - set(STATUSES) - {""})
+    rules = set(bundle["rules"]["rule_id"])
+    severities = set(bundle["severities"]["severity"])
+    statuses = list(STATUSES) + sorted(set(bundle.facts["statuses"]) - set(STATUSES) - {""})
     return Filters(
         guidance=tuple(Option(g, g) for g in ordered_guidance_ids(catalogue, guidance)),
         rules=tuple(Option(r, f"{rule_title(r)} ({r})")
@@ -450,57 +378,57 @@ def _filters(findings: pl.DataFrame, episodes: pl.DataFrame, catalogue: Catalogu
     )
 
 
+def listed_counts(outputs: Outputs, worksheet_cap: int, findings_cap: int) -> tuple[int, int]:
+    """(worklist and superseded-list cards, findings and changes table rows) the page lists at these
+    caps, counted from the bundle without building the page (what its size grows with)."""
+    bundle = outputs.bundle
+    why = bundle["reasons"]
+    cards = sum(capped_per(why.filter(pl.col("list") == kind), "reason", worksheet_cap)["episode_id"].n_unique()
+                for kind in why["list"].unique())
+    rows = capped_per(bundle["findings_table"], "rule_id", findings_cap).height
+    if history_used(outputs):
+        rows += capped_per(bundle["changes"], "change", findings_cap).height
+    return cards, rows
+
+
 def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 200, findings_cap: int = 200,
                generated: datetime | None = None, size_note: str = "") -> ReportPage:
+    """The page from summary.json and the run's bundle (reports.bundle), whatever the run's size."""
     if worksheet_cap < 0 or findings_cap < 0:
         raise ValueError("caps must be zero or more")
-    episodes = clean(outputs.episodes)
-    sequences = clean(outputs.sequences)
-    rejected = clean(outputs.rejected)
-    for column in ("coder", "local_id"):  # optional columns (audit.layouts): "" when the run has none
-        if column not in episodes.columns:
-            episodes = episodes.with_columns(pl.lit("").alias(column))
-    status = episodes.select("episode_id", "guidance_id", "status").unique(["episode_id", "guidance_id"],
-                                                                            keep="first", maintain_order=True)
-    findings = change_of_findings(
-        clean(outputs.findings).drop("status", strict=False).with_row_index("row")
-        .join(status, on=["episode_id", "guidance_id"], how="left", maintain_order="left")
-        .with_columns(pl.col("status").fill_null("")),
-        outputs.changes,
-    )
+    bundle = outputs.bundle
+    if not bundle.covers(worksheet_cap, findings_cap):
+        raise ValueError("the bundle was built with smaller caps")
     history = history_used(outputs)
-    for column in ("coder", "local_id"):
-        if column not in findings.columns:
-            findings = findings.with_columns(pl.lit("").alias(column))
-    worksheet, check, anchors = build_lists(findings, episodes, sequences, catalogue, worksheet_cap, _finding_row,
-                                            outputs.carried)
-    shown = capped_per(findings, "rule_id", findings_cap)
+    worksheet, check, anchors = build_lists(bundle, catalogue, worksheet_cap, _finding_row)
+    shown = capped_per(bundle["findings_table"], "rule_id", findings_cap)
+    rule_totals = {r["rule_id"]: r["findings"] for r in bundle["rules"].iter_rows(named=True)}
     findings_table = FindingsTable(
         rows=tuple(_finding_row(r, anchors) for r in shown.iter_rows(named=True)),
-        shown=number(shown.height), total=number(findings.height), cap=number(findings_cap),
-        capped=shown.height < findings.height, per_rule=cap_rows(findings, shown, "rule_id"),
+        shown=number(shown.height), total=number(bundle.facts["findings"]), cap=number(findings_cap),
+        capped=shown.height < bundle.facts["findings"], per_rule=cap_rows(rule_totals, shown, "rule_id"),
         show_first_seen=history,
     )
-    sentence, numbers = _headline(outputs, findings, episodes, worksheet, check)
+    sentence, numbers = _headline(outputs, worksheet, check)
     counts = change_counts(outputs)
     sentence += change_clause(outputs, counts)
-    guidance_ids = ordered_guidance_ids(catalogue, set(episodes["guidance_id"]))
+    guidance_ids = ordered_guidance_ids(catalogue, set(bundle["guidance"]["guidance_id"]))
     return ReportPage(
         title="NICE procedure coding audit",
         run=_run_info(outputs, catalogue, generated, guidance_ids),
         sentence=sentence,
         numbers=numbers,
-        guidance=_guidance_rows(episodes, catalogue),
-        rules=_rule_rows(findings),
-        severities=_severity_rows(findings),
-        breakdowns=_breakdowns(outputs, findings, episodes),
-        changes=changes_section(outputs, findings, episodes, catalogue, anchors, findings_cap, counts),
+        guidance=_guidance_rows(bundle, catalogue),
+        rules=_rule_rows(bundle),
+        severities=_severity_rows(bundle),
+        breakdowns=_breakdowns(bundle),
+        changes=changes_section(outputs, catalogue, anchors, findings_cap, counts),
         worksheet=worksheet,
         check=check,
-        superseded=_superseded(episodes, catalogue),
+        superseded=_superseded(bundle, catalogue),
         findings=findings_table,
-        data_quality=_data_quality(outputs, findings, sequences, rejected, anchors),
-        filters=_filters(findings, episodes, catalogue, history, list(worksheet.cards + check.cards),
+        data_quality=_data_quality(outputs, anchors),
+        filters=_filters(bundle, catalogue, history, list(worksheet.cards + check.cards),
                          findings_table.rows),
         files={"findings": FINDINGS_CSV, "episodes": EPISODES_CSV, "rejected": REJECTED_CSV,
                "changes": CHANGES_CSV, "trend": TREND_CSV},

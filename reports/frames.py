@@ -1,4 +1,5 @@
-"""Read a run's output files: the only data the report sees.
+"""Read a run's output files: the only data the report sees (summary.json and the report bundle;
+the CSVs only when there is no bundle to read).
 
 Every column is read as text (`infer_schema=False`) so ids such as `0001` or `C1234567` stay as
 written; the context builder casts the few numeric columns it sorts on.
@@ -13,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from audit.errors import UserError
+from audit.outputs import CHANGES_COLUMNS as OUTPUT_CHANGES_COLUMNS
 from audit.outputs import (
     CHANGES_CSV,
     CODE_TITLES_CSV,
@@ -24,6 +26,7 @@ from audit.outputs import (
     TREND_CSV,
     csv_restored,
 )
+from reports.bundle import Bundle, build_bundle, read_bundle
 from schemas.outputs import EPISODE_STATUSES, FINDINGS
 
 FINDINGS_COLUMNS = tuple(FINDINGS.columns)  # the output contract, read back as text
@@ -35,7 +38,7 @@ FINDINGS_OPTIONAL = ("first_seen", "episode_date", "source_row", "coder", "local
 EPISODES_OPTIONAL = ("coder", "local_id")
 # Columns a mapping asked to carry (`carry = [...]`) are any others: they are kept, for the cards.
 CARRIED_FROM = (FINDINGS_COLUMNS + FINDINGS_OPTIONAL + ("status",))
-CHANGES_COLUMNS = ("episode_id", "guidance_id", "rule_id", "position", "change", "first_seen")
+CHANGES_COLUMNS = tuple(OUTPUT_CHANGES_COLUMNS)
 TREND_COLUMNS = ("run_id", "started", "guidance_id", "episodes", "compliant")
 # Episodes judged (matched, less those that predate the guidance): the % compliant denominator.
 # Absent from trend.csv files written before it existed; episodes is used then.
@@ -48,18 +51,14 @@ class ReportError(UserError):
 
 @dataclass(frozen=True)
 class Outputs:
-    """The files of one run, as written by `audit.outputs`."""
+    """What the report reads of one run: summary.json, the report bundle (aggregates and capped
+    samples, reports.bundle) and the two small history files."""
 
     folder: Path
     summary: dict
-    findings: pl.DataFrame
-    episodes: pl.DataFrame
-    sequences: pl.DataFrame  # empty when the run wrote none
-    rejected: pl.DataFrame  # empty when the run wrote none
-    changes: pl.DataFrame | None  # None when the run kept no history (no changes.csv)
+    bundle: Bundle
     trend: pl.DataFrame | None  # None when the run kept no history (no trend.csv)
     code_titles: dict[str, str]  # normalised code -> title, from the run's --opcs-codes list, if any
-    carried: tuple[str, ...] = ()  # names of carried columns in findings.csv / episodes.csv
 
 
 def _read_csv(path: Path, columns: tuple[str, ...], *, required: bool,
@@ -128,24 +127,45 @@ def read_summary(folder: Path) -> dict:
     return summary
 
 
-def load_outputs(folder: Path) -> Outputs:
+def load_outputs(folder: Path, *, worksheet_cap: int = 200, findings_cap: int = 200) -> Outputs:
+    """The run's summary and bundle. The bundle the run wrote is used when it holds the caps asked
+    for; otherwise (an older run, a folder without one, larger caps) it is built from the CSVs."""
     folder = Path(folder)
     summary = read_summary(folder)
-    findings = _read_csv(folder / FINDINGS_CSV, FINDINGS_COLUMNS, required=True, optional=FINDINGS_OPTIONAL,
-                         keep_extra=True)
-    carried = tuple(c for c in findings.columns if c not in CARRIED_FROM)
+    bundle = read_bundle(folder)
+    if bundle is None or not bundle.covers(worksheet_cap, findings_cap):
+        bundle = bundle_from_csvs(folder, summary, worksheet_cap=worksheet_cap, findings_cap=findings_cap)
     return Outputs(
         folder=folder,
         summary=summary,
-        findings=findings.drop("status", strict=False),
-        episodes=_read_csv(folder / EPISODES_CSV, EPISODES_COLUMNS, required=True, optional=EPISODES_OPTIONAL,
-                           keep_extra=True),
-        sequences=_read_csv(folder / SEQUENCES_CSV, SEQUENCES_COLUMNS, required=False),
-        rejected=_read_csv(folder / REJECTED_CSV, REJECTED_COLUMNS, required=False),
-        changes=_read_if_present(folder / CHANGES_CSV, CHANGES_COLUMNS),
+        bundle=bundle,
         trend=_read_if_present(folder / TREND_CSV, TREND_COLUMNS, TREND_OPTIONAL),
         code_titles=_code_titles(folder / CODE_TITLES_CSV),
-        carried=carried,
+    )
+
+
+def columns_present(summary: dict) -> set[str]:
+    """Export columns any input file had (summary.json inputs)."""
+    present = set()
+    for f in summary.get("inputs", []):
+        present.update(f.get("columns_present", []))
+    return present
+
+
+def bundle_from_csvs(folder: Path, summary: dict, *, worksheet_cap: int, findings_cap: int) -> Bundle:
+    """The bundle of a run, from the output CSVs it wrote (reading every row of them)."""
+    findings = _read_csv(folder / FINDINGS_CSV, FINDINGS_COLUMNS, required=True, optional=FINDINGS_OPTIONAL,
+                         keep_extra=True)
+    return build_bundle(
+        findings,
+        _read_csv(folder / EPISODES_CSV, EPISODES_COLUMNS, required=True, optional=EPISODES_OPTIONAL,
+                  keep_extra=True),
+        _read_csv(folder / SEQUENCES_CSV, SEQUENCES_COLUMNS, required=False),
+        _read_csv(folder / REJECTED_CSV, REJECTED_COLUMNS, required=False),
+        _read_if_present(folder / CHANGES_CSV, CHANGES_COLUMNS),
+        columns_present=columns_present(summary),
+        carried=tuple(c for c in findings.columns if c not in CARRIED_FROM),
+        worksheet_cap=worksheet_cap, findings_cap=findings_cap,
     )
 
 

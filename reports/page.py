@@ -133,6 +133,11 @@ class Breakdown:
     capped: bool
     rest: tuple[BreakdownRow, ...] = ()  # the rows past the cap, found only by searching
 
+    @property
+    def listed(self) -> tuple[tuple[BreakdownRow, bool], ...]:
+        """Every row the table holds, each with whether it is past the cap (hidden until searched)."""
+        return tuple((r, False) for r in self.rows) + tuple((r, True) for r in self.rest)
+
 
 @dataclass(frozen=True)
 class FindingRow:

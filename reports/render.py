@@ -13,21 +13,23 @@ import hashlib
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from audit import __version__
 from audit.catalogue import Catalogue, builtin_files, load_catalogue
-from reports.context import build_page
+from reports.context import build_page, listed_counts
 from reports.frames import ReportError, load_outputs, read_summary
 from reports.page import ReportPage
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REPORT_HTML = "report.html"
 MAX_BYTES = 4_900_000  # the page must stay under 5 MB whatever the caps asked for: it opens fast
+PREDICT_FROM = 1_000  # cards and rows listed from which the page's size is predicted before rendering it
+PROBE_CAP = 10
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,36 @@ def _sha256(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
+class _BytecodeCache(FileSystemBytecodeCache):
+    """Compiled templates kept between runs (jinja2's per-user cache folder under the temporary
+    directory; a template's source checksum invalidates it): compiling them cost about 0.2 s per
+    process. A cache that cannot be read or written is only slower, never an error."""
+
+    def load_bytecode(self, bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, ValueError, EOFError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+def _bytecode_cache() -> FileSystemBytecodeCache | None:
+    try:
+        return _BytecodeCache()
+    except (OSError, RuntimeError):  # no usable temporary directory: compile every time
+        return None
+
+
 @cache
 def _environment() -> Environment:
     return Environment(
         loader=FileSystemLoader(TEMPLATES),
+        bytecode_cache=_bytecode_cache(),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -98,6 +126,31 @@ def render_html(page: ReportPage) -> str:
     return _environment().get_template("report.html").render(page=page, assets=_assets())
 
 
+def _listed(page: ReportPage) -> tuple[int, int]:
+    """(worklist cards, table rows) on a page: what grows with the caps."""
+    return len(page.worksheet.cards) + len(page.check.cards), len(page.findings.rows) + len(page.changes.rows)
+
+
+def _predicted_caps(page_at, listed_counts, asked: tuple[int, int]) -> tuple[int, int]:
+    """The caps to render at first: those asked, or, when the page they give would pass
+    MAX_BYTES, lower ones predicted from three small pages (none listed; PROBE_CAP cards; PROBE_CAP
+    rows per rule) instead of rendering a too-big page first. A big run otherwise rendered the page
+    twice, the first time at about twice the size it may have."""
+    cards, rows = listed_counts(asked)
+    if cards + rows < PREDICT_FROM:
+        return asked
+    probe = tuple(min(cap, PROBE_CAP) for cap in asked)
+    empty = len(render_html(page_at((0, 0))).encode("utf-8"))
+    with_cards, with_rows = page_at((probe[0], 0)), page_at((0, probe[1]))
+    card_bytes = (len(render_html(with_cards).encode("utf-8")) - empty) / max(_listed(with_cards)[0], 1)
+    row_bytes = (len(render_html(with_rows).encode("utf-8")) - empty) / max(_listed(with_rows)[1], 1)
+    predicted = empty + card_bytes * cards + row_bytes * rows
+    if predicted <= MAX_BYTES:
+        return asked
+    factor = max(MAX_BYTES * 0.9 - empty, 0) / (predicted - empty)
+    return tuple(min(cap, max(1, int(cap * factor))) for cap in asked)
+
+
 def render_report(out_dir: Path, catalogue: Catalogue, *, worksheet_cap: int = 200, findings_cap: int = 200,
                   generated: datetime | None = None) -> Path:
     """Read the output files in `out_dir`, write `out_dir/report.html` and return its path.
@@ -109,21 +162,27 @@ def render_report(out_dir: Path, catalogue: Catalogue, *, worksheet_cap: int = 2
     same outputs always give the same bytes.
     """
     out_dir = Path(out_dir)
-    outputs = load_outputs(out_dir)
+    outputs = load_outputs(out_dir, worksheet_cap=worksheet_cap, findings_cap=findings_cap)
     if outputs.code_titles:  # the official list's titles, where the run was given one, come first
         catalogue = replace(catalogue, titles={**catalogue.titles, **outputs.code_titles})
-    caps, note = (worksheet_cap, findings_cap), ""
+    asked = (worksheet_cap, findings_cap)
+
+    @lru_cache(maxsize=None)  # the page at the caps asked is built once, whether or not it is predicted to fit
+    def page_at(caps: tuple[int, int]) -> ReportPage:
+        note = "" if caps == asked else (
+            f"To keep this page under 5 MB it lists at most {caps[0]:,} episodes per rule "
+            f"(asked for {worksheet_cap:,}) and {caps[1]:,} findings per rule (asked for {findings_cap:,}).")
+        return build_page(outputs, catalogue, worksheet_cap=caps[0], findings_cap=caps[1], generated=generated,
+                          size_note=note)
+
+    caps = _predicted_caps(page_at, lambda caps: listed_counts(outputs, *caps), asked)
     while True:
-        page = build_page(outputs, catalogue, worksheet_cap=caps[0], findings_cap=caps[1],
-                          generated=generated, size_note=note)
-        html = render_html(page)
+        html = render_html(page_at(caps))
         size = len(html.encode("utf-8"))
         smaller = tuple(min(cap, max(1, int(cap * MAX_BYTES * 0.9 / size))) for cap in caps)
         if size <= MAX_BYTES or smaller == caps:
             break
         caps = smaller
-        note = (f"To keep this page under 5 MB it lists at most {caps[0]:,} episodes per rule "
-                f"(asked for {worksheet_cap:,}) and {caps[1]:,} findings per rule (asked for {findings_cap:,}).")
     target = out_dir / REPORT_HTML
     staging = out_dir / f".{REPORT_HTML}.tmp-{os.getpid()}"
     staging.write_text(html, encoding="utf-8", newline="\n")

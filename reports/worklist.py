@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -27,7 +26,6 @@ from reports.common import (
     LINE_LABELS,
     NON_COMPLIANT,
     STATUS_LABELS,
-    SUPERSEDED_STATUS,
     WORKSHEET_STATUSES,
     as_int,
     cap_rows,
@@ -36,8 +34,6 @@ from reports.common import (
 )
 from reports.page import (
     AlignedLine,
-    CapRow,
-    FindingRow,
     Labelled,
     PairView,
     SequenceCode,
@@ -122,12 +118,19 @@ def _sequence(rows: list[dict], flags: dict[str, list[str]], levels: dict[str, s
     return tuple(result)
 
 
-def _pair_view(r: dict) -> PairView:
-    lines = tuple(
+@lru_cache(maxsize=4096)
+def _aligned(actual: str, expected: str) -> tuple[AlignedLine, ...]:
+    """Recorded against expected, line by line. Cached: in a big run thousands of cards share a
+    few hundred (recorded, expected) sequences, and the alignment was half the cost of a card."""
+    return tuple(
         AlignedLine(line.recorded, line.expected, line.state, LINE_LABELS[line.state],
                     line.state != align.OK)
-        for line in align.align(r["actual_sequence"], r["expected_sequence"])
+        for line in align.align(actual, expected)
     )
+
+
+def _pair_view(r: dict) -> PairView:
+    lines = _aligned(r["actual_sequence"], r["expected_sequence"])
     return PairView(
         guidance_id=r["guidance_id"], code_set=r["code_set"], status=r["status"],
         status_label=STATUS_LABELS.get(r["status"], r["status"]),
@@ -144,11 +147,11 @@ def _first(rows: list[dict], column: str) -> str:
     return next((r.get(column) or "" for r in rows if r.get(column)), "")
 
 
-def build_lists(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.DataFrame,
-                catalogue: Catalogue, cap: int, finding_row, carried: tuple[str, ...] = ()
-                ) -> tuple[Worksheet, Worksheet, dict[str, str]]:
-    """(worklist, superseded-only list, episode id -> card anchor)."""
-    why = reasons(findings, episodes)
+def build_lists(bundle, catalogue: Catalogue, cap: int, finding_row) -> tuple[Worksheet, Worksheet, dict[str, str]]:
+    """(worklist, superseded-only list, episode id -> card anchor), from a run's bundle
+    (reports.bundle): its sample of reasons holds every reason of each episode listed at the
+    bundle's cap, so the first `cap` per reason of it are the first `cap` of the whole run."""
+    why = bundle["reasons"]
     chosen = {kind: capped_per(why.filter(pl.col("list") == kind), "reason", cap) for kind in (FIX, CHECK)}
     order = {
         kind: list(dict.fromkeys(
@@ -157,6 +160,7 @@ def build_lists(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.Da
     }
     anchors = {eid: f"ep-{n}" for n, eid in enumerate(order[FIX] + order[CHECK], start=1)}
     wanted = pl.DataFrame({"episode_id": list(anchors)}, schema={"episode_id": pl.String})
+    carried = tuple(bundle.facts["carried"])
 
     def grouped(frame: pl.DataFrame) -> dict[str, list[dict]]:
         groups: dict[str, list[dict]] = defaultdict(list)
@@ -164,9 +168,10 @@ def build_lists(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.Da
             groups[row["episode_id"]].append(row)
         return groups
 
-    card_findings = grouped(findings.sort(as_int("position"), "rule_id", "guidance_id", "row", nulls_last=True))
-    card_pairs = grouped(episodes.sort("guidance_id"))
-    card_sequences = grouped(sequences.sort(as_int("position")))
+    card_findings = grouped(bundle["card_findings"].sort(as_int("position"), "rule_id", "guidance_id", "row",
+                                                         nulls_last=True))
+    card_pairs = grouped(bundle["card_episodes"].sort("guidance_id"))
+    card_sequences = grouped(bundle["card_sequences"].sort(as_int("position")))
 
     def card(episode_id: str) -> WorksheetCard:
         found, pairs = card_findings.get(episode_id, []), card_pairs.get(episode_id, [])
@@ -208,20 +213,19 @@ def build_lists(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.Da
             change_tokens=" ".join(sorted({f["change"] for f in found if f["change"]})),
         )
 
+    totals = bundle["reason_totals"]
+
     def listing(kind: str) -> Worksheet:
-        all_reasons = why.filter(pl.col("list") == kind)
         cards = tuple(card(eid) for eid in order[kind])
-        total = all_reasons["episode_id"].n_unique()
+        total = int(bundle.facts["list_episodes"].get(kind, 0))
+        per_reason = dict(totals.filter(pl.col("list") == kind).select("reason", "episodes").iter_rows())
+        # per reason: episodes with it, and how many of those are listed (chosen for any reason)
+        shown = why.filter(pl.col("list") == kind).join(chosen[kind].select("episode_id").unique(),
+                                                          on="episode_id", how="semi")
         return Worksheet(
             kind=kind, cards=cards, total=number(total), shown=number(len(cards)), cap=number(cap),
-            capped=len(cards) < total, per_rule=_cap_rows(all_reasons, chosen[kind]), total_count=total,
+            capped=len(cards) < total, per_rule=cap_rows(per_reason, shown, "reason"), total_count=total,
             show_local_id=any(c.local_id for c in cards), show_coder=any(c.coder for c in cards),
         )
 
     return listing(FIX), listing(CHECK), anchors
-
-
-def _cap_rows(all_reasons: pl.DataFrame, chosen: pl.DataFrame) -> tuple[CapRow, ...]:
-    """Per reason: episodes with it, and how many of those are listed (chosen for any reason)."""
-    shown = all_reasons.join(chosen.select("episode_id").unique(), on="episode_id", how="semi")
-    return cap_rows(all_reasons, shown, "reason")

@@ -72,7 +72,7 @@ def test_outputs_are_byte_identical_across_runs(tmp_path):
             assert run_cli(*args).exit_code == 0
         finally:
             os.environ.pop("SOURCE_DATE_EPOCH")
-        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+        outputs.append({str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert outputs[0] == outputs[1]
     assert ".nice-audit-run" in outputs[0]  # the folder is marked as the tool's (audit.publish)
 

@@ -119,12 +119,12 @@ def test_killed_run_leaves_previous_outputs_intact(tmp_path, delay):
     args = [str(CONSOLE_SCRIPT), "run", str(EXAMPLES), "--mapping", str(EXAMPLES / "warehouse_mapping.toml"),
             "--out", str(out), "--history", str(db), "--quiet"]
     subprocess.run(args, check=True, timeout=120)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     proc = subprocess.Popen(args)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    after = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     # Either the old outputs, untouched, or (if the run got to the end) a complete new set.
     assert after.keys() == before.keys()
     if after != before:

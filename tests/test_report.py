@@ -666,6 +666,18 @@ def test_caps_are_lowered_rather_than_pass_5_mb(tmp_path, positions):
     assert f"Listing {len(RULES) * shown:,} of {len(RULES) * 201:,} episodes." in html
 
 
+def test_a_page_too_big_for_its_caps_is_not_rendered_whole_first(tmp_path, monkeypatch):
+    """The lower caps are predicted from small pages, not found by rendering the too-big one."""
+    from reports import render
+
+    out = worst_case_outputs(tmp_path / "out", per_rule=201, positions=4)
+    sizes = []
+    real = render.render_html
+    monkeypatch.setattr(render, "render_html", lambda page: sizes.append(len(real(page).encode())) or real(page))
+    render_report(out, load_catalogue())
+    assert max(sizes) <= render.MAX_BYTES and len(sizes) <= 4  # three small probes, then the page
+
+
 def test_a_run_within_the_caps_is_not_cut(tmp_path):
     out = worst_case_outputs(tmp_path / "out", per_rule=20, positions=4)
     html = render_report(out, load_catalogue()).read_text(encoding="utf-8")
@@ -810,3 +822,116 @@ def test_every_rule_has_a_plain_title():
     from reports.common import RULE_TITLES
 
     assert set(RULES) <= set(RULE_TITLES)
+
+
+# --- The report bundle ---------------------------------------------------------------------------
+
+
+def test_the_page_is_rendered_from_the_bundle_without_reading_the_csvs(tmp_path, example_outputs, report, monkeypatch):
+    from reports import frames
+
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    assert (out / "report-data" / "bundle.json").is_file()
+
+    def no_csv(*args, **kwargs):
+        raise AssertionError("the CSVs are read back although the run wrote a bundle")
+
+    monkeypatch.setattr(frames, "_read_csv", no_csv)
+    assert render_report(out, load_catalogue()).read_bytes() == (example_outputs / "report.html").read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["absent", "older format", "csv edited", "a file missing", "not JSON"])
+def test_without_a_usable_bundle_the_page_is_built_from_the_csvs_and_is_the_same(tmp_path, example_outputs, report,
+                                                                                   damage):
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    bundle_json = out / "report-data" / "bundle.json"
+    if damage == "absent":
+        shutil.rmtree(out / "report-data")
+    elif damage == "older format":
+        bundle_json.write_text(json.dumps({**json.loads(bundle_json.read_text()), "format": 0}))
+    elif damage == "a file missing":
+        (out / "report-data" / "rules.parquet").unlink()
+    elif damage == "not JSON":
+        bundle_json.write_text("{")
+    else:  # a CSV rewritten after the run: its rows, not the bundle's, are what the page shows
+        findings = pl.read_csv(out / "findings.csv", infer_schema=False)
+        findings.head(1).with_columns(pl.lit("an edit").alias("message")).write_csv(out / "findings.csv")
+        html = render_report(out, load_catalogue()).read_text(encoding="utf-8")
+        assert "an edit" in html and "1 finding:" in html
+        return
+    assert render_report(out, load_catalogue()).read_bytes() == (example_outputs / "report.html").read_bytes()
+
+
+def test_a_larger_cap_than_the_bundle_holds_is_read_from_the_csvs(tmp_path, example_outputs):
+    from reports.bundle import read_bundle
+
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    bundle = read_bundle(out)
+    assert bundle is not None and bundle.worksheet_cap == 200 and not bundle.covers(201, 200)
+    from reports.frames import load_outputs
+
+    assert load_outputs(out, worksheet_cap=500).bundle.worksheet_cap == 500
+
+
+def test_a_smaller_cap_is_a_prefix_of_the_bundle(tmp_path, example_outputs):
+    """Rendering with cap 1 from the bundle (built at 200) gives the page built at cap 1 from the CSVs."""
+    out = tmp_path / "out"
+    shutil.copytree(example_outputs, out)
+    from_bundle = render_report(out, load_catalogue(), worksheet_cap=1, findings_cap=1).read_bytes()
+    shutil.rmtree(out / "report-data")
+    assert render_report(out, load_catalogue(), worksheet_cap=1, findings_cap=1).read_bytes() == from_bundle
+
+
+# --- Right-to-left overrides ---------------------------------------------------------------------
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: reverses the text after it until the end of its paragraph
+BLOCKS = {"td", "th", "li", "p", "dd", "dt", "caption", "summary", "option", "h1", "h2", "h3", "div", "label",
+          "title"}
+
+
+def unisolated(dom: Node) -> list[str]:
+    """Text holding a U+202E that could reverse what follows it: neither inside a <bdi> nor the
+    whole text of a block of its own (a table cell, a list item: each is a bidi paragraph)."""
+    found = []
+
+    def walk(node: Node, ancestors: list[Node]) -> None:
+        for child in node.children:
+            if isinstance(child, Node):
+                if child.tag not in ("script", "style"):
+                    walk(child, [*ancestors, node])
+            elif RLO in child:
+                value = child.strip()
+                for element in reversed([*ancestors, node]):
+                    if element.tag == "bdi":
+                        break
+                    if element.text().strip() != value:
+                        found.append(f"{element.tag}: {element.words()[:120]!r}")
+                        break
+                    if element.tag in BLOCKS:
+                        break
+
+    walk(dom, [])
+    return found
+
+
+def test_right_to_left_overrides_are_isolated_wherever_the_page_shows_a_value(tmp_path):
+    """U+202E in a file name and in every value an export carries (ids, provider, specialty,
+    consultant, codes): on the cards, the worklist rows, the tables, the breakdowns, the data
+    quality lists and the list of inputs, each is in a <bdi> or alone in its own cell."""
+    export = tmp_path / f"hes{RLO}vsc.csv"
+    header = "EPIKEY,PROCODE3,TRETSPEF,CONSULT,OPERTN_01,OPDATE_01,OPERTN_02,OPDATE_02,OPERTN_03,OPDATE_03\n"
+    rows = [
+        f"1{RLO}exe.txt,R{RLO}TH,1{RLO}10,C{RLO}123,V522,2012-03-14,Y102,2012-03-14,Q{RLO}99,2012-03-14",
+        f"2{RLO}exe.txt,R{RLO}TH,1{RLO}10,C{RLO}123,-,2012-03-14,W{RLO}903,2012-03-14,,",
+        f"2{RLO}exe.txt,R{RLO}TH,1{RLO}10,C{RLO}123,V522,2012-03-14,,,,",  # a duplicate id: rejected
+        f"3{RLO}exe.txt,R{RLO}TH,1{RLO}10,C{RLO}123,V401,2013-05-20,,,,",
+    ]
+    export.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
+    out = audit_into([export], tmp_path / "out")
+    page = rendered(out)
+    assert RLO in page.dom.find("table", id="inputs-table").words()  # the fixture reaches the page
+    assert page.dom.find_all("article") and page.dom.find("table", id="by-provider")
+    assert unisolated(page.dom) == []

@@ -107,6 +107,14 @@ def test_ingest_then_spark_run_gives_the_same_outputs_as_a_local_run(spark, tmp_
     # At-scale outputs: Parquet datasets, findings and episodes one folder per provider.
     providers = sorted(p.name for p in (run_folder / "findings").iterdir() if p.is_dir())
     assert providers == sorted(f"provider_partition={p}" for p in findings["provider"].unique())
+    # One renderer for both engines: the same report bundle counts (reports.bundle), and the Spark
+    # run's page is rendered from its bundle.
+    from reports.bundle import read_bundle
+
+    local_bundle, spark_bundle = read_bundle(tmp_path / "local"), read_bundle(run_folder)
+    assert local_bundle is not None and spark_bundle is not None
+    for name in ("guidance", "rules", "severities", "breakdowns", "reason_totals", "invalid_values"):
+        assert spark_bundle[name].equals(local_bundle[name]), name
     # `nice-audit report OUT` follows LATEST.json and re-renders the same page.
     before = (run_folder / "report.html").read_bytes()
     again = run_cli("report", str(tmp_path / "spark"))

@@ -119,3 +119,50 @@ def test_a_sheet_past_its_row_cap_says_how_many_rows_were_left_out(tmp_path, mon
     assert left_out == {"findings": 2, "rejected": 0}
     rows = sheet_cells(tmp_path / "w.xlsx", 1)
     assert [r["A"][1] for r in rows] == ["episode_id", "000000000000", "000000000001", "000000000002"]
+
+
+AWKWARD_TEXT = ["a & b <c> \"d\"", "\x01bell\x07 and \x1f", "_x0041_ stays as written", "  leading and trailing  ",
+                "line\nbreak\ttab\rreturn", "Zoë 😀 \u202emirrored", "]]>", ""]
+
+
+def excel_text(text: str) -> str:
+    """A cell's text as Excel reads it: _xHHHH_ is the character HHHH (ECMA-376 ST_Xstring)."""
+    return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), text)
+
+
+def test_xlsx_cells_are_valid_xml_whatever_the_text_and_keep_their_types(tmp_path):
+    from datetime import date, datetime
+
+    from audit import workbook
+
+    frame = pl.DataFrame({
+        "text": AWKWARD_TEXT,
+        "count": list(range(len(AWKWARD_TEXT))),
+        "day": [date(2012, 1, 1)] * (len(AWKWARD_TEXT) - 1) + [None],
+        "share": [0.5, float("nan")] + [1.25] * (len(AWKWARD_TEXT) - 2),
+    })
+    workbook.write_workbook(tmp_path / "w.xlsx", {"odd & <names>": frame}, datetime(2026, 11, 21))
+    rows = sheet_cells(tmp_path / "w.xlsx", 1)  # parses: the XML is well formed
+    assert rows[0]["A"] == ("inlineStr", "text")
+    assert [excel_text(r["A"][1]) for r in rows[1:]] == AWKWARD_TEXT
+    assert {r["A"][0] for r in rows} == {"inlineStr"}
+    assert [r["B"] for r in rows[1:3]] == [("n", "0"), ("n", "1")]
+    assert rows[1]["C"] == ("n", "40909")  # 2012-01-01 as an Excel day number, shown with a date format
+    assert "C" not in rows[-1] and "D" not in rows[2]  # no value, no cell: NaN is no number Excel reads
+    with zipfile.ZipFile(tmp_path / "w.xlsx") as book:
+        for name in book.namelist():
+            if name.endswith((".xml", ".rels")):
+                ElementTree.fromstring(book.read(name))  # every part well formed
+        assert re.findall(r'<sheet name="([^"]+)"', book.read("xl/workbook.xml").decode()) == ["odd &amp; &lt;names&gt;"]
+
+
+def test_xlsx_bytes_are_the_same_for_the_same_run(tmp_path):
+    from datetime import datetime, timezone
+
+    from audit import workbook
+
+    frame = pl.DataFrame({"episode_id": ["000000000042", "1"], "errors": [1, 0]})
+    when = datetime(2026, 11, 21, 2, tzinfo=timezone.utc)
+    workbook.write_workbook(tmp_path / "a.xlsx", {"findings": frame}, when)
+    workbook.write_workbook(tmp_path / "b.xlsx", {"findings": frame}, when)
+    assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()

@@ -6,7 +6,7 @@ Layout of `--out` (object stores have no atomic rename, so nothing is replaced i
     out/_runs/<run_id>/episodes/provider_partition=.../part-*.parquet
     out/_runs/<run_id>/rejected/source_partition=<input file>/...      (the path, escaped by Spark)
     out/_runs/<run_id>/sequences/, carried/, changes/                  Parquet datasets
-    out/_runs/<run_id>/summary.json, report.html and the CSV files the report reads
+    out/_runs/<run_id>/summary.json, report.html, report-data/ (the report's bundle) and the CSV files
     out/LATEST.json                                                    written last: the run to read
 
 A run that dies part-way leaves LATEST.json pointing at the previous complete run.
@@ -153,6 +153,13 @@ def _local_files(ctx: unit.AuditContext, schema, folder: Path, summary: dict, se
     if trend is not None:
         current = pl.DataFrame(history.trend_rows(run_id, summary), schema=history.TREND_SCHEMA, orient="row")
         outputs.write_csv(pl.concat([trend, current]), folder / outputs.TREND_CSV)
+    # The report's bundle from the same frames the driver holds for the CSVs (polars, on the
+    # driver: findings and flagged episodes are about 2% of the rows, the aggregates are
+    # cheap group-bys over them; reports.bundle).
+    bundled = None if changes is None else history.Changes(
+        changes.previous_run, changes.previous_started, _changes_frame(folder / CHANGES).collect())
+    outputs.write_report_bundle(folder, findings, episodes, part.sequences, part.rejected, bundled, summary,
+                                settings.worksheet_cap)
     (folder / outputs.SUMMARY_JSON).write_text(json.dumps(summary, indent=2, default=int) + "\n", encoding="utf-8")
     from reports.render import render_report
 
@@ -160,13 +167,17 @@ def _local_files(ctx: unit.AuditContext, schema, folder: Path, summary: dict, se
     return summary
 
 
-def _changes_csv(dataset: Path, path: Path) -> None:
-    """changes.csv from the changes dataset, streamed (its rows are not held on the driver)."""
+def _changes_frame(dataset: Path) -> pl.LazyFrame:
+    """The changes dataset Spark wrote (audit.engines.changes), in changes.csv's order."""
     files = sorted(dataset.rglob("*.parquet"))
     frame = (pl.scan_parquet(files, hive_partitioning=False) if files
              else pl.LazyFrame(schema={c: pl.Int64 if c == "position" else pl.String for c in history.CHANGE_COLUMNS}))
-    outputs.csv_safe(frame.select(history.CHANGE_COLUMNS).sort(history.FINDING_KEY)).sink_csv(
-        path, include_bom=True)
+    return frame.select(history.CHANGE_COLUMNS).sort(history.FINDING_KEY)
+
+
+def _changes_csv(dataset: Path, path: Path) -> None:
+    """changes.csv from the changes dataset, streamed (its rows are not held on the driver)."""
+    outputs.csv_safe(_changes_frame(dataset)).sink_csv(path, include_bom=True)
 
 
 def finish(spark, settings: Settings, ctx: unit.AuditContext, schema, staging: Path, folder: Path, run_id: str):
