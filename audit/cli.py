@@ -240,6 +240,7 @@ def run(
     table: Annotated[Optional[list[str]], typer.Option("--table", help="Spark: a catalogue table CATALOG.SCHEMA.NAME (repeatable).")] = None,
     spark_conf: Annotated[Optional[list[str]], typer.Option("--spark-conf", help="Spark: KEY=VALUE for the session (repeatable).")] = None,
     partitions: Annotated[Optional[int], typer.Option(help="Spark: partitions to audit in (default one per 500k rows).")] = None,
+    runs_keep: Annotated[Optional[int], typer.Option("--runs-keep", help="Spark: run folders kept under OUT/_runs/ (default 7; never the one LATEST.json names).")] = None,
     jdbc_url: Annotated[Optional[str], typer.Option("--jdbc-url", help="Spark: JDBC source URL (credentials via --spark-conf jdbc.user=...).")] = None,
     jdbc_table: Annotated[Optional[str], typer.Option("--jdbc-table", help="Spark: the JDBC table or (query) AS alias.")] = None,
 ) -> None:
@@ -257,7 +258,7 @@ def run(
         "catalogue": catalogue, "history": history, "scope": scope, "opcs_codes": opcs_codes, "history_keep": history_keep,
         "as_of": _parse_as_of(as_of) if as_of else None, "worksheet_cap": worksheet_cap, "fail_on": fail_on,
         "max_drop": max_drop, "min_rows": min_rows, "max_memory": max_memory,
-        "engine": engine, "tables": table, "spark_conf": spark_conf, "partitions": partitions,
+        "engine": engine, "tables": table, "spark_conf": spark_conf, "partitions": partitions, "runs_keep": runs_keep,
         "jdbc_url": jdbc_url, "jdbc_table": jdbc_table,
     })
     if settings.engine == "spark":

@@ -48,6 +48,7 @@ class Settings:
     jdbc_url: str | None = None
     jdbc_table: str | None = None
     partitions: int | None = None  # default: one per 500k input rows
+    runs_keep: int = 7  # run folders kept under out/_runs/ (each holds episode-level data): a week of nights
 
     def effective_scope(self) -> str:
         """By default the runs that publish into one --out folder are one series: a nightly job
@@ -117,7 +118,7 @@ def _choices() -> dict[str, tuple[str, ...]]:
     return {"layout": LAYOUTS, "encoding": ENCODINGS}
 
 
-_SPARK_KEYS = {"engine", "spark_conf", "tables", "partitions"}
+_SPARK_KEYS = {"engine", "spark_conf", "tables", "partitions", "runs_keep"}
 ENGINES = ("local", "spark")
 
 
@@ -136,7 +137,7 @@ def _spark_setting(key: str, value, bad):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad("a list of table names")
         return tuple(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:  # partitions
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:  # partitions, runs_keep
         raise bad("a whole number of at least 1")
     return value
 
@@ -170,7 +171,7 @@ def load_settings(config: Path | None, overrides: dict) -> tuple[Settings, Path 
             continue
         if key == "fail_on" and value not in FAIL_ON:
             raise UserError(f"--fail-on must be one of {', '.join(FAIL_ON)}")
-        if key in ("worksheet_cap", "trend_runs", "history_keep", "partitions") and value < 1:
+        if key in ("worksheet_cap", "trend_runs", "history_keep", "partitions", "runs_keep") and value < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1")
         if key == "max_drop" and not 0 <= value <= 1:
             raise UserError("--max-drop must be a fraction from 0 to 1 (0.2 means 20%)")

@@ -6,7 +6,10 @@ an immediate transaction (SQLite's lock) and wait for each other, so concurrent 
 file are serialised rather than corrupting it. WAL journaling keeps readers off writers' backs.
 
 Only finding keys (episode, guidance, rule, position) and counts are stored: the same
-episode-level values the user already asked to have in findings.csv.
+episode-level values the user already asked to have in findings.csv. A local run keeps its keys
+in the SQLite file; a Spark run, whose keys can number millions, keeps them as a Parquet
+dataset beside it (`keys_folder`), written by Spark and named in `runs.keys`, so no run has to
+pass every finding through the driver (audit.engines.changes).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -73,6 +77,11 @@ MIGRATIONS = [
     ALTER TABLE findings ADD COLUMN provider TEXT;
     ALTER TABLE findings ADD COLUMN specialty TEXT;
     ALTER TABLE findings ADD COLUMN consultant TEXT;
+    """,
+    # 3 -> 4: a Spark run's keys live in a Parquet dataset (path relative to the history file's
+    # folder); NULL: in the findings table.
+    """
+    ALTER TABLE runs ADD COLUMN keys TEXT;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -151,8 +160,6 @@ def problem(path: Path, error: sqlite3.Error) -> UserError:
 
 
 def _disk_full(path: Path) -> bool:
-    import shutil
-
     try:
         return shutil.disk_usage(Path(path).parent).free < 1024 * 1024
     except OSError:
@@ -176,17 +183,50 @@ def _previous(conn: sqlite3.Connection, scope: str):
     ).fetchone()
 
 
+def _keys_schema() -> dict:
+    """The columns of a run's open finding keys (the findings table; a Spark run's Parquet)."""
+    import polars as pl
+
+    return {"episode_id": pl.String, "guidance_id": pl.String, "rule_id": pl.String,
+            "position": pl.Int64, "first_seen": pl.String, **{c: pl.String for c in EPISODE_PLACE}}
+
+
+def database_path(conn: sqlite3.Connection) -> Path:
+    """The history file a connection has open."""
+    return Path(next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"))
+
+
+def keys_folder(conn: sqlite3.Connection, run_id: str) -> Path:
+    """Where a Spark run keeps its open finding keys: beside the history file, one folder a run
+    (so they are pruned with the run, and move with the history file)."""
+    history = database_path(conn)
+    return history.parent / f"{history.name}.keys" / f"run_id={run_id}"
+
+
+def run_keys_location(conn: sqlite3.Connection, run_id: str) -> Path | None:
+    """A run's Parquet keys dataset, or None when its keys are in the findings table."""
+    row = conn.execute("SELECT keys FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return database_path(conn).parent / row[0] if row and row[0] else None
+
+
 def _run_keys(conn: sqlite3.Connection, run_id: str) -> pl.DataFrame:
     import polars as pl
 
+    location = run_keys_location(conn, run_id)
+    if location is not None:
+        files = sorted(location.rglob("*.parquet"))  # Spark leaves _SUCCESS and .crc files beside them
+        if not files and not location.is_dir():
+            raise UserError(f"{location}: the finding keys of history run {run_id} are missing "
+                            "(restore the folder, or give a new --history)")
+        schema = _keys_schema()
+        frame = pl.read_parquet(files, hive_partitioning=False) if files else pl.DataFrame(schema=schema)
+        return frame.select(pl.col(c).cast(t) for c, t in schema.items())
     rows = conn.execute(
         "SELECT episode_id, guidance_id, rule_id, position, first_seen, provider, specialty, consultant"
         " FROM findings WHERE run_id = ?",
         (run_id,),
     ).fetchall()
-    schema = {"episode_id": pl.String, "guidance_id": pl.String, "rule_id": pl.String,
-              "position": pl.Int64, "first_seen": pl.String, **{c: pl.String for c in EPISODE_PLACE}}
-    return pl.DataFrame(rows, schema=schema, orient="row")
+    return pl.DataFrame(rows, schema=_keys_schema(), orient="row")
 
 
 CHANGE_COLUMNS = [*FINDING_KEY, "change", "first_seen", *EPISODE_PLACE]
@@ -205,11 +245,13 @@ def compare(conn: sqlite3.Connection, scope: str, findings: pl.DataFrame, today:
         keys = current.with_columns(change=pl.lit(NEW), first_seen=pl.lit(today))
         return Changes(None, None, keys.select(CHANGE_COLUMNS).sort(FINDING_KEY))
     before = _run_keys(conn, previous[0])
-    still = current.join(before.select(*FINDING_KEY, "first_seen"), on=FINDING_KEY, how="inner").with_columns(
-        change=pl.lit(STILL_OPEN))
-    new = current.join(before, on=FINDING_KEY, how="anti").with_columns(
+    # Generic findings have no guidance ("" here) and some no position (null): the same key on
+    # both nights must still match, or such a finding would be "new" and "resolved" every night.
+    still = current.join(before.select(*FINDING_KEY, "first_seen"), on=FINDING_KEY, how="inner",
+                         nulls_equal=True).with_columns(change=pl.lit(STILL_OPEN))
+    new = current.join(before, on=FINDING_KEY, how="anti", nulls_equal=True).with_columns(
         change=pl.lit(NEW), first_seen=pl.lit(today))
-    gone = before.join(current, on=FINDING_KEY, how="anti")
+    gone = before.join(current, on=FINDING_KEY, how="anti", nulls_equal=True)
     if present is None:
         gone = gone.with_columns(change=pl.lit(RESOLVED))
     else:
@@ -247,20 +289,24 @@ def new_run_id(started: datetime, conn: sqlite3.Connection | None = None, scope:
 
 
 def record(conn: sqlite3.Connection, *, run_id: str, scope: str, started: datetime, finished: datetime,
-           summary: dict, changes: Changes, keep: int | None = None) -> str:
+           summary: dict, changes: Changes | None, keep: int | None = None, keys: Path | None = None) -> str:
     """Store one run under `run_id`. With `keep`, only the newest `keep` runs of the scope are
     kept: each run stores every open finding with its first-seen date, so older runs are not
-    needed to compare with the next one."""
+    needed to compare with the next one. `keys`: the run's open finding keys are already a
+    Parquet dataset there (a Spark run, `keys_folder`); `changes` is then not needed."""
     import polars as pl
 
-    open_keys = changes.keys.filter(pl.col("change").is_in([NEW, STILL_OPEN]))
+    open_keys = (changes.keys.filter(pl.col("change").is_in([NEW, STILL_OPEN])) if keys is None
+                 else pl.DataFrame(schema=_keys_schema()))
+    location = None if keys is None else os.path.relpath(keys, database_path(conn).parent)
+    pruned: list[Path] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(
-            "INSERT INTO runs (run_id, started, finished, scope, summary, tool_version, catalogue_version)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (run_id, started, finished, scope, summary, tool_version, catalogue_version, keys)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, started.isoformat(timespec="seconds"), finished.isoformat(timespec="seconds"), scope,
-             json.dumps(summary, sort_keys=True), summary["tool_version"], summary["catalogue_version"]),
+             json.dumps(summary, sort_keys=True), summary["tool_version"], summary["catalogue_version"], location),
         )
         conn.executemany(
             "INSERT INTO inputs (run_id, path, sha256, rows_read, rows_rejected) VALUES (?, ?, ?, ?, ?)",
@@ -272,19 +318,26 @@ def record(conn: sqlite3.Connection, *, run_id: str, scope: str, started: dateti
             [(run_id, *row) for row in open_keys.select(*FINDING_KEY, "first_seen", *EPISODE_PLACE).iter_rows()],
         )
         if keep:
-            _prune(conn, scope, keep)
+            pruned = _prune(conn, scope, keep)
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
         raise
+    for folder in pruned:  # after the commit: a run the history still names keeps its keys
+        shutil.rmtree(folder, ignore_errors=True)
     return run_id
 
 
-def _prune(conn: sqlite3.Connection, scope: str, keep: int) -> None:
+def _prune(conn: sqlite3.Connection, scope: str, keep: int) -> list[Path]:
+    """Delete the scope's runs older than the newest `keep`; returns their Parquet keys folders."""
     old = "SELECT run_id FROM runs WHERE scope = ? ORDER BY rowid DESC LIMIT -1 OFFSET ?"
+    base = database_path(conn).parent
+    folders = [base / row[0] for row in conn.execute(
+        f"SELECT keys FROM runs WHERE run_id IN ({old}) AND keys IS NOT NULL", (scope, keep)).fetchall()]
     for table in ("findings", "inputs"):
         conn.execute(f"DELETE FROM {table} WHERE run_id IN ({old})", (scope, keep))
     conn.execute(f"DELETE FROM runs WHERE run_id IN ({old})", (scope, keep))
+    return folders
 
 
 def runs(conn: sqlite3.Connection, limit: int | None = None, scope: str | None = None) -> list[dict]:
@@ -322,10 +375,12 @@ def _trend_schema() -> dict:
 
 
 def __getattr__(name: str):
-    """`history.TREND_SCHEMA`, built on first use (PEP 562) so that importing this module does not
+    """`history.TREND_SCHEMA` and `KEYS_SCHEMA`, built on first use (PEP 562) so that importing this module does not
     import polars."""
     if name == "TREND_SCHEMA":
         return _trend_schema()
+    if name == "KEYS_SCHEMA":
+        return _keys_schema()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -7,18 +7,15 @@ the report included, is complete.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import polars as pl
 
-from audit import __version__, codes
+from audit import codes
 from audit.errors import UserError
 from audit.history import CHANGES, FINDING_KEY, NEW, STILL_OPEN, Changes
 from audit.result import AuditResult
 from audit.workbook import write_workbook
-from audit.rules import RULES
-from schemas.outputs import SEVERITIES, STATUSES
 
 FINDINGS_CSV = "findings.csv"
 FINDINGS_PARQUET = "findings.parquet"
@@ -41,12 +38,12 @@ FORMULA_START = r"^'*[=+\-@\t\r]"
 NO_OPERATION = "-"
 
 
-def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text cells that a spreadsheet would run as formulas, neutralised."""
+def csv_safe(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """Text cells that a spreadsheet would run as formulas, neutralised (lazily for a LazyFrame)."""
     return frame.with_columns(
         pl.when(pl.col(name).str.contains(FORMULA_START) & (pl.col(name) != NO_OPERATION))
         .then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name)).alias(name)
-        for name, dtype in frame.schema.items() if dtype == pl.String
+        for name, dtype in frame.collect_schema().items() if dtype == pl.String
     )
 
 
@@ -83,67 +80,12 @@ def sequences(result: AuditResult) -> pl.DataFrame:
     )
 
 
-def _counts(frame: pl.DataFrame, column: str, keys) -> dict[str, int]:
-    found = dict(frame.group_by(column).len().iter_rows()) if frame.height else {}
-    return {key: int(found.get(key, 0)) for key in keys}
-
-
-def _possible(result: AuditResult) -> dict[str, int]:
-    possible = result.possible
-    return {gid: int(n) for gid, n in possible.group_by("guidance_id").agg(pl.col("episode_id").n_unique())
-            .sort("guidance_id").iter_rows()} if possible.height else {}
-
-
 def summary(result: AuditResult) -> dict:
-    data, findings, episodes = result.data, result.findings, result.episodes
-    files = [
-        {
-            "path": os.path.abspath(f.path), "layout": f.layout, "sha256": f.sha256, "encoding": f.encoding,
-            "rows_read": f.rows_read, "rows_rejected": f.rows_rejected,
-            "rows_audited": f.rows_audited, "episodes_audited": f.episodes_audited,
-            "invalid_dates": f.invalid_dates, "columns_present": list(f.columns_present),
-        }
-        for f in data.files
-    ]
-    kinds = _counts(data.procedures, "code_kind", codes.CODE_KINDS)
-    by_guidance = {}
-    for guidance_id in sorted(set(episodes["guidance_id"].to_list())):
-        these = episodes.filter(pl.col("guidance_id") == guidance_id)
-        by_guidance[guidance_id] = {"episodes": these.height, **_counts(these, "status", STATUSES)}
-    return {
-        "tool_version": __version__,
-        "run_started": result.started.isoformat(timespec="seconds"),
-        "as_of": result.options.as_of.isoformat(),
-        "catalogue_version": result.catalogue.version,
-        "catalogue_files": [str(Path(f).resolve()) for f in result.catalogue.files],  # for `report DIR`
-        "guidance_in_catalogue": len(result.catalogue.guidance),
-        "inputs": files,
-        "totals": {
-            "rows_read": sum(f["rows_read"] for f in files),
-            "rows_rejected": sum(f["rows_rejected"] for f in files),
-            "rows_audited": sum(f["rows_audited"] for f in files),
-            "episodes_audited": data.episodes_audited,
-            "procedures": kinds[codes.PROCEDURE] + sum(f.clean_procedures for f in data.files),
-            "matched_pairs": episodes.height,
-            "matched_episodes": episodes["episode_id"].n_unique(),
-            "findings": findings.height,
-        },
-        "by_guidance": by_guidance,
-        # Episodes carrying a guidance's index code without the evidence that identifies the
-        # procedure (issue 10): counted per guidance, never findings.
-        "possible_not_audited": _possible(result),
-        "by_status": _counts(episodes, "status", STATUSES),
-        "by_rule": _counts(findings, "rule_id", RULES),
-        "by_severity": _counts(findings, "severity", SEVERITIES),
-        "rejected_by_reason": dict(sorted(_counts(data.rejected, "reason", set(data.rejected["reason"])).items())),
-        "data_quality": {
-            "invalid_codes": kinds[codes.INVALID],
-            "not_known_codes": kinds[codes.NOT_KNOWN],
-            "no_operation_markers": kinds[codes.NO_OPERATION] + sum(f.clean_no_operations for f in data.files),
-            "local_fifth_characters": data.procedures["local_suffix"].is_not_null().sum(),
-            "invalid_dates": sum(f["invalid_dates"] for f in files),
-        },
-    }
+    """summary.json's figures: the run's additive counts reduced exactly as a Spark driver
+    reduces its partitions' counts (audit.unit.reduce_summary), so the engines cannot drift."""
+    from audit import unit  # unit builds on this module's frames
+
+    return unit.summary_of(result)
 
 
 def _with_first_seen(findings: pl.DataFrame, changes: Changes | None, today: str) -> pl.DataFrame:
@@ -160,7 +102,7 @@ def _with_first_seen(findings: pl.DataFrame, changes: Changes | None, today: str
     )
 
 
-def _with_episode_facts(findings: pl.DataFrame, result: AuditResult) -> pl.DataFrame:
+def with_episode_facts(findings: pl.DataFrame, result: AuditResult) -> pl.DataFrame:
     """`episode_date` and `status` of the finding's (episode, guidance) from the episode statuses
     (generic rules, which belong to no guidance: the episode's own end, start or admission date,
     no status), and `source_row`, the episode's data row in its file (header excluded; long
@@ -176,13 +118,13 @@ def _with_episode_facts(findings: pl.DataFrame, result: AuditResult) -> pl.DataF
     )
 
 
-def _code_titles(sequences: pl.DataFrame, code_list: pl.DataFrame) -> pl.DataFrame:
+def code_titles(sequences: pl.DataFrame, code_list: pl.DataFrame) -> pl.DataFrame:
     """Titles, from the user's OPCS-4 code list, of the codes the report shows."""
     shown = code_list.with_columns(codes.display_expr(pl.col("code")).alias("code"))
     return shown.join(sequences.select("code").unique(), on="code", how="semi").sort("code")
 
 
-def _carry(frame: pl.DataFrame, carried: pl.DataFrame) -> pl.DataFrame:
+def carry(frame: pl.DataFrame, carried: pl.DataFrame) -> pl.DataFrame:
     """Add the columns the mapping asked to carry, at the end, keyed by episode."""
     if carried.width == 1:
         return frame
@@ -195,12 +137,22 @@ def _carry(frame: pl.DataFrame, carried: pl.DataFrame) -> pl.DataFrame:
 def _changes_summary(changes: Changes | None) -> dict | None:
     if changes is None:
         return None
-    counts = _counts(changes.keys, "change", CHANGES)
+    counts = changes.keys.group_by("guidance_id", "change").len("n")
+    return changes_summary(changes.previous_run, changes.previous_started, counts)
+
+
+def changes_summary(previous_run: str | None, previous_started: str | None, counts: pl.DataFrame) -> dict:
+    """summary.json's "changes" from counts per (guidance_id, change, n): what a Spark run
+    collects instead of every finding key. Generic findings (guidance "") count in the totals only."""
+    def tally(rows: pl.DataFrame) -> dict[str, int]:
+        found = dict(rows.group_by("change").agg(pl.col("n").sum()).iter_rows()) if rows.height else {}
+        return {change: int(found.get(change, 0)) for change in CHANGES}
+
     by_guidance = {
-        guidance_id: _counts(changes.keys.filter(pl.col("guidance_id") == guidance_id), "change", CHANGES)
-        for guidance_id in sorted(set(changes.keys["guidance_id"]) - {""})
+        guidance_id: tally(counts.filter(pl.col("guidance_id") == guidance_id))
+        for guidance_id in sorted(set(counts["guidance_id"]) - {""})
     }
-    return {"previous_run": changes.previous_run, "previous_started": changes.previous_started, **counts,
+    return {"previous_run": previous_run, "previous_started": previous_started, **tally(counts),
             "by_guidance": by_guidance}
 
 
@@ -227,9 +179,9 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
     summary. worksheet_cap: the report's, so that its bundle holds enough episodes."""
     folder = Path(folder)
     today = result.started.date().isoformat()
-    findings = _carry(_with_first_seen(_with_episode_facts(result.findings, result), changes, today),
+    findings = carry(_with_first_seen(with_episode_facts(result.findings, result), changes, today),
                       result.data.carried)
-    episodes = _carry(result.episodes, result.data.carried)
+    episodes = carry(result.episodes, result.data.carried)
     write_csv(findings, folder / FINDINGS_CSV)
     findings.with_columns(pl.col("first_seen").str.to_date("%Y-%m-%d")).write_parquet(
         folder / FINDINGS_PARQUET, statistics=False)
@@ -238,7 +190,7 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
     flagged_sequences = sequences(result)
     write_csv(flagged_sequences, folder / SEQUENCES_CSV)
     if result.options.code_list is not None:
-        write_csv(_code_titles(flagged_sequences, result.options.code_list), folder / CODE_TITLES_CSV)
+        write_csv(code_titles(flagged_sequences, result.options.code_list), folder / CODE_TITLES_CSV)
     if changes is not None:
         write_csv(changes.keys, folder / CHANGES_CSV)
     if trend is not None:

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 
@@ -85,6 +86,9 @@ class PartitionResult:
     sequences: pl.DataFrame
     carried: pl.DataFrame  # episode_id + carried columns (export names)
     counts: pl.DataFrame  # COUNTS_SCHEMA: additive counters
+    # Every accepted episode id, clean ones included: the history tells a finding that was fixed
+    # from one whose episode left the export by it. An episode lives in one partition.
+    episode_ids: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"episode_id": pl.String}))
     result: object = field(default=None, compare=False, repr=False)  # the AuditResult, locally
 
 
@@ -96,25 +100,14 @@ class _Rows:
     export: Export
     rows: pl.DataFrame
 
-    @property
-    def path(self):
-        return self.export.path
-
-    @property
-    def plan(self):
-        return self.export.plan
-
-    @property
-    def sha256(self):
-        return self.export.sha256
-
-    @property
-    def encoding(self):
-        return self.export.encoding
+    def __getattr__(self, attribute: str):
+        if attribute in ("path", "plan", "sha256", "encoding"):  # the export's own facts
+            return getattr(self.export, attribute)
+        raise AttributeError(attribute)  # (and no recursion while `export` is not yet set)
 
     @property
     def name(self):
-        return str(self.export.path)
+        return str(self.export.path)  # as the rows' source_file says
 
     scan = None  # the record scan ran where the rows were read (ingest), not per partition
 
@@ -172,12 +165,13 @@ def from_result(result) -> PartitionResult:
     data = result.data
     return PartitionResult(
         # The episode's date, status and row, as findings.csv gives them: all within the episode.
-        findings=outputs._with_episode_facts(result.findings, result),
+        findings=outputs.with_episode_facts(result.findings, result),
         episodes=result.episodes,
         rejected=data.rejected,
         sequences=outputs.sequences(result),
         carried=data.carried,
         counts=counts(result),
+        episode_ids=data.episode_ids.alias("episode_id").to_frame(),
         result=result,
     )
 
@@ -249,6 +243,7 @@ def combine(parts: list[PartitionResult]) -> PartitionResult:
         sequences=_sorted(cat("sequences"), SEQUENCES_ORDER),
         carried=_sorted(cat("carried"), ["episode_id"]),
         counts=sum_counts(cat("counts")),
+        episode_ids=cat("episode_ids").sort("episode_id"),
     )
 
 
@@ -260,10 +255,33 @@ def canonical_order(part: PartitionResult) -> PartitionResult:
 # --- The summary, reduced from counts ----------------------------------------------------------
 
 
-def summary_from_counts(counts_frame: pl.DataFrame, ctx: AuditContext) -> dict:
-    """summary.json from additive counts alone: what a cluster driver can afford to collect.
+class InputFacts(NamedTuple):
+    """What summary.json says of one input besides its counts. `path`: the name its counts are
+    kept under (source_file)."""
 
-    Gives exactly `audit.outputs.summary` of the whole run (tests/test_partition.py checks it)."""
+    path: str
+    layout: str
+    sha256: str
+    encoding: str
+    columns_present: tuple[str, ...]
+
+
+def summary_from_counts(counts_frame: pl.DataFrame, ctx: AuditContext) -> dict:
+    """summary.json from additive counts alone: what a cluster driver can afford to collect."""
+    inputs = [InputFacts(str(e.path), e.plan.layout, e.sha256, e.encoding, tuple(e.plan.episode_columns))
+              for e in ctx.exports]
+    return reduce_summary(counts_frame, inputs, ctx.catalogue, ctx.as_of, ctx.started)
+
+
+def summary_of(result) -> dict:
+    """summary.json of a whole local run: its counts reduced as a Spark driver reduces its
+    partitions' (audit.outputs.summary), so both engines' summaries come from one reduction."""
+    inputs = [InputFacts(f.path, f.layout, f.sha256, f.encoding, tuple(f.columns_present)) for f in result.data.files]
+    return reduce_summary(counts(result), inputs, result.catalogue, result.options.as_of, result.started)
+
+
+def reduce_summary(counts_frame: pl.DataFrame, inputs: list[InputFacts], catalogue: Catalogue, as_of: date,
+                   started: datetime) -> dict:
     totals = sum_counts(counts_frame)
 
     def values(metric: str, source_file: str = "") -> dict[str, int]:
@@ -274,19 +292,20 @@ def summary_from_counts(counts_frame: pl.DataFrame, ctx: AuditContext) -> dict:
         return int(values(metric, source_file).get("", 0))
 
     files = []
-    for export in ctx.exports:
-        name = str(export.path)
+    for facts in inputs:
+        name = facts.path
         read, rejected = value("rows_read", name), value("rows_rejected", name)
         files.append({
-            # Files by absolute path, as audit.outputs.summary; tables and JDBC by their name.
-            "path": name if export.encoding in ("table", "jdbc") else os.path.abspath(name), "layout": export.plan.layout, "sha256": export.sha256, "encoding": export.encoding,
+            # Files by absolute path; tables and JDBC sources by their name.
+            "path": name if facts.encoding in ("table", "jdbc") else os.path.abspath(name), "layout": facts.layout,
+            "sha256": facts.sha256, "encoding": facts.encoding,
             "rows_read": read, "rows_rejected": rejected, "rows_audited": read - rejected,
             "episodes_audited": value("episodes_audited", name), "invalid_dates": value("invalid_dates", name),
-            "columns_present": list(export.plan.episode_columns),
+            "columns_present": list(facts.columns_present),
         })
 
     def file_total(metric: str) -> int:
-        return sum(value(metric, str(e.path)) for e in ctx.exports)
+        return sum(value(metric, facts.path) for facts in inputs)
 
     kinds = {kind: int(values("code_kind").get(kind, 0)) for kind in codes.CODE_KINDS}
     guidance_status = values("guidance_status")
@@ -303,11 +322,11 @@ def summary_from_counts(counts_frame: pl.DataFrame, ctx: AuditContext) -> dict:
     reasons = values("rejected_reason")
     return {
         "tool_version": __version__,
-        "run_started": ctx.started.isoformat(timespec="seconds"),
-        "as_of": ctx.as_of.isoformat(),
-        "catalogue_version": ctx.catalogue.version,
-        "catalogue_files": [str(Path(f).resolve()) for f in ctx.catalogue.files],  # for `report DIR`
-        "guidance_in_catalogue": len(ctx.catalogue.guidance),
+        "run_started": started.isoformat(timespec="seconds"),
+        "as_of": as_of.isoformat(),
+        "catalogue_version": catalogue.version,
+        "catalogue_files": [str(Path(f).resolve()) for f in catalogue.files],  # for `report DIR`
+        "guidance_in_catalogue": len(catalogue.guidance),
         "inputs": files,
         "totals": {
             "rows_read": sum(f["rows_read"] for f in files),
@@ -320,6 +339,8 @@ def summary_from_counts(counts_frame: pl.DataFrame, ctx: AuditContext) -> dict:
             "findings": value("findings"),
         },
         "by_guidance": by_guidance,
+        # Episodes carrying a guidance's index code without the evidence that identifies the
+        # procedure (issue 10): counted per guidance, never findings.
         "possible_not_audited": {g: int(n) for g, n in sorted(values("possible").items())},
         "by_status": keyed("status", STATUSES),
         "by_rule": by_rule,

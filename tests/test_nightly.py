@@ -303,6 +303,18 @@ def test_findings_of_episodes_that_left_the_export_are_not_resolved(tmp_path):
     assert (summary["changes"]["resolved"], summary["changes"]["episode-gone"]) == (1, 1)
 
 
+def test_an_unchanged_export_changes_nothing_findings_without_a_position_included(tmp_path):
+    """A generic finding on an episode date has no position: the next night must still match it
+    (it was reported "new" and "resolved" every night)."""
+    for _ in range(2):
+        result = run_cli("run", str(EXAMPLES / "hes_episodes.csv"), "--out", str(tmp_path / "out"),
+                         "--history", str(tmp_path / "h.sqlite"), "--as-of", "2026-11-21", "--quiet")
+        assert result.exit_code == 0, result.stderr
+    listed = pl.read_csv(tmp_path / "out" / "changes.csv", infer_schema=False)
+    assert listed.filter(pl.col("position").is_null()).height > 0
+    assert set(listed["change"]) == {"still-open"}
+
+
 def test_volume_settings_are_validated(tmp_path):
     for option, value, problem in [("--max-drop", "1.5", "--max-drop must be a fraction"),
                                    ("--min-rows", "-1", "--min-rows must be at least 0")]:

@@ -72,7 +72,7 @@ def _run(folder, spec):
 
 def _frames(part: unit.PartitionResult) -> dict[str, list]:
     return {name: getattr(part, name).rows() for name in
-            ("findings", "episodes", "rejected", "sequences", "carried", "counts")}
+            ("findings", "episodes", "rejected", "sequences", "carried", "counts", "episode_ids")}
 
 
 @given(spec=files, partitions=st.integers(1, 4), salt=st.integers(0, 1000))

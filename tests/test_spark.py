@@ -276,9 +276,11 @@ def test_history_compares_spark_runs_as_local_runs(spark, long_split, tmp_path):
     from audit.engines.spark import run
 
     folder, _ = long_split
-    settings = Settings(inputs=(folder / "parquet",), out=tmp_path / "out", as_of=AS_OF, history=tmp_path / "h.sqlite")
+    settings = Settings(inputs=(folder / "parquet",), out=tmp_path / "out", as_of=AS_OF, history=tmp_path / "h.sqlite",
+                        runs_keep=1)
     first = run(spark, settings, CATALOGUE, PINNED_TIME)
     second = run(spark, settings, CATALOGUE, PINNED_TIME.replace(day=22))
+    assert not first.out.exists() and second.out.is_dir()  # --runs-keep 1: the older run folder is pruned
     findings = first.summary["totals"]["findings"]
     assert first.run_id and second.run_id and first.out != second.out
     assert first.summary["changes"]["new"] == findings > 0
@@ -289,3 +291,72 @@ def test_history_compares_spark_runs_as_local_runs(spark, long_split, tmp_path):
     assert seen == [PINNED_TIME.date().isoformat()]
     latest = json.loads((tmp_path / "out" / "LATEST.json").read_text())
     assert tmp_path / "out" / latest["path"] == second.out
+
+
+def _next_night(folder: Path) -> tuple[Path, str, str]:
+    """The example export, and the next night's: one episode with findings left out, and one
+    episode's single finding fixed (its procedures recoded as a clean episode's). Returns the
+    second export, the episode gone and the episode fixed."""
+    first = pl.read_csv(EXAMPLES / "hes_episodes.csv", infer_schema=False)
+    findings = local_run([EXAMPLES / "hes_episodes.csv"]).findings
+    per_episode = findings.group_by("episode_id").len().sort("episode_id")
+    gone = per_episode.filter(pl.col("len") > 1)["episode_id"][0]
+    fixed = per_episode.filter(pl.col("len") == 1)["episode_id"][0]
+    clean = first.filter(~pl.col("EPIKEY").is_in(findings["episode_id"].implode())).row(0, named=True)
+    procedures = [c for c in first.columns if c.startswith(("OPERTN_", "OPDATE_"))]
+    second = (first.filter(pl.col("EPIKEY") != gone)
+              .with_columns(pl.when(pl.col("EPIKEY") == fixed).then(pl.lit(clean[c])).otherwise(pl.col(c)).alias(c)
+                            for c in procedures))
+    path = folder / "night2" / "hes_episodes.csv"
+    path.parent.mkdir()
+    second.write_csv(path)
+    return path, gone, fixed
+
+
+def test_spark_history_gives_the_same_changes_as_local_runs(spark, tmp_path, monkeypatch):
+    """Two nights on each engine, the second with one episode gone and one finding fixed: the
+    same changes.csv (episode-gone apart from resolved; a generic finding without a position
+    still open), with the Spark run's keys kept as Parquet beside the history file."""
+    from audit import history
+    from audit.engines.spark import run
+
+    second, gone, fixed = _next_night(tmp_path)
+    nights = [(EXAMPLES / "hes_episodes.csv", PINNED_TIME), (second, PINNED_TIME.replace(day=22))]
+    for number, (export, started) in enumerate(nights):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(started.timestamp())))
+        ran = run_cli("run", str(export), "--out", str(tmp_path / "local"), "--history", str(tmp_path / "local.sqlite"),
+                      "--scope", "trust", "--as-of", AS_OF.isoformat(), "--quiet")
+        assert ran.exit_code in (0, 1), ran.output
+        ingest([export], tmp_path / f"parquet{number}")
+        settings = Settings(inputs=(tmp_path / f"parquet{number}",), out=tmp_path / "spark", as_of=AS_OF,
+                            history=tmp_path / "spark.sqlite", scope="trust")
+        outcome = run(spark, settings, CATALOGUE, started)
+    local_changes = pl.read_csv(tmp_path / "local" / outputs.CHANGES_CSV, infer_schema=False)
+    assert rows(tmp_path / "local" / outputs.CHANGES_CSV) == rows(outcome.out / outputs.CHANGES_CSV)
+    changed = dict(local_changes.select("episode_id", "change").unique().group_by("episode_id")
+                   .agg(pl.col("change").unique()).iter_rows())
+    assert changed[gone] == [history.EPISODE_GONE] and changed[fixed] == [history.RESOLVED]
+    undated = local_changes.filter(pl.col("position").is_null())
+    assert undated.height and set(undated["change"]) == {history.STILL_OPEN}
+    local_summary = json.loads((tmp_path / "local" / "summary.json").read_text())
+    assert outcome.summary["changes"] | {"previous_run": None} == local_summary["changes"] | {"previous_run": None}
+    # first_seen in the findings, and the next night's keys: Parquet beside the history file.
+    assert rows(tmp_path / "local" / outputs.FINDINGS_CSV) == rows(outcome.out / outputs.FINDINGS_CSV)
+    assert list((tmp_path / "spark.sqlite.keys").iterdir())
+
+
+def test_wide_rows_sent_twice_meet_their_copies(spark, tmp_path):
+    """A wide row whose id is elsewhere too (another file, with a tab after it; twice in one
+    file) meets its copies in one partition and is rejected as on one machine."""
+    frame = pl.read_csv(EXAMPLES / "hes_episodes.csv", infer_schema=False)
+    half = frame.height // 2
+    first, second = frame.head(half), frame.tail(frame.height - half)
+    planted = first.head(2).with_columns(pl.concat_str(pl.col("EPIKEY"), pl.lit("\t")).alias("EPIKEY"))
+    paths = [tmp_path / "trust_a.csv", tmp_path / "trust_b.csv"]
+    pl.concat([first, first.tail(1)]).write_csv(paths[0])  # its last row twice
+    pl.concat([second, planted]).write_csv(paths[1])
+    ingest(paths, tmp_path / "parquet")
+    whole = local_run(paths)
+    outcome = spark_run(spark, [tmp_path / "parquet"], tmp_path / "spark", partitions=2)
+    same_outputs(written(whole, tmp_path / "local"), outcome.out)
+    assert whole.data.rejected["episode_id"].n_unique() == 3 and outcome.summary["totals"]["findings"] > 20

@@ -68,10 +68,12 @@ def test_spark_settings_from_the_config_file(tmp_path):
         engine = "spark"
         tables = ["hes.apc_2025"]
         partitions = 400
+        runs_keep = 3
         spark_conf = { "spark.executor.memory" = "8g", "spark.sql.adaptive.enabled" = true }
     """)
     settings, _ = load_settings(config, {})
     assert settings.engine == "spark" and settings.tables == ("hes.apc_2025",) and settings.partitions == 400
+    assert settings.runs_keep == 3
     assert settings.spark_conf == ("spark.executor.memory=8g", "spark.sql.adaptive.enabled=true")
 
 
@@ -89,3 +91,34 @@ def test_partitions_hand_back_only_types_spark_accepts(tmp_path):
         assert not pa.types.is_unsigned_integer(arrow_field.type) and not pa.types.is_large_list(arrow_field.type)
     assert set(table.column("kind").to_pylist()) == {"findings", "episodes", "sequences", "counts"}
     assert "`errors` bigint" in schema.ddl  # episodes.errors is UInt32 in polars
+
+
+def _runs(out, spec: dict[str, bool]) -> None:
+    """Run folders under out/_runs/: run id -> complete (has summary.json)."""
+    for run_id, complete in spec.items():
+        folder = out / "_runs" / run_id
+        folder.mkdir(parents=True)
+        (folder / "findings.csv").write_text("episode_id\n", encoding="utf-8")
+        if complete:
+            (folder / "summary.json").write_text("{}", encoding="utf-8")
+
+
+@pytest.mark.parametrize("latest, keep, deleted", [
+    ("20261105T020000Z-eeeeee", 2, ["20261101T020000Z-aaaaaa", "20261102T020000Z-bbbbbb", "20261103T020000Z-cccccc"]),
+    # LATEST.json names an old run (a newer one was published elsewhere, or by hand): it stays.
+    ("20261101T020000Z-aaaaaa", 2, ["20261102T020000Z-bbbbbb", "20261103T020000Z-cccccc"]),
+    ("20261105T020000Z-eeeeee", 7, []),
+])
+def test_pruning_runs_keeps_the_newest_and_the_latest(tmp_path, latest, keep, deleted):
+    from audit.engines.publish import LATEST, prune_runs
+
+    _runs(tmp_path, {"20261101T020000Z-aaaaaa": True, "20261102T020000Z-bbbbbb": True,
+                     "20261102T030000Z-dead00": False,  # died before the next run: older than any kept
+                     "20261103T020000Z-cccccc": True, "20261104T020000Z-dddddd": True,
+                     "20261105T020000Z-eeeeee": True, "20261106T020000Z-writng": False})  # still writing
+    (tmp_path / LATEST).write_text(json.dumps({"path": f"_runs/{latest}"}), encoding="utf-8")
+    expected = sorted([*deleted, "20261102T030000Z-dead00"]) if keep < 5 else []
+    assert prune_runs(tmp_path, keep) == expected
+    left = sorted(p.name for p in (tmp_path / "_runs").iterdir())
+    assert "20261106T020000Z-writng" in left and latest in left
+    assert not set(left) & set(expected)

@@ -42,9 +42,9 @@ from audit.opcs import load_code_list
 log = logging.getLogger(__name__)
 
 KIND = publish.KIND
-KINDS = ("findings", "episodes", "rejected", "sequences", "carried", "counts")
+KINDS = ("findings", "episodes", "rejected", "sequences", "carried", "counts", "episode_ids")
 CARRIED = publish.CARRIED
-RUNS = "_runs"  # out/_runs/<run_id>/; out/LATEST.json names the newest complete one
+RUNS = publish.RUNS
 EPISODES_PER_PARTITION = 500_000  # one Python worker stays around 1-2 GB (scale-out.md P11)
 
 # Sensible defaults for a session nice-audit builds itself; platform sessions are left alone.
@@ -113,12 +113,16 @@ def _frames(part: unit.PartitionResult) -> dict[str, pl.DataFrame]:
     return frames
 
 
-def union_schema(ctx: unit.AuditContext) -> UnionSchema:
-    """Derived from the unit's own (empty) result, so it can never drift from the stages."""
+def union_schema(ctx: unit.AuditContext, episode_ids: bool = False) -> UnionSchema:
+    """Derived from the unit's own (empty) result, so it can never drift from the stages.
+    `episode_ids`: partitions also hand back every accepted episode id (one narrow row per
+    episode), which only the history comparison needs."""
     empty = pl.concat([pl.DataFrame(schema=unit.canonical_schema(e)) for e in ctx.exports], how="diagonal")
     columns: dict[str, str] = {KIND: "string"}
     kinds = {}
     for kind, frame in _frames(unit.audit_rows(empty, ctx)).items():
+        if kind == "episode_ids" and not episode_ids:
+            continue
         kinds[kind] = tuple(frame.columns)
         for name, dtype in frame.schema.items():
             spark = _spark_type(dtype)
@@ -130,7 +134,8 @@ def union_schema(ctx: unit.AuditContext) -> UnionSchema:
 def to_union(part: unit.PartitionResult, schema: UnionSchema):
     """One Arrow table of every result frame, cast to the declared schema."""
     typed = schema.polars()
-    frames = [frame.with_columns(pl.lit(kind).alias(KIND)) for kind, frame in _frames(part).items() if frame.height]
+    frames = [frame.with_columns(pl.lit(kind).alias(KIND)) for kind, frame in _frames(part).items()
+              if frame.height and kind in schema.kinds]
     if not frames:
         return schema.arrow().empty_table()
     joined = pl.concat(frames, how="diagonal_relaxed")
@@ -362,7 +367,7 @@ def run(spark, settings: Settings, catalogue: Catalogue | None = None, started: 
     if not sources:
         raise UserError("no inputs: name Parquet files or folders, --table or --jdbc-url")
     ctx = context(settings, catalogue, started, sources)
-    schema = union_schema(ctx)
+    schema = union_schema(ctx, episode_ids=settings.history is not None)
     out = Path(settings.out)
     run_id = history.new_run_id(started)
     folder = out / RUNS / run_id
