@@ -166,3 +166,22 @@ def test_xlsx_bytes_are_the_same_for_the_same_run(tmp_path):
     workbook.write_workbook(tmp_path / "a.xlsx", {"findings": frame}, when)
     workbook.write_workbook(tmp_path / "b.xlsx", {"findings": frame}, when)
     assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
+
+
+def test_xlsx_opens_in_an_independent_reader_with_its_types_freeze_and_filter(run):
+    # The workbook's XML is written by our own code (audit/workbook.py): openpyxl, which reads
+    # files the way spreadsheet programs do, must open it without a warning and see the same cells.
+    openpyxl = pytest.importorskip("openpyxl")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        book = openpyxl.load_workbook(run / "findings.xlsx")
+    assert book.sheetnames == ["findings", "episodes", "rejected"]
+    sheet = book["findings"]
+    header = [c.value for c in sheet[1]]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref.startswith("A1:")
+    rows = [dict(zip(header, r)) for r in sheet.iter_rows(min_row=2, values_only=True)]
+    assert {r["episode_id"] for r in rows} == {"900000000001", "000000000042", "000000000043"}
+    assert all(isinstance(r["episode_id"], str) for r in rows)  # never a number: leading zeros kept
+    assert all(r["position"] is None or isinstance(r["position"], int) for r in rows)
