@@ -61,15 +61,6 @@ def test_a_schema_naming_a_column_twice_says_so(tmp_path, repeated):
     assert result.stderr.count("\n") == 1 and "corrupt" not in result.stderr
 
 
-def test_the_repeated_values_of_a_parquet_file_never_reach_the_console(tmp_path):
-    marker = "ZZMARKER93"
-    path = _write(tmp_path / "e.parquet", ["EPIKEY", "OPERTN_01", "OPERTN_01"],
-                  [pa.array([marker]), pa.array([marker]), pa.array([marker])])
-    result = _run(tmp_path, path)
-    assert result.exit_code == 2
-    assert marker not in result.stderr + result.stdout
-
-
 def test_polars_reads_what_pyarrow_wrote(tmp_path):
     # Guards the fixtures above: a file polars could not open at all would make every case pass
     # for the wrong reason.
