@@ -17,11 +17,11 @@ import polars as pl
 
 from audit import codes, memory
 from audit.codes import CodePattern
-from audit.dates import is_unparseable, parse_date
+from audit.dates import is_unparseable, odd_date, parse_date
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS
 from audit.load import CARRY_PREFIX, Export
 from audit.prefilter import triage
-from audit.validate import REJECTED_SCHEMA, row_schema, split_rejected
+from audit.validate import REJECTED_SCHEMA, first_failure, split_rejected
 from schemas import polars_schema
 from schemas.canonical import EPISODES, PROCEDURES
 from schemas.inputs import IDENTITY, IDENTITY_ONE_FILE, position_number
@@ -90,24 +90,17 @@ def _episode_fields(frame: pl.DataFrame) -> list[pl.Expr]:
     return exprs
 
 
-def _unparseable_dates(frame: pl.DataFrame, columns: list[str]) -> int:
-    """How many non-blank date values are neither dates nor HES placeholders.
+def _date_columns(columns: list[str]) -> list[str]:
+    return [c for c in columns if c in DATE_FIELDS or c.startswith("date_") or c == "procedure_date"]
 
-    Almost every value is a plain ISO date; only the others are examined in full (the full check
-    over millions of values costs more than the rest of the audit)."""
-    present = [c for c in columns if c in frame.columns]
-    if not present or frame.height == 0:
+
+def _unparseable_dates(odd_rows: pl.DataFrame) -> int:
+    """How many date values of these rows (those the stream flagged with an odd date) are
+    neither dates nor HES placeholders. The full test is too dear for every value of millions."""
+    present = _date_columns(odd_rows.columns)
+    if not present or odd_rows.height == 0:
         return 0
-    odd = frame.lazy().select(
-        ((pl.col(c).str.to_date("%Y-%m-%d", strict=False).dt.year().fill_null(0) < 1) & (pl.col(c) != "")).alias(c)
-        for c in present
-    ).collect()
-    total = 0
-    for name in present:
-        if odd[name].any():
-            values = frame.get_column(name).filter(odd[name])
-            total += int(values.to_frame().select(is_unparseable(pl.col(name)).sum()).item())
-    return total
+    return int(odd_rows.select(pl.sum_horizontal(is_unparseable(pl.col(c)) for c in present).sum()).item())
 
 
 def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
@@ -132,14 +125,32 @@ def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 _TRIAGE = ["needs_audit", "filled", "no_operation"]
+_STREAM = ["_reason", "_odd_dates", *_TRIAGE]  # the columns the file's query adds to its rows
 
 
-def _triage(rows: pl.DataFrame, export: Export, index: tuple[CodePattern, ...] | None,
-            known_codes: pl.Series | None, as_of: date | None = None) -> pl.DataFrame:
-    """Add the prefilter's columns; without an index (no prefilter) every row needs the audit."""
-    if index is None or export.plan.shape == "long":
-        return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(0, pl.UInt8))
-    return triage(rows, [slot.position for slot in export.plan.slots], index, known_codes, as_of)
+def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: pl.Series | None,
+            as_of: date | None):
+    """What the file's one streaming query adds to its rows: the id stripped, `_reason` (why
+    the row is rejected, null when it is not), `_odd_dates` (a date value needs the full validity
+    test) and the prefilter's columns (audit.prefilter; without an index, or for a long file,
+    every row needs the audit)."""
+    shape = export.plan.shape
+
+    def extend(rows: pl.LazyFrame) -> pl.LazyFrame:
+        dates = _date_columns(rows.collect_schema().names())
+        rows = rows.with_columns(
+            pl.col("episode_id").str.strip_chars(),
+            first_failure(shape).alias("_reason"),
+            pl.any_horizontal([odd_date(pl.col(c)).fill_null(False) for c in dates] or [pl.lit(False)])
+            .alias("_odd_dates"),
+        )
+        if index is None or shape == "long":
+            return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8),
+                                     no_operation=pl.lit(0, pl.UInt8))
+        return triage(rows, [slot.position for slot in export.plan.slots], index, known_codes, as_of,
+                      odd_dates=pl.col("_odd_dates"))
+
+    return extend
 
 
 def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
@@ -157,24 +168,28 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         structural = export.structural_rejects()
         rejected.append(structural)
         rows_read[name], invalid_dates[name] = structural.height, 0
-        for batch in export.batches():
+        for batch in export.batches(_checks(export, index, known_codes, as_of)):
             rows_read[name] += batch.height
-            rows = batch.with_columns(pl.col("episode_id").str.strip_chars())
-            ok, bad = split_rejected(rows, row_schema(export.plan.shape))
+            # Each part is selected before it is filtered: only the rows it keeps are copied.
+            rows, ok = batch.lazy(), pl.col("_reason").is_null()
+            bad, odd, ids, audit = pl.collect_all([
+                rows.filter(~ok).select("source_file", "source_row", "episode_id", pl.col("_reason").alias("reason"),
+                                        _source_line(batch)),
+                rows.filter(ok & pl.col("_odd_dates")).select(_date_columns(batch.columns)),
+                rows.filter(ok).select(
+                    "episode_id",
+                    pl.lit(str(number)).alias("source_file"),  # a file number keeps this frame small
+                    "source_row", _source_line(batch),
+                    pl.lit(export.plan.shape).alias("shape"),
+                    (pl.col("position") if export.plan.shape == "long" else pl.lit(None, pl.String)).alias("position"),
+                    *_TRIAGE,
+                ),
+                rows.filter(ok & pl.col("needs_audit")).drop(_STREAM),
+            ])
             rejected.append(bad)
-            invalid_dates[name] += _unparseable_dates(ok, [c for c in ok.columns if c in DATE_FIELDS
-                                                           or c.startswith("date_") or c == "procedure_date"])
-            ok = _triage(ok, export, index, known_codes, as_of)
-            identity.append(ok.select(
-                "episode_id",
-                pl.lit(str(number)).alias("source_file"),  # a file number keeps this frame small
-                "source_row",
-                pl.col("source_line") if "source_line" in ok.columns else pl.lit(None, pl.Int64).alias("source_line"),
-                pl.lit(export.plan.shape).alias("shape"),
-                (pl.col("position") if export.plan.shape == "long" else pl.lit(None, pl.String)).alias("position"),
-                *_TRIAGE,
-            ))
-            kept.append((export, ok.filter("needs_audit").drop(_TRIAGE)))
+            invalid_dates[name] += _unparseable_dates(odd)
+            identity.append(ids)
+            kept.append((export, audit))
         _check_read(export, rows_read[name])
 
     identity_frame = pl.concat(identity) if identity else pl.DataFrame()
@@ -213,6 +228,10 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         if carried else pl.DataFrame(schema={"episode_id": pl.String}),
         episode_ids=accepted["episode_id"].unique() if accepted.height else pl.Series("episode_id", [], pl.String),
     )
+
+
+def _source_line(rows: pl.DataFrame) -> pl.Expr:
+    return pl.col("source_line") if "source_line" in rows.columns else pl.lit(None, pl.Int64).alias("source_line")
 
 
 def _whole_long_episodes(kept: list[tuple[Export, pl.DataFrame]]) -> list[tuple[Export, pl.DataFrame]]:

@@ -14,7 +14,7 @@ row per procedure. An episode needs the full audit when any procedure field
 - or the first filled field holds a Chapter Y or Z code;
 - or, given the user's OPCS-4 code list, holds a code that is not in it;
 - or, given the run's as-of date, a date field may be after it (an ISO date later than it, or any
-  `dd/mm/yyyy` date, which text comparison cannot order).
+  value that is not a plain ISO date, such as `dd/mm/yyyy`).
 
 The generic rules fire only on such values, and guidance rules only on index codes, so the
 findings are identical with and without the prefilter (tests/test_equivalence.py checks this).
@@ -31,6 +31,7 @@ from datetime import date
 import polars as pl
 
 from audit.codes import SPINAL_CATEGORIES, CodePattern
+from audit.dates import odd_date
 from audit.layouts import DATE_FIELDS
 
 SEP = "\x1f"  # ASCII unit separator; a row whose fields contain it is simply audited in full
@@ -53,30 +54,29 @@ def _index_pattern(index: tuple[CodePattern, ...]) -> str | None:
     return rf"(^|{SEP})({'|'.join(alternatives)})({SEP}|$)" if alternatives else None
 
 
-def _maybe_after(rows: pl.DataFrame, as_of: date) -> pl.Expr:
-    """A date field that may be after `as_of`, by text comparison alone (parsing every date
-    field of every row costs more than the rest of the triage): ISO text sorts as its date does,
-    so an ISO date later than `as_of` compares greater than `as_of`'s ISO text; a value with
-    leading white space (which the parser strips) compares below "0" or, for non-ASCII white
-    space, above any date; and `dd/mm/yyyy` values, which text cannot order, hold a `/`. Every
-    value the full audit could read as a later date is among these (audit.dates.parse_date)."""
-    columns = [c for c in rows.columns if c.startswith("date_") or c in DATE_FIELDS]
-    if not columns:
+def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None) -> pl.Expr:
+    """A date field that may be after `as_of`: a plain ISO date later than it (ISO text sorts as
+    its date does), or any value that is not a plain real ISO date (`dd/mm/yyyy`, white space, a
+    time part: rare in real exports, and `audit.dates.parse_date` may read a later date from
+    them). Every value the full audit could read as a later date is among these; text
+    comparison and one regular expression cost far less than parsing every field. `odd`: a column
+    already flagging the rows with such a value (audit.canonical's), not to test them twice."""
+    if not date_columns:
         return pl.lit(False)
     day = as_of.isoformat()
-    return pl.any_horizontal([
-        ((pl.col(c) > day) | ((pl.col(c) < "0") & (pl.col(c) != "")) | pl.col(c).str.contains("/", literal=True))
-        .fill_null(False)
-        for c in columns
-    ])
+    later = pl.any_horizontal([(pl.col(c) > day).fill_null(False) for c in date_columns])
+    return later | (odd if odd is not None else pl.any_horizontal([odd_date(pl.col(c)) for c in date_columns]))
 
 
-def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
-           known_codes: pl.Series | None = None, as_of: date | None = None) -> pl.DataFrame:
+def triage(rows: pl.LazyFrame, slots: list[int], index: tuple[CodePattern, ...],
+           known_codes: pl.Series | None = None, as_of: date | None = None,
+           odd_dates: pl.Expr | None = None) -> pl.LazyFrame:
     """Add `needs_audit` (bool), and for the rows that do not need it `filled` (non-empty
     procedure fields) and `no_operation` (how many of them are `-`), so every field is counted.
 
-    With the user's OPCS-4 code list, a clean code that is not in it also needs the audit."""
+    With the user's OPCS-4 code list, a clean code that is not in it also needs the audit.
+    Lazy: audit.canonical runs it inside the file's one streaming query, and passes its own flag
+    of rows with an odd date value as `odd_dates`."""
     if not slots:
         return rows.with_columns(needs_audit=pl.lit(False), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(0, pl.UInt8))
     fields = pl.col("_fields")
@@ -91,7 +91,8 @@ def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
         | fields.str.contains(fires)
     )
     if as_of is not None:
-        needs = needs | _maybe_after(rows, as_of)
+        dates = [c for c in rows.collect_schema().names() if c.startswith("date_") or c in DATE_FIELDS]
+        needs = needs | maybe_after(dates, as_of, odd_dates)
     if known_codes is not None:
         needs = needs | pl.any_horizontal([
             (pl.col(f"code_{n}").str.contains(f"^{_CODE}$") & ~pl.col(f"code_{n}").is_in(known_codes.implode()))
@@ -99,8 +100,7 @@ def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
             for n in slots
         ])
     return (
-        rows.lazy()
-        .with_columns(pl.concat_str([pl.col(f"code_{n}").fill_null("") for n in slots], separator=SEP).alias("_fields"))
+        rows.with_columns(pl.concat_str([pl.col(f"code_{n}").fill_null("") for n in slots], separator=SEP).alias("_fields"))
         .with_columns(
             needs.alias("needs_audit"),
             pl.sum_horizontal([pl.col(f"code_{n}").fill_null("") != "" for n in slots]).cast(pl.UInt8).alias("filled"),
@@ -108,5 +108,4 @@ def triage(rows: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
             fields.str.count_matches("-", literal=True).cast(pl.UInt8).alias("no_operation"),
         )
         .drop("_fields")
-        .collect()
     )

@@ -114,8 +114,8 @@ class _Rows:
     def structural_rejects(self):
         return self.export.structural_rejects().clear()
 
-    def batches(self):
-        yield self.rows
+    def batches(self, extend=None):
+        yield extend(self.rows.lazy()).collect() if extend else self.rows
 
 
 def canonical_schema(export: Export) -> dict[str, pl.DataType]:

@@ -3,6 +3,11 @@
 Rows are checked against the pandera schemas in `schemas/inputs.py` (every check runs, so all
 problems are collected); every failing row goes to the rejected frame with its file, row number and a plain reason.
 Nothing is dropped silently: accepted + rejected = read, for every file.
+
+A file's rows are checked inside its one streaming query (`first_failure`, audit.canonical): the
+same expressions the row schemas are built from (schemas.inputs.ROW_CHECKS), evaluated while the
+file is parsed instead of in a pass of their own. The identity checks look across whole files, so
+they run through pandera (`split_rejected`) once every file has been read.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import pandera.polars as pa
 import polars as pl
 
 from audit.checks import failing_rows
-from schemas.inputs import LONG_ROWS, REJECTION_REASONS, WIDE_ROWS
+from schemas.inputs import REJECTION_REASONS, ROW_CHECKS
 
 REJECTED_SCHEMA = {
     "source_file": pl.String,
@@ -48,5 +53,10 @@ def split_rejected(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> tuple[pl.
     return accepted, rejected
 
 
-def row_schema(shape: str) -> pa.DataFrameSchema:
-    return WIDE_ROWS if shape == "wide" else LONG_ROWS
+def first_failure(shape: str) -> pl.Expr:
+    """The reason for the first row check (in schema order) a row fails; null for a row that
+    passes them all. `shape`: "wide" or "long"."""
+    reason = pl.lit(None, pl.String)
+    for name, passes in reversed(ROW_CHECKS[shape]):
+        reason = pl.when(passes).then(reason).otherwise(pl.lit(REJECTION_REASONS[name]))
+    return reason

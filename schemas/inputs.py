@@ -48,23 +48,27 @@ _BASE_COLUMNS = {
     "source_row": pa.Column(pl.Int64),
 }
 
-# One file's rows, whatever the shape.
+# One file's rows, by shape: (check id, expression true for a row that passes), in the order
+# reasons are preferred. The pandera schemas below are built from these; the audit evaluates the
+# same expressions inside its one query per file (audit.validate.first_failure), and
+# tests/test_validate.py keeps the two agreeing.
+ROW_CHECKS = {
+    "wide": (("episode-id-missing", _present("episode_id")),),
+    "long": (
+        ("episode-id-missing", _present("episode_id")),
+        ("position-invalid", position_number(pl.col("position")).is_between(1, 999).fill_null(False)),
+        ("code-missing", _present("code_raw")),
+    ),
+}
 WIDE_ROWS = pa.DataFrameSchema(
     _BASE_COLUMNS,
-    checks=[_check(_present("episode_id"), "episode-id-missing")],
+    checks=[_check(expr, name) for name, expr in ROW_CHECKS["wide"]],
     name="wide export rows",
 )
 LONG_ROWS = pa.DataFrameSchema(
     {**_BASE_COLUMNS, "position": pa.Column(pl.String, nullable=True),
      "code_raw": pa.Column(pl.String, nullable=True)},
-    checks=[
-        _check(_present("episode_id"), "episode-id-missing"),
-        _check(
-            position_number(pl.col("position")).is_between(1, 999).fill_null(False),
-            "position-invalid",
-        ),
-        _check(_present("code_raw"), "code-missing"),
-    ],
+    checks=[_check(expr, name) for name, expr in ROW_CHECKS["long"]],
     name="long export rows",
 )
 

@@ -163,7 +163,7 @@ def test_prefilter_keeps_every_date_that_may_be_after_as_of(value):
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]})
     parsed = rows.select(parse_date(pl.col("date_1"))).item()
     assert parsed is None or parsed >= AS_OF  # the values are all (or may be read as) late
-    assert triage(rows, [1], (), as_of=AS_OF)["needs_audit"].item()
+    assert triage(rows.lazy(), [1], (), as_of=AS_OF).collect()["needs_audit"].item()
 
 
 @pytest.mark.parametrize("value", ["2026-11-21", "2026-11-20", "2010-01-01", "1800-01-01", None])
@@ -172,4 +172,4 @@ def test_prefilter_sets_aside_rows_dated_on_or_before_as_of(value):
 
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]},
                         schema={"code_1": pl.String, "date_1": pl.String, "episode_end": pl.String})
-    assert not triage(rows, [1], (), as_of=AS_OF)["needs_audit"].item()
+    assert not triage(rows.lazy(), [1], (), as_of=AS_OF).collect()["needs_audit"].item()

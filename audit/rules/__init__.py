@@ -52,11 +52,13 @@ def audit_findings(procedures: pl.DataFrame, occurrences: pl.DataFrame, catalogu
         findings_from(with_slot_context(procedures), slot_rules(known_codes, as_of), None, None, "procedures"),
         _spinal_findings(procedures, judged),
     ]
+    # Each code set's occurrences at once; code sets no episode matched fire nothing and cost nothing.
+    by_code_set = occurrences.partition_by("guidance_id", "code_set", as_dict=True) if occurrences.height else {}
     for guidance in catalogue.auditable():
         for code_set in guidance.code_sets:
-            these = occurrences.filter(
-                (pl.col("guidance_id") == guidance.id) & (pl.col("code_set") == code_set.name)
-            )
+            these = by_code_set.get((guidance.id, code_set.name))
+            if these is None:
+                continue
             name = f"{guidance.id} {code_set.name}"
             parts.append(findings_from(these.filter(pl.col("timing").is_in(JUDGED)), code_set_rules(code_set),
                                        guidance.id, code_set.name, name))
