@@ -111,12 +111,13 @@ def judge(occurrences: pl.DataFrame, findings: pl.DataFrame, catalogue: Catalogu
     )
     # The pair is dated by its first occurrence (lowest position).
     pairs = occurrences.sort("position").unique(["episode_id", "guidance_id"], keep="first")
+    by_code_set = pairs.partition_by("guidance_id", "code_set", as_dict=True)
     pairs = pl.concat(
         [
-            pairs.filter((pl.col("guidance_id") == g.id) & (pl.col("code_set") == cs.name))
-            .with_columns(sequence_columns(cs))
+            by_code_set[(g.id, cs.name)].with_columns(sequence_columns(cs))
             for g in catalogue.auditable()
             for cs in g.code_sets
+            if (g.id, cs.name) in by_code_set  # the code sets some episode matched
         ]
     )
     key = ["episode_id", "guidance_id"]

@@ -294,6 +294,8 @@ def scan_records(source: Path, separator: str, fields: int, long_lines: frozense
     the file holds a quote character (without one no record can span lines or be misquoted, and
     the quote bookkeeping is skipped: most exports).
     """
+    if not quotes:
+        return _scan_unquoted(source, separator, fields, long_lines)
     header_line = header_fields = None
     data_rows = 0  # parser rows after the header, blank ones included
     records = 0
@@ -348,4 +350,43 @@ def scan_records(source: Path, separator: str, fields: int, long_lines: frozense
         skipped=skipped_frame,
         offsets=offsets_frame.select("row", "line", pl.col("row").alias("offset_row")),
         broken_quoting=bool((skipped_frame["reason"] == QUOTING_REASON).any()),
+    )
+
+
+def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozenset[int]) -> RecordScan:
+    """`scan_records` for a file without a quote character (most exports): every line is one
+    record, so each line is judged alone, and polars' streaming engine does it on every core,
+    keeping only the lines that may not be well-formed rows (blank, too long, a field count off):
+    a third of the time of the block-by-block scan, whose record joining such a file never needs.
+    Memory: about 0.3 GB at 1M lines, growing by 0.02 GB per further million."""
+    text = pl.col("text")
+    blank = text.is_null() | (text.str.strip_chars() == "")
+    long = pl.col("line").is_in(list(long_lines)) if long_lines else pl.lit(False)
+    numbered = lines(source).with_row_index("line", offset=1).with_columns(pl.col("line").cast(pl.Int64))
+    header = numbered.filter(~blank).head(1).collect() if source.stat().st_size else pl.DataFrame()
+    if header.height == 0:  # empty, or blank lines only: no header, no records
+        empty = pl.DataFrame(schema={"row": pl.Int64, "line": pl.Int64, "last_line": pl.Int64, "reason": pl.String})
+        return RecordScan(0, 0, 0, empty, pl.DataFrame(schema={"row": pl.Int64, "line": pl.Int64, "offset_row": pl.Int64}),
+                          False)
+    header_line = int(header["line"].item())
+    header_fields = int(header.select(_field_count(separator)).item())
+    data = numbered.filter(pl.col("line") > header_line).with_columns(long=long)
+    counts, suspects = pl.collect_all([
+        data.select(pl.len().alias("rows"), blank.sum().alias("blanks")),
+        data.filter(~_exact(separator, fields) | pl.col("long") | text.is_null()
+                    | (text.str.len_bytes() > FIELD_LIMIT)),
+    ], engine="streaming")
+    judged = _judge(suspects.with_columns(lines=pl.lit(1, pl.UInt32), unclosed=pl.lit(False)), separator, header_fields)
+    skipped = judged.filter(pl.col("reason").is_not_null()).select(
+        (pl.col("line") - header_line - 1).alias("row"), "line", pl.col("line").alias("last_line"), "reason")
+    rows, blanks = counts.row(0)
+    return RecordScan(
+        header_line=header_line,
+        header_fields=header_fields,
+        records=int(rows) - int(blanks),
+        skipped=skipped,
+        # One record per line: a row's line is its number past the header's, throughout.
+        offsets=pl.DataFrame({"row": [0], "line": [header_line + 1], "offset_row": [0]},
+                             schema={"row": pl.Int64, "line": pl.Int64, "offset_row": pl.Int64}).head(min(rows, 1)),
+        broken_quoting=False,
     )

@@ -1,0 +1,91 @@
+"""The record scan's fast path for files without a quote character (one record per line, judged
+by polars' streaming engine) finds exactly what the block-by-block scan finds."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from audit import records
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _scans(path: Path, separator: str = ",", long_lines: frozenset[int] = frozenset()):
+    data = path.read_bytes()
+    fields = data.split(b"\n")[0].count(separator.encode()) + 1
+    block = records.scan_records(path, separator, fields, long_lines, quotes=True)  # the general scan
+    fast = records.scan_records(path, separator, fields, long_lines, quotes=False)
+    return block, fast
+
+
+def _assert_same(block: records.RecordScan, fast: records.RecordScan) -> None:
+    assert (fast.header_line, fast.header_fields, fast.records, fast.broken_quoting) == (
+        block.header_line, block.header_fields, block.records, block.broken_quoting)
+    assert_frame_equal(fast.skipped.sort("row"), block.skipped.sort("row"), check_dtypes=False)
+    assert _lines_of_rows(fast) == _lines_of_rows(block)
+
+
+def _lines_of_rows(scan: records.RecordScan) -> list[int]:
+    """The file line of every parser row, as `audit.load` reads it from the offsets (the scans may
+    note the same mapping at different rows)."""
+    rows = scan.records + scan.skipped.filter(pl.col("reason") == records.BLANK).height
+    frame = pl.DataFrame({"row": list(range(rows))}, schema={"row": pl.Int64})
+    return frame.join_asof(scan.offsets, on="row", strategy="backward").select(
+        pl.col("line") + pl.col("row") - pl.col("offset_row"))["line"].to_list()
+
+
+def _unquoted_fixtures():
+    for path in sorted(FIXTURES.glob("*.csv")):
+        data = path.read_bytes()
+        # What reaches the scan: UTF-8 without quotes or NUL bytes, and not only a BOM
+        # (audit.load refuses or converts the others first).
+        if b'"' in data or b"\x00" in data or data.startswith(b"\xef\xbb\xbf") or path.name == "bom_only.csv":
+            continue
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        yield path
+
+
+@pytest.mark.parametrize("path", list(_unquoted_fixtures()), ids=lambda p: p.name)
+def test_fast_scan_matches_the_block_scan_on_every_unquoted_fixture(path):
+    _assert_same(*_scans(path))
+
+
+def test_fast_scan_finds_blank_ragged_and_long_lines(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("\n \nA,B,C\n1,2,3\n\n4,5\n6,7,8,9\n  \n10,11,12\n\x01\n")
+    block, fast = _scans(path, long_lines=frozenset({10}))
+    _assert_same(block, fast)
+    assert fast.header_line == 3 and fast.records == 5
+    assert dict(fast.skipped.select("line", "reason").iter_rows()) == {
+        5: records.BLANK, 6: "malformed row: 2 fields where the header has 3",
+        7: "malformed row: 4 fields where the header has 3", 8: records.BLANK, 10: records.LONG_FIELD_REASON}
+
+
+LINE = st.sampled_from(["1,2,3", "a,b,c", "", " ", "1,2", "1,2,3,4", ",,", "x;y,z,w"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINE, max_size=30), header_after=st.integers(0, 3), crlf=st.booleans(),
+       final_newline=st.booleans())
+def test_fast_scan_matches_the_block_scan_on_any_mix_of_lines(tmp_path, lines, header_after, crlf, final_newline):
+    end = "\r\n" if crlf else "\n"
+    text = end.join([""] * header_after + ["H1,H2,H3"] + lines) + (end if final_newline else "")
+    path = tmp_path / "export.csv"
+    path.write_bytes(text.encode())
+    _assert_same(*_scans(path))
+
+
+def test_a_file_of_blank_lines_has_no_header_and_no_records(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("\n\n  \n")
+    block, fast = _scans(path)
+    _assert_same(block, fast)
+    assert fast.records == 0 and fast.skipped.height == 0
+    assert fast.offsets.height == 0
