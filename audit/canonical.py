@@ -201,10 +201,11 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         ambiguous.select(pl.col("source_file").replace_strict({e.name: str(i) for i, e in enumerate(exports)}),
                          "source_row"),
         on=["source_file", "source_row"], how="anti",
-    ) if identity_frame.height else identity_frame
+    ) if ambiguous.height else identity_frame
     episodes, procedures, carried = [], [], []
     for export, ok in _whole_long_episodes(kept):
-        ok = ok.join(ambiguous.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
+        if ambiguous.height:
+            ok = ok.join(ambiguous.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
         episodes.append(_episodes(ok, export.plan.shape))
         procedures.append(_procedures(ok, export.plan.shape))
         carried.append(_carried(ok))
@@ -226,7 +227,10 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         files=files,
         carried=pl.concat(carried, how="diagonal").unique("episode_id", keep="first").sort("episode_id")
         if carried else pl.DataFrame(schema={"episode_id": pl.String}),
-        episode_ids=accepted["episode_id"].unique() if accepted.height else pl.Series("episode_id", [], pl.String),
+        # A wide row is a whole episode, and every copy of a repeated id is rejected: only a long
+        # file's ids repeat.
+        episode_ids=(accepted["episode_id"].unique() if any(e.plan.shape == "long" for e in exports)
+                     else accepted["episode_id"]) if accepted.height else pl.Series("episode_id", [], pl.String),
     )
 
 
@@ -272,7 +276,9 @@ def _file_counts(export: Export, number: int, accepted: pl.DataFrame, rejected: 
         rows_read=rows_read[name],
         rows_rejected=rejected.filter(pl.col("source_file") == name).height,
         rows_audited=mine.height,
-        episodes_audited=mine["episode_id"].n_unique() if mine.height else 0,
+        # Accepted wide rows are one per episode (audit.validate rejects every copy of a repeated id).
+        episodes_audited=(mine["episode_id"].n_unique() if export.plan.shape == "long" else mine.height)
+        if mine.height else 0,
         invalid_dates=invalid_dates[name],
         columns_present=tuple(export.plan.episode_columns),
         clean_procedures=int((clean["filled"].cast(pl.Int64) - clean["no_operation"].cast(pl.Int64)).sum()) if clean.height else 0,
