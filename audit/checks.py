@@ -8,9 +8,10 @@ the failing rows are read from each check's vectorised boolean output.
 
 from __future__ import annotations
 
-import pandera.polars as pa
 import polars as pl
-from pandera.constants import CHECK_OUTPUT_KEY
+
+from schemas.engine import pa  # (first: pandera imported without its pandas half)
+from pandera.constants import CHECK_OUTPUT_KEY  # noqa: E402  (after schemas.engine, see there)
 
 FAILURES_SCHEMA = {"index": pl.UInt32, "check_number": pl.Int32}
 

@@ -7,6 +7,7 @@ the report included, is complete.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -182,29 +183,34 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
     findings = carry(_with_first_seen(with_episode_facts(result.findings, result), changes, today),
                       result.data.carried)
     episodes = carry(result.episodes, result.data.carried)
-    write_csv(findings, folder / FINDINGS_CSV)
-    findings.with_columns(pl.col("first_seen").str.to_date("%Y-%m-%d")).write_parquet(
-        folder / FINDINGS_PARQUET, statistics=False)
-    write_csv(episodes, folder / EPISODES_CSV)
-    write_csv(result.data.rejected, folder / REJECTED_CSV)
-    flagged_sequences = sequences(result)
-    write_csv(flagged_sequences, folder / SEQUENCES_CSV)
-    if result.options.code_list is not None:
-        write_csv(code_titles(flagged_sequences, result.options.code_list), folder / CODE_TITLES_CSV)
-    if changes is not None:
-        write_csv(changes.keys, folder / CHANGES_CSV)
-    if trend is not None:
-        write_csv(trend, folder / TREND_CSV)
-    left_out = write_workbook(folder / FINDINGS_XLSX, {"findings": findings, "episodes": episodes,
-                                                       "rejected": result.data.rejected}, result.started)
-    content = {"run_id": run_id, "scope": scope, **summary(result)}
-    content["xlsx_rows_left_out"] = {sheet: n for sheet, n in left_out.items() if n}
-    content["changes"] = _changes_summary(changes)
-    if content["changes"] is not None and other_scopes is not None:
-        content["changes"]["other_scopes"] = other_scopes
-    content["volume"] = volume
-    write_report_bundle(folder, findings, episodes, flagged_sequences, result.data.rejected, changes, content,
-                        worksheet_cap)
+    # The workbook (polars building its XML, zlib deflating it: both release the GIL) is written
+    # in a thread while the CSV files and the report bundle are written here: on two cores the
+    # two overlap. Its result is waited for before summary.json, which counts the rows it left out.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="findings.xlsx") as pool:
+        workbook = pool.submit(write_workbook, folder / FINDINGS_XLSX, {
+            "findings": findings, "episodes": episodes, "rejected": result.data.rejected}, result.started)
+        write_csv(findings, folder / FINDINGS_CSV)
+        findings.with_columns(pl.col("first_seen").str.to_date("%Y-%m-%d")).write_parquet(
+            folder / FINDINGS_PARQUET, statistics=False)
+        write_csv(episodes, folder / EPISODES_CSV)
+        write_csv(result.data.rejected, folder / REJECTED_CSV)
+        flagged_sequences = sequences(result)
+        write_csv(flagged_sequences, folder / SEQUENCES_CSV)
+        if result.options.code_list is not None:
+            write_csv(code_titles(flagged_sequences, result.options.code_list), folder / CODE_TITLES_CSV)
+        if changes is not None:
+            write_csv(changes.keys, folder / CHANGES_CSV)
+        if trend is not None:
+            write_csv(trend, folder / TREND_CSV)
+        head = {"run_id": run_id, "scope": scope, **summary(result)}
+        changed = _changes_summary(changes)
+        if changed is not None and other_scopes is not None:
+            changed["other_scopes"] = other_scopes
+        write_report_bundle(folder, findings, episodes, flagged_sequences, result.data.rejected, changes,
+                            {**head, "changes": changed, "volume": volume}, worksheet_cap)
+        left_out = workbook.result()
+    content = {**head, "xlsx_rows_left_out": {sheet: n for sheet, n in left_out.items() if n},
+               "changes": changed, "volume": volume}
     text = json.dumps(content, indent=2, default=int)
     (folder / SUMMARY_JSON).write_text(text + "\n", encoding="utf-8")
     return content

@@ -12,9 +12,9 @@ they run through pandera (`split_rejected`) once every file has been read.
 
 from __future__ import annotations
 
-import pandera.polars as pa
 import polars as pl
 
+from schemas.engine import pa
 from audit.checks import failing_rows
 from schemas.inputs import REJECTION_REASONS, ROW_CHECKS
 

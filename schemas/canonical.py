@@ -3,10 +3,10 @@
 Built-in pandera checks only (vectorised polars expressions, never element-wise).
 """
 
-import pandera.polars as pa
 import polars as pl
 
 from audit.codes import CODE_KINDS
+from schemas.engine import pa
 
 OPCS4_CODE = r"^[A-HJ-Z][0-9]{3}$"  # NHS Data Dictionary OPCS-4 CODE: an4, no chapter I
 

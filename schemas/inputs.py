@@ -5,8 +5,10 @@ Each check is named by a stable id; `REJECTION_REASONS` gives the plain-English 
 when a row fails several.
 """
 
-import pandera.polars as pa
 import polars as pl
+
+from schemas.engine import pa
+
 
 REJECTION_REASONS = {
     "episode-id-missing": "no episode id",

@@ -1,7 +1,9 @@
 """The output contract: findings and episode statuses, as the report and scripts read them."""
 
-import pandera.polars as pa
 import polars as pl
+
+from schemas.engine import pa
+
 
 SEVERITIES = ["error", "warning", "superseded"]
 # date-uncertain: dated inside the window of a guidance date known only to a month or a year (issue 10).

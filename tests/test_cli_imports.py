@@ -93,3 +93,22 @@ def test_a_whole_run_does_render(tmp_path):
     assert seen["exit"] == 0, seen["stderr"]
     assert "jinja2" in seen["modules"]
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_a_whole_run_never_imports_pandas(tmp_path):
+    """pandera would import pandas and its pandas engine (0.7 s) wherever pandas is installed;
+    the audit validates polars frames only (schemas/engine.py)."""
+    seen = imported_by(tmp_path, "run", str(ROOT / "examples"), "--mapping",
+                       str(ROOT / "examples" / "warehouse_mapping.toml"), "--out", str(tmp_path / "out"), "--quiet")
+    assert seen["exit"] == 0, seen["stderr"]
+    assert "pandera" in seen["modules"]
+    assert "pandas" not in seen["modules"]
+
+
+def test_pandas_still_imports_after_pandera(tmp_path):
+    pytest.importorskip("pandas")
+    probe = ("import schemas.engine, sys; assert 'pandas' not in sys.modules; "
+             "import pandas; print(pandas.DataFrame({'a': [1]}).shape)")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(1, 1)"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandera.polars as pa
 import polars as pl
 
+from schemas.engine import pa
 from audit import codes
 from audit.checks import failing_rows
 from schemas import polars_schema
