@@ -1,4 +1,4 @@
-"""Stage 5: the coding rules, as named vectorised pandera checks, and the findings they produce.
+"""Stage 5: the coding rules, as named vectorised polars expressions, and the findings they produce.
 
 - `generic`: rules over every episode (primary position, HES fillers, invalid codes, and the V55
   rule for every spinal operation);

@@ -1,9 +1,10 @@
 """A rule as a named polars expression, and the findings built from the rows where it fails.
 
 Every rule is a polars expression that is True where the coding follows the standard. The rules
-for one frame form one pandera schema (one check per rule); findings are built from the failing
-rows of each check (`audit.checks`), with the position, code, expected value and message computed
-as expressions too.
+for one frame are evaluated together, in one pass over it; findings are built from each rule's
+failing rows, with the position, code, expected value and message computed as expressions too.
+(pandera checks the data contracts between the stages, schemas/; the rules are not contracts but
+the audit itself, and evaluating them through pandera cost one pass over the frame per rule.)
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from schemas.engine import pa
 from audit import codes
-from audit.checks import failing_rows
 from schemas import polars_schema
 from schemas.outputs import FINDINGS
 
@@ -46,14 +45,6 @@ def shown(code: pl.Expr) -> pl.Expr:
 INDEX = text(shown(pl.col("code")), " at position ", pl.col("position").cast(pl.String))
 
 
-def schema_for(rules: list[Rule], name: str) -> pa.DataFrameSchema:
-    checks = [
-        pa.Check(lambda data, expr=rule.passes: data.lazyframe.select(expr), name=rule.id)
-        for rule in rules
-    ]
-    return pa.DataFrameSchema(checks=checks, name=name)
-
-
 def _project(frame: pl.DataFrame, rule: Rule, guidance_id, code_set, keep) -> pl.DataFrame:
     return frame.select(
         "_failing",
@@ -73,21 +64,28 @@ def _project(frame: pl.DataFrame, rule: Rule, guidance_id, code_set, keep) -> pl
 
 def findings_from(frame: pl.DataFrame, rules: list[Rule], guidance_id, code_set, name: str,
                   keep: tuple[pl.Expr, ...] = ()) -> pl.DataFrame:
-    """The findings of `rules` over `frame`; `keep`: extra columns to carry (dropped by the caller)."""
+    """The findings of `rules` over `frame`; `keep`: extra columns to carry (dropped by the caller).
+    `name`: what the frame holds, for the error if a rule cannot be evaluated (a bug)."""
     if not rules:
         return empty_findings()
-    indexed = frame.with_row_index("index").with_columns(_failing=pl.lit(False))
+    # Every rule's verdict in one pass over the frame, so polars evaluates the rules side by side
+    # and shares what they have in common. A null verdict is a failure.
+    try:
+        fails = frame.lazy().select(
+            (~rule.passes.fill_null(False)).alias(f"_fails_{number}") for number, rule in enumerate(rules)).collect()
+    except pl.exceptions.PolarsError as error:  # polars' message may quote values: not repeated
+        raise RuntimeError(f"{name}: a rule could not be evaluated ({type(error).__name__})") from None
+    indexed = frame.with_row_index("index").hstack(fails).with_columns(_failing=pl.lit(False))
     parts = [_project(indexed.head(0), rules[0], guidance_id, code_set, keep)]  # the shape, when none fail
-    failing = failing_rows(frame, schema_for(rules, name))
     for number, rule in enumerate(rules):
-        rows = failing.filter(pl.col("check_number") == number).select("index")
-        if rows.height == 0:
+        failing = fails.get_column(f"_fails_{number}")
+        if not failing.any():
             continue
         # Messages may look across the episode (window expressions), so evaluate them over the
         # failing rows' whole episodes, then keep the failing rows.
-        episodes = indexed.join(rows, on="index", how="semi").select("episode_id").unique()
-        these = indexed.join(episodes, on="episode_id", how="semi").with_columns(
-            pl.col("index").is_in(rows["index"].implode()).alias("_failing"))
+        episodes = frame.get_column("episode_id").filter(failing).unique()
+        these = indexed.filter(pl.col("episode_id").is_in(episodes.implode())).with_columns(
+            pl.col(f"_fails_{number}").alias("_failing"))
         parts.append(_project(these, rule, guidance_id, code_set, keep))
     return pl.concat(parts)
 
