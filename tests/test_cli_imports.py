@@ -112,3 +112,21 @@ def test_pandas_still_imports_after_pandera(tmp_path):
     run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "(1, 1)"
+
+
+def test_version_is_answered_before_the_command_line_is_built(tmp_path):
+    """`nice-audit --version` (audit.entry) prints what the typer option prints, without typer."""
+    probe = ("import sys; sys.argv = ['nice-audit', '--version']; from audit.entry import main; main(); "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'typer', 'polars', 'click'}))")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    printed, modules = run.stdout.strip().splitlines()
+    assert modules == "[]"
+    assert printed == imported_by(tmp_path, "--version")["stdout"].strip()  # the typer option's line
+
+
+def test_the_entry_point_hands_every_other_command_to_the_command_line(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "audit", "catalogue", "list"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "IPG319" in run.stdout
