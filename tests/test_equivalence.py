@@ -173,3 +173,25 @@ def test_prefilter_sets_aside_rows_dated_on_or_before_as_of(value):
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]},
                         schema={"code_1": pl.String, "date_1": pl.String, "episode_end": pl.String})
     assert not triage(rows.lazy(), [1], (), as_of=AS_OF).collect()["needs_audit"].item()
+
+
+@pytest.mark.parametrize("fields, needs, filled, no_operation", [
+    (["W371", None, None], False, 1, 0),
+    (["W371", "", None], False, 1, 0),  # an empty text field (Parquet) is a blank slot, like a null
+    ([None, "W371", "-"], False, 2, 1),  # padding after the last code
+    (["-", None, "-"], False, 2, 2),  # no operation, padded
+    ([None, None, None], False, 0, 0),
+    (["", "", ""], False, 0, 0),
+    (["-", None, "W371"], True, 0, 0),  # a code after "no operation"
+    ([None, "", "Y031"], True, 0, 0),  # a Y code is the first filled field
+    (["W371\x1fW381", None, None], True, 0, 0),  # the separator inside a field
+    (["W371", None, "w381"], True, 0, 0),  # not a clean spelling
+])
+def test_prefilter_reads_null_and_empty_fields_alike(fields, needs, filled, no_operation):
+    from audit.prefilter import triage
+
+    rows = pl.DataFrame([fields], schema={f"code_{n}": pl.String for n in (1, 2, 3)}, orient="row")
+    got = triage(rows.lazy(), [1, 2, 3], ()).collect().row(0, named=True)
+    assert got["needs_audit"] is needs
+    if not needs:  # counted only for the rows the prefilter sets aside
+        assert (got["filled"], got["no_operation"]) == (filled, no_operation)
