@@ -621,12 +621,15 @@ def test_templates_do_no_arithmetic():
 # --- Scale ---------------------------------------------------------------------------------------
 
 
-def worst_case_outputs(out: Path, per_rule: int, positions: int, rules: int | None = None) -> Path:
-    """Every rule (or the first `rules`) firing on `per_rule` distinct episodes, each with
-    `positions` coded positions and a long message: the most the caps can put on the page."""
+def worst_case_outputs(out: Path, per_rule: int | list[int], positions: int, rules: int | None = None) -> Path:
+    """Every rule (or the first `rules`) firing on `per_rule` distinct episodes (or on as many as
+    the list gives each rule in turn), each with `positions` coded positions and a long message:
+    the most the caps can put on the page."""
     out.mkdir()
     rule_ids = list(RULES)[:rules]
-    n = len(rule_ids) * per_rule
+    counts = per_rule if isinstance(per_rule, list) else [per_rule] * len(rule_ids)
+    rule_of = [rule for rule, count in zip(rule_ids, counts) for _ in range(count)]
+    n = len(rule_of)
     ids = [f"{i:012d}" for i in range(n)]
     where = {"provider": [f"R{i % 97:02d}" for i in range(n)], "specialty": [str(100 + i % 60) for i in range(n)],
              "consultant": [f"C{i % 5000:07d}" for i in range(n)], "source_file": ["exports/hes_2026_11.csv"] * n}
@@ -634,7 +637,7 @@ def worst_case_outputs(out: Path, per_rule: int, positions: int, rules: int | No
                "recorded, and the qualifiers are out of order")
     pl.DataFrame({
         "episode_id": ids, "guidance_id": ["IPG319"] * n, "code_set": ["percutaneous"] * n,
-        "rule_id": [rule_ids[i // per_rule] for i in range(n)], "severity": ["error"] * n, "position": ["2"] * n,
+        "rule_id": rule_of, "severity": ["error"] * n, "position": ["2"] * n,
         "code": ["Y10.2"] * n, "expected": ["V55.-"] * n, "message": [message] * n, **where,
     }).write_csv(out / "findings.csv")
     pl.DataFrame({
@@ -676,6 +679,21 @@ def test_a_page_too_big_for_its_caps_is_not_rendered_whole_first(tmp_path, monke
     monkeypatch.setattr(render, "render_html", lambda page: sizes.append(len(real(page).encode())) or real(page))
     render_report(out, load_catalogue())
     assert max(sizes) <= render.MAX_BYTES and len(sizes) <= 4  # three small probes, then the page
+
+
+def test_caps_are_lowered_until_uneven_lists_fit_before_the_page_is_rendered(tmp_path, monkeypatch):
+    """Rules with fewer episodes than the lowered cap keep them all, so the lists shrink less than
+    their caps: the caps go on down until the counted lists are predicted to fit, and the page is
+    rendered once."""
+    from reports import render
+
+    out = worst_case_outputs(tmp_path / "out", per_rule=[400, 40] * (len(RULES) // 2 + 1), positions=4)
+    sizes = []
+    real = render.render_html
+    monkeypatch.setattr(render, "render_html", lambda page: sizes.append(len(real(page).encode())) or real(page))
+    html = render_report(out, load_catalogue()).read_text(encoding="utf-8")
+    assert "data-size-note" in html  # the caps were lowered
+    assert len(sizes) == 4 and max(sizes) <= render.MAX_BYTES  # three small probes, then the page once
 
 
 def test_a_run_within_the_caps_is_not_cut(tmp_path):
