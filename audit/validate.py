@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from schemas.engine import pa
 from audit.checks import failing_rows
+from schemas.engine import pa
 from schemas.inputs import REJECTION_REASONS, ROW_CHECKS
 
 REJECTED_SCHEMA = {

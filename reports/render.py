@@ -145,11 +145,12 @@ def _predicted_caps(page_at, listed_counts, asked: tuple[int, int]) -> tuple[int
     with_cards, with_rows = page_at((probe[0], 0)), page_at((0, probe[1]))
     card_bytes = (len(render_html(with_cards).encode("utf-8")) - empty) / max(_listed(with_cards)[0], 1)
     row_bytes = (len(render_html(with_rows).encode("utf-8")) - empty) / max(_listed(with_rows)[1], 1)
+
     def predicted(caps: tuple[int, int]) -> float:
         cards, rows = listed_counts(caps)
         return empty + card_bytes * cards + row_bytes * rows
 
-    size, caps = predicted(asked), asked
+    size, caps = empty + card_bytes * cards + row_bytes * rows, asked  # the lists at the caps asked, counted above
     if size <= MAX_BYTES:
         return asked
     # Lists shrink less than their caps (a rule with fewer episodes than its cap keeps them all),

@@ -53,7 +53,7 @@ _BASE_COLUMNS = {
 # One file's rows, by shape: (check id, expression true for a row that passes), in the order
 # reasons are preferred. The pandera schemas below are built from these; the audit evaluates the
 # same expressions inside its one query per file (audit.validate.first_failure), and
-# tests/test_validate.py keeps the two agreeing.
+# tests/test_row_checks.py keeps the two agreeing.
 ROW_CHECKS = {
     "wide": (("episode-id-missing", _present("episode_id")),),
     "long": (
