@@ -20,11 +20,11 @@ from audit.codes import CodePattern
 from audit.dates import is_unparseable, odd_date, parse_date
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS
 from audit.load import CARRY_PREFIX, Export
-from audit.prefilter import triage
-from audit.validate import REJECTED_SCHEMA, first_failure, split_rejected
+from audit.prefilter import LONG_FLAGS, long_episode_triage, long_row_triage, triage
+from audit.validate import REJECTED_SCHEMA, first_failure, rejected_rows
 from schemas import polars_schema
 from schemas.canonical import EPISODES, PROCEDURES
-from schemas.inputs import IDENTITY, IDENTITY_ONE_FILE, position_number
+from schemas.inputs import EPISODE_POSITIONS, IDENTITY, IDENTITY_ONE_FILE, position_number
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 _TRIAGE = ["needs_audit", "filled", "no_operation"]
-_STREAM = ["_reason", "_odd_dates", *_TRIAGE]  # the columns the file's query adds to its rows
+_STREAM = ["_reason", "_odd_dates", *LONG_FLAGS, *_TRIAGE]  # the columns the file's query adds to its rows
 
 
 def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: pl.Series | None,
@@ -144,58 +144,98 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
             pl.any_horizontal([odd_date(pl.col(c)).fill_null(False) for c in dates] or [pl.lit(False)])
             .alias("_odd_dates"),
         )
-        if index is None or shape == "long":
+        if index is None:
             return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8),
                                      no_operation=pl.lit(0, pl.UInt8))
+        if shape == "long":  # the episode's triage needs all its rows: per batch, in `build`
+            return long_row_triage(rows, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"))
         return triage(rows, [slot.position for slot in export.plan.slots], index, known_codes, as_of,
                       odd_dates=pl.col("_odd_dates"))
 
     return extend
 
 
+@dataclass
+class _FileRead:
+    """What one file's streaming pass leaves: counts, and the small frames the run goes on with."""
+
+    rows_read: int = 0
+    invalid_dates: int = 0
+    rejected: list[pl.DataFrame] = field(default_factory=list)  # by the record scan and the row checks
+    identity: list[pl.DataFrame] = field(default_factory=list)  # every accepted row's keys and counts
+    kept: list[pl.DataFrame] = field(default_factory=list)  # the rows that need the full audit
+    repeated_positions: list[pl.DataFrame] = field(default_factory=list)  # long: rejected by EPISODE_POSITIONS
+    episode_ids: pl.Series | None = None  # long: each accepted id once (wide: one row is one episode)
+
+
+def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, known_codes: pl.Series | None,
+          as_of: date | None) -> _FileRead:
+    """One file's pass: its rows parsed, checked and triaged in its streaming query, each batch
+    split into rejected rows, identity rows and the rows that need the full audit."""
+    read = _FileRead(rejected=[export.structural_rejects()])
+    read.rows_read = read.rejected[0].height
+    checks = _checks(export, index, known_codes, as_of)
+    long, long_triage = export.plan.shape == "long", export.plan.shape == "long" and index is not None
+    batch_ids = []
+    for batch in export.batches(checks):
+        read.rows_read += batch.height
+        rows, ok = batch.lazy(), pl.col("_reason").is_null()
+        # A long file's episode is triaged from all its rows: a batch ends where an episode does.
+        needs = long_episode_triage(batch, accepted=ok) if long_triage else pl.col("needs_audit")
+        # Each part is selected before it is filtered: only the rows it keeps are copied.
+        bad, odd, ids, audit = pl.collect_all([
+            rows.filter(~ok).select("source_file", "source_row", "episode_id", pl.col("_reason").alias("reason"),
+                                    _source_line(batch)),
+            rows.filter(ok & pl.col("_odd_dates")).select(_date_columns(batch.columns)),
+            rows.filter(ok).select(
+                "episode_id",
+                pl.lit(str(number)).alias("source_file"),  # a file number keeps this frame small
+                "source_row", _source_line(batch),
+                pl.lit(export.plan.shape).alias("shape"),
+                _position_number(batch, export.plan.shape),
+                needs.alias("needs_audit"), "filled", "no_operation",
+            ),
+            rows.filter(ok & needs).drop(_STREAM, strict=False),
+        ])
+        read.rejected.append(bad)
+        read.invalid_dates += _unparseable_dates(odd)
+        read.identity.append(ids)
+        read.kept.append(audit)
+        if long:  # an episode's positions are checked where its rows are: in its batch
+            batch_ids.append(ids["episode_id"].unique())
+            read.repeated_positions.append(rejected_rows(ids, EPISODE_POSITIONS))
+    _check_read(export, read.rows_read)
+    if long:
+        read.episode_ids = pl.concat(batch_ids) if batch_ids else pl.Series("episode_id", [], pl.String)
+        scattered_ids = read.episode_ids.filter(read.episode_ids.is_duplicated()).unique()
+        if scattered_ids.len():  # rows the file spreads over batches: their episodes checked over all of them
+            read.episode_ids = read.episode_ids.unique()
+            scattered = pl.col("episode_id").is_in(scattered_ids.implode())
+            read.repeated_positions.append(rejected_rows(pl.concat(read.identity).filter(scattered), EPISODE_POSITIONS))
+            if long_triage:
+                _audit_in_full(read, export, checks, scattered)
+    return read
+
+
 def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
           known_codes: pl.Series | None = None, as_of: date | None = None) -> Canonical:
     """Validate every row, keep those that need the full audit, reshape them to procedures.
 
-    `index`: the catalogue's index-code patterns, to set aside wide rows that cannot fire any
-    rule (see audit.prefilter); None audits every row in full. `known_codes`: the user's OPCS-4
+    `index`: the catalogue's index-code patterns, to set aside rows that cannot fire any rule
+    (see audit.prefilter); None audits every row in full. `known_codes`: the user's OPCS-4
     code list, when given (a row with a code outside it needs the audit too). `as_of`: the run's
     as-of date, when given (a row that may be dated after it needs the audit too).
     """
-    rejected, identity, kept, invalid_dates, rows_read = [], [], [], {}, {}
+    reads = []
     for number, export in enumerate(exports):
-        name = memory.reading = export.name
-        structural = export.structural_rejects()
-        rejected.append(structural)
-        rows_read[name], invalid_dates[name] = structural.height, 0
-        for batch in export.batches(_checks(export, index, known_codes, as_of)):
-            rows_read[name] += batch.height
-            # Each part is selected before it is filtered: only the rows it keeps are copied.
-            rows, ok = batch.lazy(), pl.col("_reason").is_null()
-            bad, odd, ids, audit = pl.collect_all([
-                rows.filter(~ok).select("source_file", "source_row", "episode_id", pl.col("_reason").alias("reason"),
-                                        _source_line(batch)),
-                rows.filter(ok & pl.col("_odd_dates")).select(_date_columns(batch.columns)),
-                rows.filter(ok).select(
-                    "episode_id",
-                    pl.lit(str(number)).alias("source_file"),  # a file number keeps this frame small
-                    "source_row", _source_line(batch),
-                    pl.lit(export.plan.shape).alias("shape"),
-                    (pl.col("position") if export.plan.shape == "long" else pl.lit(None, pl.String)).alias("position"),
-                    *_TRIAGE,
-                ),
-                rows.filter(ok & pl.col("needs_audit")).drop(_STREAM),
-            ])
-            rejected.append(bad)
-            invalid_dates[name] += _unparseable_dates(odd)
-            identity.append(ids)
-            kept.append((export, audit))
-        _check_read(export, rows_read[name])
+        memory.reading = export.name
+        reads.append(_read(export, number, index, known_codes, as_of))
 
+    identity = [part for read in reads for part in read.identity]
     identity_frame = pl.concat(identity) if identity else pl.DataFrame()
-    ambiguous = _ambiguous(identity_frame, exports)
-    rejected.append(ambiguous)
-    rejected_frame = pl.concat(rejected).sort("source_file", "source_row")
+    ambiguous = _ambiguous(identity_frame, exports, [part for read in reads for part in read.repeated_positions])
+    rejected_frame = pl.concat([part for read in reads for part in read.rejected] + [ambiguous]).sort(
+        "source_file", "source_row")
 
     accepted = identity_frame.join(
         ambiguous.select(pl.col("source_file").replace_strict({e.name: str(i) for i, e in enumerate(exports)}),
@@ -203,15 +243,20 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         on=["source_file", "source_row"], how="anti",
     ) if ambiguous.height else identity_frame
     episodes, procedures, carried = [], [], []
-    for export, ok in _whole_long_episodes(kept):
+    for export, ok in _whole_long_episodes([(export, part) for export, read in zip(exports, reads) for part in read.kept]):
         if ambiguous.height:
             ok = ok.join(ambiguous.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
         episodes.append(_episodes(ok, export.plan.shape))
         procedures.append(_procedures(ok, export.plan.shape))
         carried.append(_carried(ok))
+    # Identity checks reject every row of an episode (all its copies, or all its rows), so an
+    # episode is accepted when any of its rows is, and none of an ambiguous episode's are.
+    ambiguous_ids = ambiguous["episode_id"].unique()
+    long_ids = [read.episode_ids.filter(~read.episode_ids.is_in(ambiguous_ids)) if ambiguous_ids.len()
+                else read.episode_ids for read in reads if read.episode_ids is not None]
     files = tuple(
-        _file_counts(export, number, accepted, rejected_frame, rows_read, invalid_dates)
-        for number, export in enumerate(exports)
+        _file_counts(export, number, read, accepted, rejected_frame, ambiguous_ids)
+        for number, (export, read) in enumerate(zip(exports, reads))
     )
     episode_frame = pl.concat(episodes).sort("episode_id") if episodes else _empty(EPISODES)
     procedure_frame = (
@@ -227,11 +272,38 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         files=files,
         carried=pl.concat(carried, how="diagonal").unique("episode_id", keep="first").sort("episode_id")
         if carried else pl.DataFrame(schema={"episode_id": pl.String}),
-        # A wide row is a whole episode, and every copy of a repeated id is rejected: only a long
-        # file's ids repeat.
-        episode_ids=(accepted["episode_id"].unique() if any(e.plan.shape == "long" for e in exports)
-                     else accepted["episode_id"]) if accepted.height else pl.Series("episode_id", [], pl.String),
+        # A wide row is a whole episode; an id on rows of two files is ambiguous (rejected), so
+        # the files' accepted ids do not overlap.
+        episode_ids=_accepted_ids(accepted, long_ids, wide=any(e.plan.shape == "wide" for e in exports)),
     )
+
+
+def _accepted_ids(accepted: pl.DataFrame, long_ids: list[pl.Series], wide: bool) -> pl.Series:
+    """Every accepted episode id once. A wide row is a whole episode; an id on rows of two files
+    is ambiguous (rejected), so the files' accepted ids do not overlap."""
+    if accepted.height == 0:
+        return pl.Series("episode_id", [], pl.String)
+    if not long_ids:
+        return accepted["episode_id"]
+    parts = [accepted.filter(pl.col("shape") == "wide")["episode_id"]] if wide else []
+    return pl.concat(parts + long_ids) if len(parts + long_ids) > 1 else long_ids[0]
+
+
+def _audit_in_full(read: _FileRead, export: Export, checks, scattered: pl.Expr) -> None:
+    """The `scattered` episodes of a long file (each batch triaged only part of one) audited in
+    full: their rows are read again, in a second pass that only a file which does not keep an
+    episode's rows together needs."""
+    again = export.batches(lambda rows: checks(rows).filter(scattered))
+    read.identity = [part.with_columns(pl.col("needs_audit") | scattered) for part in read.identity]
+    read.kept = ([part.filter(~scattered) for part in read.kept]
+                 + [batch.filter(pl.col("_reason").is_null()).drop(_STREAM, strict=False) for batch in again])
+
+
+def _position_number(rows: pl.DataFrame, shape: str) -> pl.Expr:
+    """A long row's position as a number (the long triage's, where it ran), for the identity checks."""
+    if shape == "wide":
+        return pl.lit(None, pl.Int32).alias("position")
+    return (pl.col("_position") if "_position" in rows.columns else position_number(pl.col("position"))).alias("position")
 
 
 def _source_line(rows: pl.DataFrame) -> pl.Expr:
@@ -254,35 +326,44 @@ def _empty(schema) -> pl.DataFrame:
     return pl.DataFrame(schema=polars_schema(schema))
 
 
-def _ambiguous(identity: pl.DataFrame, exports: list[Export]) -> pl.DataFrame:
-    """Rows whose episode identity is ambiguous across the whole run, with file paths restored."""
+def _ambiguous(identity: pl.DataFrame, exports: list[Export], repeated_positions: list[pl.DataFrame]) -> pl.DataFrame:
+    """Rows whose episode identity is ambiguous across the whole run, with file paths restored.
+    `repeated_positions`: the long files' rows rejected by EPISODE_POSITIONS, checked batch by
+    batch; the run-wide checks' reasons come first (schemas.inputs.IDENTITY_CHECKS)."""
     if identity.height == 0:
         return pl.DataFrame(schema=REJECTED_SCHEMA)
-    _, ambiguous = split_rejected(identity, IDENTITY if len(exports) > 1 else IDENTITY_ONE_FILE)
+    ambiguous = pl.concat([rejected_rows(identity, IDENTITY if len(exports) > 1 else IDENTITY_ONE_FILE),
+                           *repeated_positions]).unique(["source_file", "source_row"], keep="first", maintain_order=True)
     paths = {str(i): e.name for i, e in enumerate(exports)}
     return ambiguous.with_columns(pl.col("source_file").replace_strict(paths, return_dtype=pl.String))
 
 
-def _file_counts(export: Export, number: int, accepted: pl.DataFrame, rejected: pl.DataFrame,
-                 rows_read: dict, invalid_dates: dict) -> FileCounts:
+def _file_counts(export: Export, number: int, read: _FileRead, accepted: pl.DataFrame, rejected: pl.DataFrame,
+                 ambiguous_ids: pl.Series) -> FileCounts:
     name = export.name
-    mine = accepted.filter(pl.col("source_file") == str(number)) if accepted.height else accepted
-    clean = mine.filter(~pl.col("needs_audit")) if mine.height else mine
+    clean = ~pl.col("needs_audit")
+    # One aggregation over the file's accepted rows: a filtered copy of them (or their distinct
+    # ids) cost a gigabyte at ten million long rows.
+    rows, clean_fields, clean_dashes = accepted.lazy().filter(pl.col("source_file") == str(number)).select(
+        pl.len().alias("rows"),
+        pl.col("filled").cast(pl.Int64).filter(clean).sum().alias("clean_fields"),
+        pl.col("no_operation").cast(pl.Int64).filter(clean).sum().alias("clean_dashes"),
+    ).collect().row(0) if accepted.height else (0, 0, 0)
     return FileCounts(
         path=name,
         layout=export.plan.layout,
         sha256=export.sha256,
         encoding=export.encoding,
-        rows_read=rows_read[name],
+        rows_read=read.rows_read,
         rows_rejected=rejected.filter(pl.col("source_file") == name).height,
-        rows_audited=mine.height,
+        rows_audited=int(rows),
         # Accepted wide rows are one per episode (audit.validate rejects every copy of a repeated id).
-        episodes_audited=(mine["episode_id"].n_unique() if export.plan.shape == "long" else mine.height)
-        if mine.height else 0,
-        invalid_dates=invalid_dates[name],
+        episodes_audited=int(rows) if read.episode_ids is None
+        else int((~read.episode_ids.is_in(ambiguous_ids)).sum()),
+        invalid_dates=read.invalid_dates,
         columns_present=tuple(export.plan.episode_columns),
-        clean_procedures=int((clean["filled"].cast(pl.Int64) - clean["no_operation"].cast(pl.Int64)).sum()) if clean.height else 0,
-        clean_no_operations=int(clean["no_operation"].sum()) if clean.height else 0,
+        clean_procedures=int(clean_fields) - int(clean_dashes),
+        clean_no_operations=int(clean_dashes),
     )
 
 

@@ -1,4 +1,4 @@
-"""Which rows of a wide export need the full audit.
+"""Which episodes of an export need the full audit.
 
 Most episodes in a national extract carry no NICE index code and are coded cleanly. Such an
 episode can fire no rule, so it is counted and set aside before the expensive reshaping to one
@@ -20,7 +20,9 @@ The generic rules fire only on such values, and guidance rules only on index cod
 findings are identical with and without the prefilter (tests/test_equivalence.py checks this).
 
 The fields are joined into one string per row so that each test is one regular expression per
-row rather than one per field: about twice as fast on a 24-field HES extract.
+row rather than one per field: about twice as fast on a 24-field HES extract. A long file's rows
+are each one field: they are flagged one by one while the file is read, and an episode's flags
+are combined in position order (`long_episode_triage`), to the same effect.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import polars as pl
 from audit.codes import SPINAL_CATEGORIES, CodePattern
 from audit.dates import odd_date
 from audit.layouts import DATE_FIELDS
+from schemas.inputs import position_number
 
 SEP = "\x1f"  # ASCII unit separator; a row whose fields contain it is simply audited in full
 _CODE = "[A-HJ-Z][0-9]{3}"
@@ -41,16 +44,21 @@ _DASH = r"\s*-\s*"  # what audit.codes reads as "-" (it removes white space)
 _ALL_CLEAN = rf"^({_CODE})?({SEP}({_CODE})?)*({SEP}({_DASH})?)*$"
 _DASHES_ONLY = rf"^{_DASH}({SEP}({_DASH})?)*$"
 # Codes that generic rules look at wherever they stand: spinal operations, V55, overflow codes.
-_ALWAYS_AUDITED = rf"(^|{SEP})({'|'.join(sorted(SPINAL_CATEGORIES + ('V55',)))}|O[0-9]{{2}})[0-9]({SEP}|$)"
+_ALWAYS = rf"({'|'.join(sorted(SPINAL_CATEGORIES + ('V55',)))}|O[0-9]{{2}})[0-9]"
+_ALWAYS_AUDITED = rf"(^|{SEP}){_ALWAYS}({SEP}|$)"
+
+
+def _index_alternatives(index: tuple[CodePattern, ...]) -> list[str]:
+    return sorted(
+        re.escape(p.prefix) + {"exact": "", "category": "[0-9]", "chapter": "[0-9]{3}"}[p.kind]
+        for p in index
+    )
 
 
 def _index_pattern(index: tuple[CodePattern, ...]) -> str | None:
     """A field holding one of the index codes; None without any (polars' regular expressions
     have no never-matching pattern such as `(?!)`)."""
-    alternatives = sorted(
-        re.escape(p.prefix) + {"exact": "", "category": "[0-9]", "chapter": "[0-9]{3}"}[p.kind]
-        for p in index
-    )
+    alternatives = _index_alternatives(index)
     return rf"(^|{SEP})({'|'.join(alternatives)})({SEP}|$)" if alternatives else None
 
 
@@ -68,6 +76,43 @@ def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None
     return later | (odd if odd is not None else pl.any_horizontal([odd_date(pl.col(c)) for c in date_columns]))
 
 
+def _fields_need_audit(fields: pl.Expr, present: pl.Expr, index: tuple[CodePattern, ...]) -> pl.Expr:
+    """The tests on the joined string of one episode's procedure fields (`present`: how many
+    fields were joined): two regular expressions, each an alternation (one pass over the text
+    each), for clean coding and for a value that can fire a rule."""
+    clean = f"{_ALL_CLEAN}|{_DASHES_ONLY}"
+    # The first filled field is the primary (blank fields are not slots): a Y/Z code there.
+    fires = "|".join(p for p in (_index_pattern(index), _ALWAYS_AUDITED, f"^{SEP}*[YZ]") if p)
+    # Null (absent) fields are left out of the joined string, which costs half as much to build as
+    # one with every slot; the patterns allow empty fields anywhere, so they read it the same way.
+    # A separator inside a field shows as more separators than the fields present (less one).
+    return (
+        (fields.str.count_matches(SEP, literal=True) != (present - 1).clip(0))
+        | ~fields.str.contains(clean)
+        | fields.str.contains(fires)
+    )
+
+
+def _row_needs_audit(date_columns: list[str], code_columns: list[str], known_codes: pl.Series | None,
+                     as_of: date | None, odd_dates: pl.Expr | None) -> pl.Expr:
+    """What needs the audit field by field rather than from the joined string: a date that may be
+    after `as_of`, a clean code missing from the user's code list."""
+    needs = pl.lit(False)
+    if as_of is not None:
+        needs = needs | maybe_after(date_columns, as_of, odd_dates)
+    if known_codes is not None:
+        needs = needs | pl.any_horizontal([
+            (pl.col(c).str.contains(f"^{_CODE}$") & ~pl.col(c).is_in(known_codes.implode())).fill_null(False)
+            for c in code_columns
+        ])
+    return needs
+
+
+def _date_columns(rows: pl.LazyFrame | pl.DataFrame) -> list[str]:
+    return [c for c in rows.collect_schema().names() if c.startswith("date_") or c in DATE_FIELDS
+            or c == "procedure_date"]
+
+
 def triage(rows: pl.LazyFrame, slots: list[int], index: tuple[CodePattern, ...],
            known_codes: pl.Series | None = None, as_of: date | None = None,
            odd_dates: pl.Expr | None = None) -> pl.LazyFrame:
@@ -80,29 +125,9 @@ def triage(rows: pl.LazyFrame, slots: list[int], index: tuple[CodePattern, ...],
     if not slots:
         return rows.with_columns(needs_audit=pl.lit(False), filled=pl.lit(0, pl.UInt8), no_operation=pl.lit(0, pl.UInt8))
     fields = pl.col("_fields")
-    # Two regular expressions, each an alternation (one pass over the text each): clean coding,
-    # and a value that can fire a rule.
-    clean = f"{_ALL_CLEAN}|{_DASHES_ONLY}"
-    # The first filled field is the primary (blank fields are not slots): a Y/Z code there.
-    fires = "|".join(p for p in (_index_pattern(index), _ALWAYS_AUDITED, f"^{SEP}*[YZ]") if p)
-    # Null (absent) fields are left out of the joined string, which costs half as much to build as
-    # one with every slot; the patterns allow empty fields anywhere, so they read it the same way.
-    # A separator inside a field shows as more separators than the fields present (less one).
     present = pl.sum_horizontal([pl.col(f"code_{n}").is_not_null() for n in slots]).cast(pl.Int32)
-    needs = (
-        (fields.str.count_matches(SEP, literal=True) != (present - 1).clip(0))
-        | ~fields.str.contains(clean)
-        | fields.str.contains(fires)
-    )
-    if as_of is not None:
-        dates = [c for c in rows.collect_schema().names() if c.startswith("date_") or c in DATE_FIELDS]
-        needs = needs | maybe_after(dates, as_of, odd_dates)
-    if known_codes is not None:
-        needs = needs | pl.any_horizontal([
-            (pl.col(f"code_{n}").str.contains(f"^{_CODE}$") & ~pl.col(f"code_{n}").is_in(known_codes.implode()))
-            .fill_null(False)
-            for n in slots
-        ])
+    needs = _fields_need_audit(fields, present, index) | _row_needs_audit(
+        _date_columns(rows), [f"code_{n}" for n in slots], known_codes, as_of, odd_dates)
     return (
         rows.with_columns(pl.concat_str([pl.col(f"code_{n}") for n in slots], separator=SEP, ignore_nulls=True)
                           .fill_null("").alias("_fields"))
@@ -115,3 +140,53 @@ def triage(rows: pl.LazyFrame, slots: list[int], index: tuple[CodePattern, ...],
         )
         .drop("_fields")
     )
+
+
+# A long file's rows, flagged in its streaming query for `long_episode_triage`.
+ROW_NEEDS = "_row_needs"  # this row alone needs the audit (a code that fires, a date, the code list)
+LONG_FLAGS = [ROW_NEEDS, "_code", "_dash", "_yz", "_position"]
+
+
+def long_row_triage(rows: pl.LazyFrame, index: tuple[CodePattern, ...], known_codes: pl.Series | None = None,
+                    as_of: date | None = None, odd_dates: pl.Expr | None = None) -> pl.LazyFrame:
+    """A long file's part of the triage, row by row inside its streaming query: what needs the
+    audit in this field alone, the field's shape (a clean code, `-`, a Chapter Y/Z start) and its
+    position; `filled` and `no_operation` count it (each row is one field). Whether the episode
+    needs the audit is known only from all its rows: `long_episode_triage`."""
+    code = pl.col("code_raw")
+    fires = "|".join([*_index_alternatives(index), _ALWAYS])
+    return rows.with_columns(
+        (code.str.contains(f"^({fires})$").fill_null(False)
+         | _row_needs_audit(_date_columns(rows), ["code_raw"], known_codes, as_of, odd_dates)).alias(ROW_NEEDS),
+        code.str.contains(f"^{_CODE}$").fill_null(False).alias("_code"),
+        code.str.contains(f"^{_DASH}$").fill_null(False).alias("_dash"),
+        code.str.contains("^[YZ]").fill_null(False).alias("_yz"),
+        position_number(pl.col("position")).alias("_position"),
+        code.is_not_null().cast(pl.UInt8).alias("filled"),
+        code.str.contains("-", literal=True).fill_null(False).cast(pl.UInt8).alias("no_operation"),
+    )
+
+
+def long_episode_triage(batch: pl.DataFrame, accepted: pl.Expr) -> pl.Expr:
+    """Whether each row of a long batch that holds whole episodes needs the audit, from its
+    episode's `accepted` rows' flags: the tests a wide row's joined fields get, read field by field
+    in position order (every accepted long row has a code, so there are no empty fields). An
+    episode is set aside exactly when the same episode written wide would be: every field a clean
+    code or `-`, every `-` after the last code, none that fires a rule, no Chapter Y/Z code first.
+    An expression over the batch (its episodes that need the audit, by id): few of a batch's
+    episodes do, so no column of the batch is copied to say it."""
+    position = pl.col("_position")
+    needy = (
+        batch.lazy().filter(accepted)
+        .with_columns(last_code=pl.when(pl.col("_code")).then(position),
+                      first_dash=pl.when(pl.col("_dash")).then(position),
+                      first_yz=pl.when(pl.col("_yz")).then(position),
+                      shaped=pl.col("_code") | pl.col("_dash"))
+        .group_by("episode_id")
+        .agg(pl.col(ROW_NEEDS).any(), pl.col("shaped").all(), pl.col("last_code").max(),
+             pl.col("first_dash").min(), pl.col("first_yz").min(), position.min())
+        .filter(pl.col(ROW_NEEDS) | ~pl.col("shaped") | (pl.col("first_yz") == pl.col("_position")).fill_null(False)
+                | (pl.col("last_code") > pl.col("first_dash")).fill_null(False))
+        .collect()["episode_id"]
+    )
+    return pl.col("episode_id").is_in(needy.implode())

@@ -64,6 +64,16 @@ def long(generated):
     return path
 
 
+@pytest.fixture(scope="module")
+def long_scattered(long):
+    """The same long rows, every position 1 first, then every position 2, and so on: an export
+    that does not keep an episode's rows together, so small batches scatter them."""
+    path = long.with_name("long_scattered.csv")
+    pl.read_csv(long, infer_schema=False).with_row_index("_order").sort(
+        pl.col("position").cast(pl.Int32), "_order").drop("_order").write_csv(path)
+    return path
+
+
 def fast_audit(path, catalogue, batch_rows=None, monkeypatch=None):
     """`batch_rows`: small batches, to exercise the batch boundaries (needs `monkeypatch`)."""
     options = AuditOptions(inputs=[path], as_of=AS_OF)
@@ -90,7 +100,7 @@ def reference(generated):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_rows", [None, 777, 300])
-@pytest.mark.parametrize("variant", ["generated", "padded", "parquet", "long"])
+@pytest.mark.parametrize("variant", ["generated", "padded", "parquet", "long", "long_scattered"])
 def test_fast_path_equals_reference(request, monkeypatch, reference, variant, batch_rows):
     """Every variant holds the same episodes, so the reference of the plain export is theirs too;
     batches of a few hundred rows make many episodes (long: many procedures) straddle batches."""
@@ -102,7 +112,9 @@ def test_fast_path_equals_reference(request, monkeypatch, reference, variant, ba
         # A long batch may take in the rest of its last episode (at most 24 procedures here).
         assert len(batches) > 1 and max(b.height for b in batches) <= batch_rows + 24
         ids = [set(b["episode_id"]) for b in batches]
-        assert sum(map(len, ids)) == len(set().union(*ids))  # no episode straddles two batches
+        straddling = sum(map(len, ids)) - len(set().union(*ids))
+        # No episode straddles two batches, unless the file scatters its rows (then many do).
+        assert straddling > 1000 if variant == "long_scattered" else straddling == 0
     findings, statuses = as_sets(result)
     expected_findings, expected_statuses = reference
     assert len(expected_findings) > 200 and len(expected_statuses) > 300  # the input exercises the rules
@@ -111,17 +123,29 @@ def test_fast_path_equals_reference(request, monkeypatch, reference, variant, ba
     assert result.findings.height == len(findings)  # no duplicate findings
 
 
-@pytest.mark.parametrize("variant", ["generated", "padded"])
-def test_prefilter_changes_nothing_but_the_work(request, variant):
-    """Padded rows are set aside like the others (they were once all audited in full)."""
+@pytest.mark.parametrize("variant, batch_rows", [("generated", None), ("padded", None), ("long", None),
+                                                 ("long", 300), ("long_scattered", 300)])
+def test_prefilter_changes_nothing_but_the_work(request, monkeypatch, variant, batch_rows):
+    """Padded rows are set aside like the others (they were once all audited in full), and so
+    are a long file's clean episodes, batch by batch; where the file scatters an episode's rows
+    over batches, it is audited in full (its batches saw only part of it)."""
+    import audit.load
     from audit.canonical import build
 
+    if batch_rows:
+        monkeypatch.setattr(audit.load, "BATCH_ROWS", batch_rows)
     path = request.getfixturevalue(variant)
     catalogue = load_catalogue()
     index = tuple(p for g in catalogue.auditable() for cs in g.code_sets for p in cs.index.patterns)
     full = build(read_exports([path]))
     filtered = build(read_exports([path]), index=index)
-    assert filtered.episodes.height < full.episodes.height / 5
+    if variant == "long_scattered":
+        seen = [b["episode_id"].str.strip_chars().unique() for b in read_exports([path])[0].batches()]
+        straddling = set(pl.concat(seen).filter(pl.concat(seen).is_duplicated()))
+        assert len(straddling) > 1000 and straddling <= set(filtered.episodes["episode_id"])
+        assert filtered.episodes.height < full.episodes.height
+    else:
+        assert filtered.episodes.height < full.episodes.height / 5
     assert filtered.episodes_audited == full.episodes_audited == 20000
     kinds = full.procedures["code_kind"].value_counts().sort("code_kind")
     clean = sum(f.clean_procedures for f in filtered.files)
@@ -195,3 +219,27 @@ def test_prefilter_reads_null_and_empty_fields_alike(fields, needs, filled, no_o
     assert got["needs_audit"] is needs
     if not needs:  # counted only for the rows the prefilter sets aside
         assert (got["filled"], got["no_operation"]) == (filled, no_operation)
+
+
+@pytest.mark.parametrize("fields", [
+    ["W371"], ["W371", "W381"], ["W371", "-"], ["-"], ["-", "-"], ["W371", " - "], ["W371", "Y031"],
+    ["-", "W371"], ["W371", "-", "W381"], ["Y031", "W371"], ["Z942"], ["W371", "V552"], ["V252"],
+    ["O011", "W371"], ["w371"], ["W37.1"], ["W371", "&"], ["&"], ["W3712"], ["V5"], ["W371\x1fW381"],
+    ["V522", "Y032"], ["W371", "X123", "A011"],
+])
+def test_long_episodes_are_triaged_as_the_same_wide_rows(fields):
+    """A long file's episode is set aside exactly when the same fields written wide would be,
+    whatever order its rows come in, and its fields are counted alike."""
+    from audit.catalogue import load_catalogue
+    from audit.prefilter import long_episode_triage, long_row_triage, triage
+
+    index = tuple(p for g in load_catalogue().auditable() for cs in g.code_sets for p in cs.index.patterns)
+    wide = triage(pl.DataFrame({f"code_{n}": [v] for n, v in enumerate(fields, 1)}).lazy(),
+                  list(range(1, len(fields) + 1)), index).collect()
+    long = pl.DataFrame({"episode_id": ["E1"] * len(fields), "position": [str(n) for n in range(1, len(fields) + 1)],
+                         "code_raw": fields}).reverse()
+    rows = long_row_triage(long.lazy(), index).collect()
+    triaged = rows.with_columns(long_episode_triage(rows, accepted=pl.lit(True)).alias("needs_audit"))
+    assert triaged["needs_audit"].unique().to_list() == wide["needs_audit"].to_list()
+    if not wide["needs_audit"].item():
+        assert (triaged["filled"].sum(), triaged["no_operation"].sum()) == (wide["filled"].item(), wide["no_operation"].item())

@@ -9,6 +9,7 @@ import pytest
 from audit.canonical import build
 from audit.layouts import detect_layout, load_mapping
 from audit.load import read_exports
+from schemas.inputs import REJECTION_REASONS
 from tests.conftest import write_csv
 
 HES = """\
@@ -154,6 +155,33 @@ def test_long_rows_that_cannot_be_audited_are_rejected(tmp_path):
         (7, "position is not a whole number from 1 to 999"),
     ]
     assert data.procedures["episode_id"].to_list() == ["E1"]
+
+
+@pytest.mark.parametrize("batch_rows", [None, 2])
+def test_a_repeated_position_is_found_however_the_file_spreads_the_episode(tmp_path, monkeypatch, batch_rows):
+    """Positions are checked batch by batch (a batch holds whole episodes); an episode whose rows
+    the file scatters over batches is checked over all of them. E1's rows are far apart."""
+    import audit.load
+
+    monkeypatch.setattr(audit.load, "BATCH_ROWS", batch_rows)
+    text = "episode_id,position,code\nE1,1,W371\nE2,1,W371\nE3,1,W371\nE4,1,W371\nE1,1.0,Z943\nE5,1,W371\n"
+    data = canonical([write_csv(tmp_path, "long.csv", text)])
+    assert data.rejected.select("source_row", "reason").rows() == [
+        (1, "episode lists the same position twice; all its rows are rejected"),
+        (5, "episode lists the same position twice; all its rows are rejected"),
+    ]
+    assert data.episodes["episode_id"].to_list() == ["E2", "E3", "E4", "E5"]
+
+
+def test_an_episode_in_two_files_is_said_so_before_its_repeated_positions(tmp_path):
+    one = write_csv(tmp_path, "one.csv", "episode_id,position,code\nE1,1,W371\nE1,1,W381\nE2,1,W371\n")
+    two = write_csv(tmp_path, "two.csv", "EPIKEY,OPERTN_01\nE1,W372\n")
+    data = canonical([one, two])
+    assert sorted(data.rejected.select("source_file", "source_row", "reason").rows()) == [
+        (str(one), 1, REJECTION_REASONS["episode-in-several-files"]),
+        (str(one), 2, REJECTION_REASONS["episode-in-several-files"]),
+        (str(two), 1, REJECTION_REASONS["episode-in-several-files"]),
+    ]
 
 
 def test_episode_in_two_files_is_rejected_everywhere(tmp_path):

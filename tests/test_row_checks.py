@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from audit.dates import is_unparseable, odd_date
-from audit.validate import first_failure, split_rejected
+from audit.validate import first_failure, rejected_rows
 from schemas.inputs import LONG_ROWS, WIDE_ROWS
 
 LONG_ROWS_TABLE = [
@@ -27,7 +27,7 @@ LONG_ROWS_TABLE = [
 def test_the_streamed_reasons_are_the_row_schemas(shape, schema):
     frame = pl.DataFrame(LONG_ROWS_TABLE, schema=["episode_id", "position", "code_raw"], orient="row").with_columns(
         source_file=pl.lit("f.csv"), source_row=pl.int_range(1, len(LONG_ROWS_TABLE) + 1, dtype=pl.Int64))
-    _, rejected = split_rejected(frame, schema)
+    rejected = rejected_rows(frame, schema)
     by_pandera = dict(rejected.select("source_row", "reason").iter_rows())
     streamed = frame.with_columns(first_failure(shape).alias("reason"))
     assert dict(streamed.filter(pl.col("reason").is_not_null()).select("source_row", "reason").iter_rows()) == by_pandera

@@ -12,6 +12,7 @@ interpreter's own start are not in it). Stages run inside `audit_to_directory` e
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -30,6 +31,10 @@ from audit.pipeline import audit_to_directory  # noqa: E402
 IMPORTED = time.perf_counter() - began
 
 
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", type=Path, nargs="+")
@@ -38,22 +43,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or Path(scratch) / "out"
         settings, _ = load_settings(None, {"inputs": args.inputs, "out": out})
-        marks: list[tuple[str, float]] = [("imports (polars, pandera, the pipeline)", IMPORTED)]
+        marks: list[tuple[str, float, float]] = [("imports (polars, pandera, the pipeline)", IMPORTED, _peak_mb())]
         last = [time.perf_counter()]
         current = ["catalogue and setup"]
 
         def progress(stage: str) -> None:
             now = time.perf_counter()
-            marks.append((current[0], now - last[0]))
+            marks.append((current[0], now - last[0], _peak_mb()))
             current[0], last[0] = stage, now
 
         catalogue = load_catalogue()
         audit_to_directory(settings, catalogue, datetime.now(timezone.utc), progress)
-        marks.append((current[0] + " (and publishing)", time.perf_counter() - last[0]))
-    total = sum(seconds for _, seconds in marks)
-    print(f"{'stage':<48} {'seconds':>8} {'share':>6}")
-    for stage, seconds in marks:
-        print(f"{stage:<48} {seconds:>8.2f} {seconds / total:>6.0%}")
+        marks.append((current[0] + " (and publishing)", time.perf_counter() - last[0], _peak_mb()))
+    total = sum(seconds for _, seconds, _ in marks)
+    # peak MB: the process's peak resident memory when the stage ended (it never falls), so the
+    # stage whose figure jumps is the one that needed the memory.
+    print(f"{'stage':<48} {'seconds':>8} {'share':>6} {'peak MB':>8}")
+    for stage, seconds, peak in marks:
+        print(f"{stage:<48} {seconds:>8.2f} {seconds / total:>6.0%} {peak:>8,.0f}")
     print(f"{'total (after the interpreter start)':<48} {total:>8.2f}")
     return 0
 
