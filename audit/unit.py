@@ -54,7 +54,7 @@ class AuditContext:
     started: datetime
     exports: tuple[Export, ...]  # every input of the run, in order (their facts; rows are not read)
     code_list: pl.DataFrame | None = None  # the user's OPCS-4 code list, if given
-    prefilter: bool = True  # set aside wide rows that cannot fire any rule (audit.prefilter)
+    prefilter: bool = True  # set aside episodes that cannot fire any rule (audit.prefilter)
 
     @property
     def index(self):
