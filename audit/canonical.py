@@ -18,7 +18,7 @@ import polars as pl
 from audit import codes, memory
 from audit.codes import CodePattern
 from audit.dates import is_unparseable, odd_date, parse_date
-from audit.layouts import DATE_FIELDS, EPISODE_FIELDS
+from audit.layouts import DATE_FIELDS, EPISODE_FIELDS, date_column_names
 from audit.load import CARRY_PREFIX, Export
 from audit.prefilter import LONG_FLAGS, long_episode_triage, long_row_triage, triage
 from audit.validate import REJECTED_SCHEMA, first_failure, rejected_rows
@@ -90,14 +90,10 @@ def _episode_fields(frame: pl.DataFrame) -> list[pl.Expr]:
     return exprs
 
 
-def _date_columns(columns: list[str]) -> list[str]:
-    return [c for c in columns if c in DATE_FIELDS or c.startswith("date_") or c == "procedure_date"]
-
-
 def _unparseable_dates(odd_rows: pl.DataFrame) -> int:
     """How many date values of these rows (those the stream flagged with an odd date) are
     neither dates nor HES placeholders. The full test is too dear for every value of millions."""
-    present = _date_columns(odd_rows.columns)
+    present = date_column_names(odd_rows.columns)
     if not present or odd_rows.height == 0:
         return 0
     return int(odd_rows.select(pl.sum_horizontal(is_unparseable(pl.col(c)) for c in present).sum()).item())
@@ -137,7 +133,7 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
     shape = export.plan.shape
 
     def extend(rows: pl.LazyFrame) -> pl.LazyFrame:
-        dates = _date_columns(rows.collect_schema().names())
+        dates = date_column_names(rows.collect_schema().names())
         rows = rows.with_columns(
             pl.col("episode_id").str.strip_chars(),
             first_failure(shape).alias("_reason"),
@@ -186,7 +182,7 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
         bad, odd, ids, audit = pl.collect_all([
             rows.filter(~ok).select("source_file", "source_row", "episode_id", pl.col("_reason").alias("reason"),
                                     _source_line(batch)),
-            rows.filter(ok & pl.col("_odd_dates")).select(_date_columns(batch.columns)),
+            rows.filter(ok & pl.col("_odd_dates")).select(date_column_names(batch.columns)),
             rows.filter(ok).select(
                 "episode_id",
                 pl.lit(str(number)).alias("source_file"),  # a file number keeps this frame small

@@ -51,6 +51,11 @@ OPTIONAL_FIELDS = ("coder", "local_id")
 DATE_FIELDS = ("admission_date", "episode_start", "episode_end")
 
 
+def date_column_names(columns: list[str]) -> list[str]:
+    """The canonical columns that hold dates: the episode's and each procedure's."""
+    return [c for c in columns if c in DATE_FIELDS or c.startswith("date_") or c == "procedure_date"]
+
+
 @dataclass(frozen=True)
 class Slot:
     """One procedure field of a wide export."""

@@ -34,7 +34,7 @@ import polars as pl
 
 from audit.codes import SPINAL_CATEGORIES, CodePattern
 from audit.dates import odd_date
-from audit.layouts import DATE_FIELDS
+from audit.layouts import date_column_names
 from schemas.inputs import position_number
 
 SEP = "\x1f"  # ASCII unit separator; a row whose fields contain it is simply audited in full
@@ -108,11 +108,6 @@ def _row_needs_audit(date_columns: list[str], code_columns: list[str], known_cod
     return needs
 
 
-def _date_columns(rows: pl.LazyFrame | pl.DataFrame) -> list[str]:
-    return [c for c in rows.collect_schema().names() if c.startswith("date_") or c in DATE_FIELDS
-            or c == "procedure_date"]
-
-
 def triage(rows: pl.LazyFrame, slots: list[int], index: tuple[CodePattern, ...],
            known_codes: pl.Series | None = None, as_of: date | None = None,
            odd_dates: pl.Expr | None = None) -> pl.LazyFrame:
@@ -127,7 +122,7 @@ def triage(rows: pl.LazyFrame, slots: list[int], index: tuple[CodePattern, ...],
     fields = pl.col("_fields")
     present = pl.sum_horizontal([pl.col(f"code_{n}").is_not_null() for n in slots]).cast(pl.Int32)
     needs = _fields_need_audit(fields, present, index) | _row_needs_audit(
-        _date_columns(rows), [f"code_{n}" for n in slots], known_codes, as_of, odd_dates)
+        date_column_names(rows.collect_schema().names()), [f"code_{n}" for n in slots], known_codes, as_of, odd_dates)
     return (
         rows.with_columns(pl.concat_str([pl.col(f"code_{n}") for n in slots], separator=SEP, ignore_nulls=True)
                           .fill_null("").alias("_fields"))
@@ -157,7 +152,7 @@ def long_row_triage(rows: pl.LazyFrame, index: tuple[CodePattern, ...], known_co
     fires = "|".join([*_index_alternatives(index), _ALWAYS])
     return rows.with_columns(
         (code.str.contains(f"^({fires})$").fill_null(False)
-         | _row_needs_audit(_date_columns(rows), ["code_raw"], known_codes, as_of, odd_dates)).alias(ROW_NEEDS),
+         | _row_needs_audit(date_column_names(rows.collect_schema().names()), ["code_raw"], known_codes, as_of, odd_dates)).alias(ROW_NEEDS),
         code.str.contains(f"^{_CODE}$").fill_null(False).alias("_code"),
         code.str.contains(f"^{_DASH}$").fill_null(False).alias("_dash"),
         code.str.contains("^[YZ]").fill_null(False).alias("_yz"),
