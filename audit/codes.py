@@ -47,7 +47,16 @@ def cleaned(raw: pl.Expr) -> pl.Expr:
 
 
 def with_normalised_codes(frame: pl.DataFrame, raw: str) -> pl.DataFrame:
-    """Add `code`, `code_kind`, `local_suffix` and `invalid_reason` derived from column `raw`."""
+    """Add `code`, `code_kind`, `local_suffix` and `invalid_reason` derived from column `raw`.
+
+    Each distinct value is normalised once and joined back: an export spells a few hundred codes
+    over millions of fields, and the pattern tests cost more than the join."""
+    import polars as pl
+    distinct = _normalised(frame.select(pl.col(raw).unique()), raw)
+    return frame.join(distinct, on=raw, how="left", nulls_equal=True, maintain_order="left")
+
+
+def _normalised(frame: pl.DataFrame, raw: str) -> pl.DataFrame:
     import polars as pl
     value = pl.col("_clean")
     is_full = value.str.contains(_FULL_CODE)

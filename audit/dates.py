@@ -31,6 +31,17 @@ def parse_date(raw: pl.Expr) -> pl.Expr:
     return pl.when(parsed.is_in(PLACEHOLDERS) | (parsed.dt.year() < 1)).then(None).otherwise(parsed)
 
 
+def parse_dates(values: pl.Series) -> pl.Series:
+    """`parse_date` of a column, each distinct value parsed once: an export repeats a few thousand
+    dates over millions of fields, and the parse's pattern tests were most of its procedures'
+    reshape (512,000 procedure dates of the spinal benchmark: 0.16 s, 0.02 s this way)."""
+    if values.len() == 0:
+        return pl.Series(values.name, [], pl.Date)
+    distinct = values.unique()
+    parsed = pl.select(parse_date(pl.lit(distinct))).to_series()
+    return values.replace_strict(distinct, parsed, return_dtype=pl.Date)
+
+
 def is_unparseable(raw: pl.Expr) -> pl.Expr:
     """A non-blank value that is neither a date nor a known placeholder."""
     text = raw.cast(pl.String).str.strip_chars()
