@@ -117,11 +117,9 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
         changes, trend, previous, others = _compare(conn, settings, scope, result, started, progress)
         progress("Writing outputs")
         staging = publish.Staging(out, run_id, settings.history)
-        try:
-            summary = outputs.write(result, staging.path, changes=changes, trend=None,
-                                    volume=volume.check(result, previous, settings.max_drop, settings.min_rows),
-                                    run_id=run_id, scope=scope if conn else None,
-                                    other_scopes=others, worksheet_cap=settings.worksheet_cap)
+
+        def report(summary: dict) -> None:
+            """The trend (this run added) and report.html, rendered while findings.xlsx is written."""
             if trend is not None:
                 current = pl.DataFrame(history.trend_rows(run_id, summary), schema=history.TREND_SCHEMA,
                                        orient="row")
@@ -131,6 +129,12 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
             from reports.render import render_report
 
             render_report(staging.path, catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
+
+        try:
+            summary = outputs.write(result, staging.path, changes=changes, trend=None,
+                                    volume=volume.check(result, previous, settings.max_drop, settings.min_rows),
+                                    run_id=run_id, scope=scope if conn else None,
+                                    other_scopes=others, worksheet_cap=settings.worksheet_cap, then=report)
         except OSError as error:
             staging.drop()
             raise publish.with_errno(error, out) from None

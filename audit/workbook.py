@@ -203,13 +203,23 @@ def _absolute(ref: str) -> str:
     return re.sub(r"([A-Z]+)([0-9]+)", r"$\1$\2", ref)
 
 
+def _sheet_rows(frame: pl.DataFrame) -> int:
+    return min(frame.height, SHEET_ROWS, EXCEL_MAX_ROWS - 1)
+
+
+def rows_left_out(sheets: dict[str, pl.DataFrame]) -> dict[str, int]:
+    """The rows `write_workbook` leaves out of each sheet (they are in the CSV files), known
+    before it runs: summary.json is written while the workbook still is."""
+    return {name: frame.height - _sheet_rows(frame) for name, frame in sheets.items()}
+
+
 def write_workbook(path: Path, sheets: dict[str, pl.DataFrame], created: datetime) -> dict[str, int]:
     """Write one sheet per frame; returns the rows left out of each sheet beyond SHEET_ROWS
-    (they are in the CSV files). `created`: the run's start, recorded in the file (and its zip
-    entries) so a re-run with a pinned clock gives the same bytes."""
+    (`rows_left_out`). `created`: the run's start, recorded in the file (and its zip entries) so
+    a re-run with a pinned clock gives the same bytes."""
     created = created.replace(tzinfo=None)
     when = max(created, datetime(1980, 1, 1)).timetuple()[:6]  # zip times start in 1980
-    shown = {name: frame.head(min(SHEET_ROWS, EXCEL_MAX_ROWS - 1)) for name, frame in sheets.items()}
+    shown = {name: frame.head(_sheet_rows(frame)) for name, frame in sheets.items()}
     filters = [_filter_ref(frame, shown[name].height) for name, frame in sheets.items()]
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as book:
         for part, text in _package_parts(list(sheets), filters, created).items():
@@ -227,4 +237,4 @@ def write_workbook(path: Path, sheets: dict[str, pl.DataFrame], created: datetim
                     sheet.write(_rows_xml(rows.slice(start, BATCH_ROWS), start + 2).encode("utf-8"))
                 sheet.write(f'</sheetData><autoFilter ref="{ref}"/><pageMargins left="0.7" right="0.7" '
                             'top="0.75" bottom="0.75" header="0.3" footer="0.3"/></worksheet>'.encode("utf-8"))
-    return {name: frame.height - shown[name].height for name, frame in sheets.items()}
+    return rows_left_out(sheets)

@@ -114,11 +114,27 @@ def test_a_sheet_past_its_row_cap_says_how_many_rows_were_left_out(tmp_path, mon
 
     monkeypatch.setattr(workbook, "SHEET_ROWS", 3)
     frame = pl.DataFrame({"episode_id": [f"{n:012d}" for n in range(5)]})
-    left_out = workbook.write_workbook(tmp_path / "w.xlsx", {"findings": frame, "rejected": frame.head(2)},
-                                       datetime(2026, 11, 21))
+    sheets = {"findings": frame, "rejected": frame.head(2)}
+    left_out = workbook.write_workbook(tmp_path / "w.xlsx", sheets, datetime(2026, 11, 21))
     assert left_out == {"findings": 2, "rejected": 0}
+    assert workbook.rows_left_out(sheets) == left_out  # what summary.json says before the workbook is written
     rows = sheet_cells(tmp_path / "w.xlsx", 1)
     assert [r["A"][1] for r in rows] == ["episode_id", "000000000000", "000000000001", "000000000002"]
+
+
+def test_a_run_past_the_row_cap_says_so_in_its_summary(tmp_path, monkeypatch):
+    """summary.json is written while the workbook still is: its count must be the workbook's."""
+    from audit import workbook
+
+    monkeypatch.setattr(workbook, "SHEET_ROWS", 2)
+    export = tmp_path / "hes.csv"
+    export.write_text(HEADER + "".join(f"90000000000{n},Y534,,2012-01-01,RRK,C1\n" for n in range(4)),
+                      encoding="utf-8")
+    result = run_cli("run", str(export), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["xlsx_rows_left_out"] == {"findings": 2}  # four findings (Y53.4 first), no matched episode
+    assert len(sheet_cells(tmp_path / "out" / "findings.xlsx", 1)) == 3  # the header and two rows
 
 
 AWKWARD_TEXT = ["a & b <c> \"d\"", "\x01bell\x07 and \x1f", "_x0041_ stays as written", "  leading and trailing  ",
