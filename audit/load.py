@@ -27,7 +27,7 @@ import polars as pl
 
 from audit.errors import InputError, UserError
 from audit import memory, records
-from audit.layouts import ENCODINGS, ColumnPlan, Mapping, detect_layout, plan_for
+from audit.layouts import ENCODINGS, ColumnPlan, Mapping, date_column_names, detect_layout, plan_for
 from audit.records import (
     BLANK, FIELD_LIMIT, LONG_FIELD_REASON, LONG_LINE_PLACEHOLDER, QUOTING_REASON, RecordScan, scan_records,
 )
@@ -103,12 +103,15 @@ class Export:
 
     def _query(self, frame: pl.LazyFrame, first_row: int = 0) -> pl.LazyFrame:
         """The canonical columns of the needed columns, with `row` (0-based parser row)."""
-        if is_parquet(self.path):
+        parquet = is_parquet(self.path)
+        if parquet:
             frame = frame.select(pl.col(c).cast(pl.String, strict=False) for c in self.plan.source_columns())
         else:
             frame = frame.select(self.plan.source_columns())
-        return (_canonical_columns(frame, self.plan).with_row_index("row", offset=first_row)
-                .with_columns(pl.col("row").cast(pl.Int64)))
+        frame = _canonical_columns(frame, self.plan)
+        if parquet:
+            frame = _empty_null_slots(frame)
+        return frame.with_row_index("row", offset=first_row).with_columns(pl.col("row").cast(pl.Int64))
 
     def batches(self, extend: Extend | None = None) -> Iterator[pl.DataFrame]:
         """Batches of about `BATCH_ROWS` rows; a long file's batches end where an episode does
@@ -150,6 +153,22 @@ class Export:
             problem = ("cannot be read as Parquet (corrupt or truncated)" if is_parquet(self.path)
                        else "malformed CSV (a row with more fields than the header, or broken quoting)")
             raise InputError(self.path, problem) from None
+
+
+def _empty_null_slots(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """The date columns of a Parquet batch with their null slots emptied; values unchanged.
+
+    polars' Parquet decoder leaves text behind the nulls of a string column, and its pattern
+    tests run over every slot, nulls included, so the date checks (`audit.dates.odd_date`, over
+    every date column) took twice as long on Parquet text as on the same text parsed from CSV,
+    whose nulls are empty: 0.35 s against 0.18 s at 1M rows. Rebuilding the columns (`fill_null`,
+    then the nulls put back) costs 0.14 s and brings the checks back to CSV's: the 1M Parquet
+    file's query with its checks went from 0.66 to 0.53 s."""
+    names = date_column_names(frame.collect_schema().names())
+    if not names:
+        return frame
+    dates = pl.col(names)
+    return frame.with_columns(pl.when(dates.is_not_null()).then(dates.fill_null("")))
 
 
 def _episode_aligned(batches) -> Iterator[pl.DataFrame]:

@@ -624,6 +624,18 @@ def test_parquet_is_read_in_slices_with_rows_numbered_across_them(tmp_path, monk
     assert whole["source_row"].to_list() == list(range(1, rows + 1))
 
 
+def test_parquet_dates_reach_the_checks_as_written_with_nulls_kept(tmp_path):
+    """A Parquet batch's date columns are rebuilt to empty their null slots (audit.load
+    `_empty_null_slots`): every value, null or blank or odd, must come through unchanged."""
+    dates = ["2012-01-01", None, "", "01/02/2012", "2012-02-30", None]
+    frame = pl.DataFrame({"EPIKEY": [str(i) for i in range(len(dates))], "OPERTN_01": ["W371"] * len(dates),
+                          "OPDATE_01": dates, "ADMIDATE": list(reversed(dates))})
+    frame.write_parquet(tmp_path / "e.parquet")
+    (batch,) = read_exports([tmp_path / "e.parquet"])[0].batches()
+    assert batch["date_1"].to_list() == dates
+    assert batch["admission_date"].to_list() == list(reversed(dates))
+
+
 def test_a_long_file_out_of_episode_order_is_audited_as_a_sorted_one(tmp_path, monkeypatch):
     """Long batches end where an episode does; an export that does not keep an episode's rows
     together still gets one episode per id (audit.canonical gathers a long file's rows)."""
