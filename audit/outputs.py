@@ -189,8 +189,8 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
     episodes = carry(result.episodes, result.data.carried)
     sheets = {"findings": findings, "episodes": episodes, "rejected": result.data.rejected}
     # The workbook (polars building its XML, zlib deflating it: both release the GIL) is written
-    # in a thread while the CSV files, the report bundle and `then` run here: it takes longer than
-    # all of them (1.2 s of the 200k spinal benchmark's outputs, 0.6 s at 1M episodes). The pool's
+    # in a thread while the CSV files, the report bundle and `then` run here: it takes about as
+    # long as all of them (1.1-1.2 s on the 200k spinal benchmark, 0.6 s at 1M episodes). The pool's
     # exit waits for it, so no file of the folder is still being written when this returns.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="findings.xlsx") as pool:
         workbook = pool.submit(write_workbook, folder / FINDINGS_XLSX, sheets, result.started)
