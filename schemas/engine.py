@@ -3,11 +3,15 @@
 pandera's top-level package imports pandas, and its own pandas engine, whenever pandas is
 installed (pandera/__init__.py), although a polars schema uses neither: 0.7-0.8 s of every run
 on a machine with pandas (any install with the spark or bench extra), a tenth of a million-episode
-audit. pandera supports installs without pandas (it catches exactly that ImportError), so while
-pandera is first imported, and looks for its pandas check backends, pandas is made to look
-absent. Only that is affected: pandas itself imports normally afterwards (pyspark needs it), and
-if it was imported already, pandera is imported as it is. (pandera could then no longer validate
-a pandas frame in this process; nice-audit never asks it to.)
+audit. Likewise its first validation registers the polars checks, which imports its data-synthesis
+strategies, which import hypothesis whenever it is installed (any install with the test or bench
+extra, and many analysts' environments): 0.1-0.25 s of every run, for a feature nice-audit never
+uses. pandera supports installs without either (it catches exactly that ImportError), so while
+pandera is first imported, and while it loads those strategies, both are made to look absent.
+Only that is affected: pandas and hypothesis themselves import normally afterwards (pyspark needs
+pandas, the property tests hypothesis), and a package that was imported already is left as it is.
+(pandera could then no longer validate a pandas frame, or synthesise data, in this process;
+nice-audit never asks it to.)
 """
 
 from __future__ import annotations
@@ -15,21 +19,27 @@ from __future__ import annotations
 import importlib.abc
 import sys
 
+_HIDDEN = ("pandas", "hypothesis")  # optional for pandera, and dear to import
 
-class _PandasAbsent(importlib.abc.MetaPathFinder):
+
+class _Absent(importlib.abc.MetaPathFinder):
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
+
     def find_spec(self, name, path, target=None):
-        if name == "pandas" or name.startswith("pandas."):
-            # pandera ignores exactly this message (and no other ImportError).
-            raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
+        top = name.partition(".")[0]
+        if top in self.names:
+            # pandera ignores exactly this error (and no other ImportError).
+            raise ModuleNotFoundError(f"No module named {top!r}", name=top)
         return None
 
 
 def _import_polars_api():
-    if "pandera" in sys.modules or "pandas" in sys.modules:
+    if "pandera" in sys.modules:
         import pandera.polars
 
         return pandera.polars
-    absent = _PandasAbsent()
+    absent = _Absent(tuple(name for name in _HIDDEN if name not in sys.modules))
     sys.meta_path.insert(0, absent)
     try:
         import pandera.polars
@@ -39,6 +49,9 @@ def _import_polars_api():
         from pandera.backends import register_checks
 
         getattr(register_checks, "_load_get_backend_types_from_mro", lambda: None)()
+        # Its first validation imports the strategies module (registering the built-in checks):
+        # imported now, it finds hypothesis absent, and no validation imports hypothesis later.
+        import pandera.strategies.base_strategies  # noqa: F401
     finally:
         sys.meta_path.remove(absent)
     return pandera.polars

@@ -95,23 +95,34 @@ def test_a_whole_run_does_render(tmp_path):
     assert (tmp_path / "out" / "report.html").is_file()
 
 
-def test_a_whole_run_never_imports_pandas(tmp_path):
-    """pandera would import pandas and its pandas engine (0.7 s) wherever pandas is installed;
-    the audit validates polars frames only (schemas/engine.py)."""
+def test_a_whole_run_never_imports_pandas_or_hypothesis(tmp_path):
+    """pandera would import pandas and its pandas engine (0.7 s) wherever pandas is installed, and
+    hypothesis (0.1-0.25 s, at its first validation) wherever that is; the audit validates polars
+    frames only and synthesises no data (schemas/engine.py)."""
     seen = imported_by(tmp_path, "run", str(ROOT / "examples"), "--mapping",
                        str(ROOT / "examples" / "warehouse_mapping.toml"), "--out", str(tmp_path / "out"), "--quiet")
     assert seen["exit"] == 0, seen["stderr"]
     assert "pandera" in seen["modules"]
     assert "pandas" not in seen["modules"]
+    assert "hypothesis" not in seen["modules"]
 
 
-def test_pandas_still_imports_after_pandera(tmp_path):
-    pytest.importorskip("pandas")
-    probe = ("import schemas.engine, sys; assert 'pandas' not in sys.modules; "
-             "import pandas; print(pandas.DataFrame({'a': [1]}).shape)")
-    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+# After the audit's first validation (pandera's strategies loaded), each still imports and works.
+@pytest.mark.parametrize("package, probe, printed", [
+    ("pandas", "import pandas; print(pandas.DataFrame({'a': [1]}).shape)", "(1, 1)"),
+    ("hypothesis", "import hypothesis.strategies as st; print(st.just(1).example())", "1"),
+])
+def test_hidden_packages_still_import_after_pandera(package, probe, printed):
+    pytest.importorskip(package)
+    first_use = ("import sys, polars as pl; from audit.validate import rejected_rows; "
+                 "from schemas.inputs import IDENTITY_ONE_FILE; "
+                 "rejected_rows(pl.DataFrame({'episode_id': ['a'], 'source_file': ['0'], 'source_row': [1], "
+                 "'shape': ['wide'], 'position': pl.Series([None], dtype=pl.Int32)}), IDENTITY_ONE_FILE); "
+                 f"assert {package!r} not in sys.modules; ")
+    run = subprocess.run([sys.executable, "-c", first_use + probe], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "(1, 1)"
+    assert run.stdout.strip() == printed
 
 
 def test_version_is_answered_before_the_command_line_is_built(tmp_path):
