@@ -1,6 +1,6 @@
 """Episode dates, superseded guidance and guidance that postdates the episode."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -232,3 +232,45 @@ def test_future_dates_survive_the_prefilter(tmp_path):
                        datetime.now(timezone.utc))
     assert result.findings.select("episode_id", "rule_id", "position").rows() == [
         ("E1", "date-in-future", None), ("E2", "date-in-future", 1)]
+
+
+def _timing_by_hand(guidance, when: date, as_of: date) -> str:
+    """The timing rules of audit.match.timing_expr, written out for one guidance."""
+    from audit.match import DATE_UNCERTAIN, FUTURE, IN_FORCE, PREDATES, SUPERSEDED_TIMING
+
+    published, replaced = guidance.published, guidance.replaced_on
+    if when > as_of:
+        return FUTURE
+    if when < published.start:
+        return PREDATES
+    if when < published.end:
+        return DATE_UNCERTAIN
+    if guidance.replaced_by and replaced:
+        if when >= replaced.end:
+            return SUPERSEDED_TIMING
+        if when >= replaced.start:
+            return DATE_UNCERTAIN
+    return IN_FORCE
+
+
+def test_every_guidance_is_timed_by_its_own_dates():
+    """Each guidance's dates reach its occurrences through a join (audit.match.guidance_dates):
+    around every boundary of every built-in guidance, the timing is the one its own dates give."""
+    import polars as pl
+
+    from audit.catalogue import load_catalogue
+    from audit.match import GUIDANCE_DATES, guidance_dates, timing_expr
+
+    catalogue, as_of, day = load_catalogue(), date(2026, 12, 1), timedelta(days=1)
+    cases = []
+    for guidance in catalogue.auditable():
+        bounds = [guidance.published.start, guidance.published.end, as_of]
+        if guidance.replaced_on:
+            bounds += [guidance.replaced_on.start, guidance.replaced_on.end]
+        cases += [(guidance.id, when) for bound in bounds for when in (bound - day, bound, bound + day)]
+    frame = pl.DataFrame(cases, schema={"guidance_id": pl.String, "episode_date": pl.Date}, orient="row")
+    timed = frame.join(guidance_dates(catalogue), on="guidance_id", how="left").with_columns(
+        timing_expr(as_of)).drop(GUIDANCE_DATES)
+    expected = [_timing_by_hand(catalogue.guidance[g], when, as_of) for g, when in cases]
+    assert timed["timing"].to_list() == expected
+    assert len(set(expected)) == 5  # every outcome is among the cases
