@@ -89,3 +89,14 @@ def test_a_file_of_blank_lines_has_no_header_and_no_records(tmp_path):
     _assert_same(block, fast)
     assert fast.records == 0 and fast.skipped.height == 0
     assert fast.offsets.height == 0
+
+
+@pytest.mark.parametrize("blank_lines", [0, 3, records.HEADER_BLOCK // 2 + 1, records.HEADER_BLOCK + 5])
+def test_the_header_is_found_past_blank_lines_of_any_length(tmp_path, blank_lines):
+    """The fast scan looks for the header a small block of lines at a time: past the first block
+    (more blank lines than fit in one), it still finds it, at the line the block scan finds."""
+    path = tmp_path / "export.csv"
+    path.write_text(" \n" * blank_lines + "A,B\n1,2\n3\n")
+    block, fast = _scans(path)
+    _assert_same(block, fast)
+    assert fast.header_line == blank_lines + 1 and fast.records == 2

@@ -172,6 +172,15 @@ def test_xlsx_cells_are_valid_xml_whatever_the_text_and_keep_their_types(tmp_pat
         assert re.findall(r'<sheet name="([^"]+)"', book.read("xl/workbook.xml").decode()) == ["odd &amp; &lt;names&gt;"]
 
 
+def test_names_are_escaped_as_cells_are():
+    """Header and sheet names are escaped in plain Python (`xml_escaped`), cells by the polars
+    expression (`xml_text`): the two agree on every awkward text."""
+    from audit import workbook
+
+    texts = pl.Series("text", [*AWKWARD_TEXT, "_x0041_ & _X00e9_ _x12_", "\x0b\r\x1f<&>"], pl.String)
+    assert [workbook.xml_escaped(t) for t in texts] == pl.select(workbook.xml_text(pl.lit(texts))).to_series().to_list()
+
+
 def test_xlsx_bytes_are_the_same_for_the_same_run(tmp_path):
     from datetime import datetime, timezone
 
