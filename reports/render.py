@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache, lru_cache
@@ -132,19 +133,45 @@ def _listed(page: ReportPage) -> tuple[int, int]:
     return len(page.worksheet.cards) + len(page.check.cards), len(page.findings.rows) + len(page.changes.rows)
 
 
+# Where the listed items are written: the worklists' cards, the tables' rows (section ids of the page).
+CARD_SECTIONS = ("worksheet", "superseded")
+ROW_SECTIONS = ("findings", "changes")
+_SECTION = re.compile(rb'<section id="([^"]+)"')
+
+
+def _section_bytes(html: bytes) -> dict[str, int]:
+    """Bytes of each `<section id=...>` of a page, up to the next one (the last: to the end)."""
+    starts = [(m.start(), m.group(1).decode("ascii", "replace")) for m in _SECTION.finditer(html)]
+    ends = [start for start, _ in starts[1:]] + [len(html)]
+    return {name: end - start for (start, name), end in zip(starts, ends)}
+
+
+def _growth(empty: bytes, probe: bytes) -> tuple[float, float]:
+    """The bytes a probe page's cards and its rows add to the page that lists none: what grew in
+    their sections, and what grew elsewhere (drill-down links, notes) shared in proportion."""
+    before, after = _section_bytes(empty), _section_bytes(probe)
+    grew = {name: size - before.get(name, 0) for name, size in after.items()}
+    cards, rows = (max(sum(grew.get(name, 0) for name in names), 0) for names in (CARD_SECTIONS, ROW_SECTIONS))
+    rest = len(probe) - len(empty) - cards - rows
+    share = cards / (cards + rows) if cards + rows else 0.5
+    return cards + rest * share, rows + rest * (1 - share)
+
+
 def _predicted_caps(page_at, listed_counts, asked: tuple[int, int]) -> tuple[int, int]:
     """The caps to render at first: those asked, or, when the page they give would pass
-    MAX_BYTES, lower ones predicted from three small pages (none listed; PROBE_CAP cards; PROBE_CAP
-    rows per rule) instead of rendering a too-big page first. A big run otherwise rendered the page
-    twice, the first time at about twice the size it may have."""
+    MAX_BYTES, lower ones predicted from two small pages (none listed; PROBE_CAP cards and
+    PROBE_CAP rows per rule, whose sections say what each added) instead of rendering a too-big
+    page first. A big run otherwise rendered the page twice, the first time at about twice the
+    size it may have."""
     cards, rows = listed_counts(asked)
     if cards + rows < PREDICT_FROM:
         return asked
     probe = tuple(min(cap, PROBE_CAP) for cap in asked)
-    empty = len(render_html(page_at((0, 0))).encode("utf-8"))
-    with_cards, with_rows = page_at((probe[0], 0)), page_at((0, probe[1]))
-    card_bytes = (len(render_html(with_cards).encode("utf-8")) - empty) / max(_listed(with_cards)[0], 1)
-    row_bytes = (len(render_html(with_rows).encode("utf-8")) - empty) / max(_listed(with_rows)[1], 1)
+    nothing, probed = render_html(page_at((0, 0))).encode("utf-8"), page_at(probe)
+    card_growth, row_growth = _growth(nothing, render_html(probed).encode("utf-8"))
+    probe_cards, probe_rows = _listed(probed)
+    empty = len(nothing)
+    card_bytes, row_bytes = card_growth / max(probe_cards, 1), row_growth / max(probe_rows, 1)
 
     def predicted(caps: tuple[int, int]) -> float:
         cards, rows = listed_counts(caps)

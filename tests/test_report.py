@@ -693,7 +693,21 @@ def test_caps_are_lowered_until_uneven_lists_fit_before_the_page_is_rendered(tmp
     monkeypatch.setattr(render, "render_html", lambda page: sizes.append(len(real(page).encode())) or real(page))
     html = render_report(out, load_catalogue()).read_text(encoding="utf-8")
     assert "data-size-note" in html  # the caps were lowered
-    assert len(sizes) == 4 and max(sizes) <= render.MAX_BYTES  # three small probes, then the page once
+    assert len(sizes) == 3 and max(sizes) <= render.MAX_BYTES  # two small probes, then the page once
+
+
+def test_a_probe_page_says_what_its_cards_and_its_rows_added():
+    """One probe page lists cards and rows at once: what grew in the worklists' sections is the
+    cards', in the tables' the rows', and what grew elsewhere is shared in proportion."""
+    from reports.render import _growth
+
+    def page(worksheet, findings, areas):
+        return (f'<body><section id="areas">{"a" * areas}</section><section id="worksheet">{"c" * worksheet}'
+                f'</section><section id="findings">{"r" * findings}</section></body>').encode()
+
+    cards, rows = _growth(page(10, 10, 5), page(310, 110, 25))
+    assert (cards, rows) == (300 + 20 * 0.75, 100 + 20 * 0.25)
+    assert _growth(page(10, 10, 5), page(10, 10, 5)) == (0, 0)
 
 
 def test_a_run_within_the_caps_is_not_cut(tmp_path):
