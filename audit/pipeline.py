@@ -37,7 +37,13 @@ def _import_in_background(module: str) -> None:
     report's modules (jinja2 among them: 0.1-0.2 s) are imported so once the inputs are read,
     not before: a run stopped by its input never pays for them. A module imported here is the
     one any later import finds (Python's import lock makes the later import wait for this one)."""
-    threading.Thread(target=importlib.import_module, args=(module,), name=f"import {module}", daemon=True).start()
+    def load() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - the render's own import says what is wrong, where it is handled
+            pass
+
+    threading.Thread(target=load, name=f"import {module}", daemon=True).start()
 
 
 def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
