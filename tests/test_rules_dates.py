@@ -255,7 +255,12 @@ def _timing_by_hand(guidance, when: date, as_of: date) -> str:
 
 def test_every_guidance_is_timed_by_its_own_dates():
     """Each guidance's dates reach its occurrences through a join (audit.match.guidance_dates):
-    around every boundary of every built-in guidance, the timing is the one its own dates give."""
+    around every boundary of every built-in guidance, the timing is the one its own dates give.
+
+    Source: replaced guidance is superseded from the new guidance's publication date, and
+    "coded per superseded guidance" is decided from the lineage and the episode date
+    (shared/reference/nice-coding.md section 1, marked [I]: inferred); the seeds (IPG319, IPG366)
+    give each guidance its publication. A date known to a month or year is a window (audit.match)."""
     import polars as pl
 
     from audit.catalogue import load_catalogue
