@@ -34,6 +34,11 @@ CHANGES = (NEW, STILL_OPEN, RESOLVED, EPISODE_GONE)  # the order of the "what ch
 CHANGE_LABELS = {NEW: "new", STILL_OPEN: "still open", RESOLVED: "resolved",
                  EPISODE_GONE: "episode no longer exported"}
 CHANGE_KEY = ["episode_id", "guidance_id", "rule_id", "position"]
+# Badges carry an icon beside their text label (colour only reinforces it): the templates' macros
+# (as jinja2 globals) and reports.cards write the same ones.
+STATUS_ICONS = {COMPLIANT: "✓", NON_COMPLIANT: "✗", SUPERSEDED_STATUS: "↻", PREDATES: "◷"}
+SEVERITY_ICONS = {ERROR: "✗", WARNING: "⚠", SUPERSEDED: "↻"}
+CHANGE_ICONS = {NEW: "+", STILL_OPEN: "●", RESOLVED: "✓"}
 LINE_LABELS = {
     align.OK: "as expected",
     align.MISSING: "missing",

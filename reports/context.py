@@ -47,14 +47,15 @@ from reports.common import (
 )
 from reports.bundle import Bundle
 from reports.frames import Outputs
-from reports.worklist import build_lists, specialty_name
+from reports.cards import specialty_name
+from reports.tables import finding_rows
+from reports.worklist import build_lists
 from reports.page import (
     BigNumber,
     Breakdown,
     BreakdownRow,
     DataQuality,
     Filters,
-    FindingRow,
     FindingsTable,
     GuidanceRow,
     InputFile,
@@ -69,7 +70,6 @@ from reports.page import (
     SeverityRow,
     SupersededGroup,
     Worksheet,
-    WorksheetCard,
 )
 from reports.text import (
     long_date,
@@ -216,18 +216,6 @@ def _breakdowns(bundle: Bundle) -> tuple[Breakdown, ...]:
     return tuple(result)
 
 
-def _finding_row(r: dict, anchors: dict[str, str]) -> FindingRow:
-    return FindingRow(
-        episode_id=r["episode_id"], episode_href=anchors.get(r["episode_id"], ""),
-        guidance_id=r["guidance_id"], code_set=r["code_set"], rule_id=r["rule_id"],
-        severity=r["severity"], severity_label=SEVERITY_LABELS.get(r["severity"], r["severity"]),
-        status=r["status"], position=r["position"], code=r["code"], expected=r["expected"],
-        message=r["message"], provider=r["provider"], specialty=r["specialty"],
-        consultant=r["consultant"], coder=r.get("coder") or "", source_file=r["source_file"],
-        first_seen=r["first_seen"], change=r["change"], change_label=CHANGE_LABELS.get(r["change"], r["change"]),
-    )
-
-
 # --- Superseded and data quality ---------------------------------------------------------------
 
 
@@ -354,7 +342,10 @@ def _choices(values) -> tuple[Option, ...]:
 
 
 def _filters(bundle: Bundle, catalogue: Catalogue, history: bool,
-             listed: list[WorksheetCard], rows: tuple[FindingRow, ...]) -> Filters:
+             lists: tuple[Worksheet | FindingsTable, ...]) -> Filters:
+    def listed(column: str) -> list[str]:
+        return [v for shown in lists for v in shown.values[column]]
+
     guidance = set(bundle["guidance"]["guidance_id"]) | set(bundle.facts["finding_guidance"])
     guidance.discard("")
     rules = set(bundle["rules"]["rule_id"])
@@ -368,13 +359,12 @@ def _filters(bundle: Bundle, catalogue: Catalogue, history: bool,
                          for s in [s for s in SEVERITIES if s in severities] + sorted(severities - set(SEVERITIES))),
         statuses=tuple(Option(s, STATUS_LABELS.get(s, s)) for s in statuses),
         changes=tuple(Option(c, CHANGE_LABELS[c]) for c in CHANGES) if history else (),
-        providers=_choices([c.provider for c in listed] + [r.provider for r in rows]),
+        providers=_choices(listed("provider")),
         specialties=tuple(
-            Option(o.value, f"{o.value} {specialty_name(o.value)}".strip())
-            for o in _choices([c.specialty for c in listed] + [r.specialty for r in rows])
+            Option(o.value, f"{o.value} {specialty_name(o.value)}".strip()) for o in _choices(listed("specialty"))
         ),
-        consultants=_choices([c.consultant for c in listed] + [r.consultant for r in rows]),
-        coders=_choices([c.coder for c in listed] + [r.coder for r in rows]),
+        consultants=_choices(listed("consultant")),
+        coders=_choices(listed("coder")),
     )
 
 
@@ -400,11 +390,12 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
     if not bundle.covers(worksheet_cap, findings_cap):
         raise ValueError("the bundle was built with smaller caps")
     history = history_used(outputs)
-    worksheet, check, anchors = build_lists(bundle, catalogue, worksheet_cap, _finding_row)
+    worksheet, check, anchors = build_lists(bundle, catalogue, worksheet_cap, history)
     shown = capped_per(bundle["findings_table"], "rule_id", findings_cap)
     rule_totals = {r["rule_id"]: r["findings"] for r in bundle["rules"].iter_rows(named=True)}
+    rows = finding_rows(shown, anchors, show_first_seen=history)
     findings_table = FindingsTable(
-        rows=tuple(_finding_row(r, anchors) for r in shown.iter_rows(named=True)),
+        items=rows.html, listed=rows.count, values=rows.values,
         shown=number(shown.height), total=number(bundle.facts["findings"]), cap=number(findings_cap),
         capped=shown.height < bundle.facts["findings"], per_rule=cap_rows(rule_totals, shown, "rule_id"),
         show_first_seen=history,
@@ -428,8 +419,7 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
         superseded=_superseded(bundle, catalogue),
         findings=findings_table,
         data_quality=_data_quality(outputs, anchors),
-        filters=_filters(bundle, catalogue, history, list(worksheet.cards + check.cards),
-                         findings_table.rows),
+        filters=_filters(bundle, catalogue, history, (worksheet, check, findings_table)),
         files={"findings": FINDINGS_CSV, "episodes": EPISODES_CSV, "rejected": REJECTED_CSV,
                "changes": CHANGES_CSV, "trend": TREND_CSV},
         size_note=size_note,

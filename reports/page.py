@@ -1,12 +1,15 @@
 """The typed context of report.html: one frozen dataclass per part of the page.
 
 Every value is display text, already counted and formatted by `reports.context`; templates only
-loop over these, test them and print them (autoescaped).
+loop over these, test them and print them (autoescaped). The one exception is a worklist's
+`items`: its rows and cards, built as escaped HTML by `reports.cards`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from markupsafe import Markup
 
 
 @dataclass(frozen=True)
@@ -140,30 +143,6 @@ class Breakdown:
 
 
 @dataclass(frozen=True)
-class FindingRow:
-    episode_id: str
-    episode_href: str  # "#ep-N" when the episode has a worksheet card, else ""
-    guidance_id: str
-    code_set: str
-    rule_id: str
-    severity: str
-    severity_label: str
-    status: str  # status of the (episode, guidance) pair; "" for generic rules
-    position: str
-    code: str
-    expected: str
-    message: str
-    provider: str
-    specialty: str
-    consultant: str
-    coder: str
-    source_file: str
-    first_seen: str  # yyyy-mm-dd; "" when the outputs do not record it
-    change: str  # new | still-open against the previous run; "" without a run history
-    change_label: str
-
-
-@dataclass(frozen=True)
 class CapRow:
     rule_id: str  # or, for the changes table, the kind of change as shown ("still open")
     total: str
@@ -173,7 +152,9 @@ class CapRow:
 
 @dataclass(frozen=True)
 class FindingsTable:
-    rows: tuple[FindingRow, ...]
+    items: Markup  # the shown findings' rows, as HTML (reports.tables)
+    listed: int
+    values: dict[str, tuple[str, ...]]  # provider, specialty, consultant, coder of each shown finding
     shown: str
     total: str
     cap: str
@@ -183,75 +164,11 @@ class FindingsTable:
 
 
 @dataclass(frozen=True)
-class SequenceCode:
-    position: str
-    code: str
-    kind: str  # procedure | invalid | no-operation | not-known
-    title: str
-    flagged: bool
-    flags: tuple[str, ...]  # "levels-not-second", "approach-unspecified (warning)", … at this position
-    flags_text: str  # the same, comma-separated, for the row's aria-label
-    level: str  # worst severity flagged here (error | superseded | warning), "" when not flagged
-
-
-@dataclass(frozen=True)
-class AlignedLine:
-    recorded: str
-    expected: str
-    state: str
-    label: str
-    flagged: bool  # anything but "as expected"
-
-
-@dataclass(frozen=True)
-class PairView:
-    guidance_id: str
-    code_set: str
-    status: str
-    status_label: str
-    episode_date: str
-    date_source: str
-    errors: str
-    warnings: str
-    lines: tuple[AlignedLine, ...]
-
-
-@dataclass(frozen=True)
-class WorksheetCard:
-    """One row of a worklist and the card that opens from it."""
-
-    anchor: str
-    episode_id: str
-    provider: str
-    specialty: str
-    specialty_name: str
-    consultant: str
-    source_file: str
-    local_id: str
-    coder: str
-    date: str  # the first pair's episode date
-    errors: str
-    warnings: str
-    worst: str  # error | superseded | warning: the row's accent
-    rules: tuple[Labelled, ...]  # rule id, plain title, severity
-    positions: str  # "2, 3"
-    sequence: tuple[SequenceCode, ...]
-    pairs: tuple[PairView, ...]
-    findings: tuple[FindingRow, ...]
-    carried: tuple[Labelled, ...]  # columns the mapping asked to carry: name, value
-    # space-separated tokens for the client-side filter (data-* attributes)
-    guidance_tokens: str
-    rule_tokens: str
-    severity_tokens: str
-    status_tokens: str
-    pair_tokens: str  # "IPG319:non-compliant": guidance and status together
-    change_tokens: str
-
-
-@dataclass(frozen=True)
 class Worksheet:
     kind: str  # worklist | check
-    cards: tuple[WorksheetCard, ...]
+    items: Markup  # each listed episode's row and card, as HTML (reports.cards)
+    listed: int
+    values: dict[str, tuple[str, ...]]  # provider, specialty, consultant, coder of each listed episode
     total: str
     shown: str
     cap: str

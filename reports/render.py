@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from audit import __version__
 from audit.catalogue import Catalogue, builtin_files, load_catalogue
+from reports.common import CHANGE_ICONS, SEVERITY_ICONS, STATUS_ICONS
 from reports.context import build_page, listed_counts
 from reports.frames import ReportError, load_outputs, read_summary
 from reports.page import ReportPage
@@ -73,7 +74,7 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
 
 @cache
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
         bytecode_cache=_bytecode_cache(),
         autoescape=True,
@@ -82,6 +83,8 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.globals.update(STATUS_ICONS=STATUS_ICONS, SEVERITY_ICONS=SEVERITY_ICONS, CHANGE_ICONS=CHANGE_ICONS)
+    return environment
 
 
 @cache
@@ -130,7 +133,7 @@ def render_html(page: ReportPage) -> str:
 
 def _listed(page: ReportPage) -> tuple[int, int]:
     """(worklist cards, table rows) on a page: what grows with the caps."""
-    return len(page.worksheet.cards) + len(page.check.cards), len(page.findings.rows) + len(page.changes.rows)
+    return page.worksheet.listed + page.check.listed, page.findings.listed + len(page.changes.rows)
 
 
 # Where the listed items are written: the worklists' cards, the tables' rows (section ids of the page).
