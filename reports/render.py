@@ -128,7 +128,17 @@ def run_catalogue(out_dir: Path, given: list[Path] | None = None) -> Catalogue:
 
 
 def render_html(page: ReportPage) -> str:
-    return _environment().get_template("report.html").render(page=page, assets=_assets())
+    tables = _breakdown_tables(page.breakdowns, page.min_n, page.files["findings"], page.files["episodes"])
+    return _environment().get_template("report.html").render(page=page, assets=_assets(), breakdown_tables=tables)
+
+
+@lru_cache(maxsize=4)
+def _breakdown_tables(breakdowns: tuple, min_n: str, findings_file: str, episodes_file: str) -> Markup:
+    """The breakdown tables: the same on every page a report renders while it fits its size (they
+    do not depend on the caps), so rendered once (up to 2,200 rows, 0.1 s at a million episodes)."""
+    files = {"findings": findings_file, "episodes": episodes_file}
+    return Markup(_environment().get_template("_breakdown_tables.html").render(
+        breakdowns=breakdowns, min_n=min_n, files=files))
 
 
 def _listed(page: ReportPage) -> tuple[int, int]:
