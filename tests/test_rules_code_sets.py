@@ -40,6 +40,9 @@ def test_compliant_ipg319_has_no_findings(tmp_path):
         # qualifier-order: V55, then Y, then Z site, then Z94.
         (["V522", "V551", "Y102", "Z992", "Y534"], [("qualifier-order", "IPG319", 5, "error")]),
         (["V522", "V551", "Y102", "Y534", "Z942", "Z992"], [("qualifier-order", "IPG319", 6, "error")]),
+        # Several pairs out of order: the finding names the first code that breaks the order.
+        (["V522", "V551", "Z992", "Y102", "Y534"], [("qualifier-order", "IPG319", 4, "error")]),
+        (["V522", "V551", "Z992", "Y102", "Z942", "Y534"], [("qualifier-order", "IPG319", 4, "error")]),
     ],
 )
 def test_ipg319_rules(tmp_path, sequence, expected):

@@ -111,10 +111,17 @@ _RANK = (
 )
 
 
+# Two neighbours out of PYZ order, in a string of the qualifiers' ranks (one digit each).
+_DESCENDING = "[1-4]0|[2-4]1|[34]2|43"
+
+
 def _order_rule() -> Rule:
-    ranks = pl.col("qualifiers").list.eval(_RANK)
-    in_order = (ranks.list.eval(pl.element().diff().fill_null(0) >= 0).list.all()).fill_null(True)
-    first_bad = ranks.list.eval(pl.element().diff().fill_null(0) < 0).list.arg_max()
+    # The ranks as a string, one digit per qualifier, tested by one regular expression: a list
+    # expression comparing neighbours (`diff`) is evaluated list by list, six times slower (0.14 s
+    # for the 38,000 occurrences of one spinal code set).
+    ranks = pl.col("qualifiers").list.eval(_RANK.cast(pl.String)).list.join("")
+    in_order = (~ranks.str.contains(_DESCENDING)).fill_null(True)
+    first_bad = ranks.str.find(_DESCENDING) + 1  # the second of the first pair: one character per qualifier
     position = pl.col("qualifier_positions").list.get(first_bad, null_on_oob=True)
     recorded = pl.col("qualifiers").list.eval(shown(pl.element())).list.join(", ")
     return Rule(
