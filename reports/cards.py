@@ -31,7 +31,7 @@ from reports.common import (
     as_int,
     rule_title,
 )
-from reports.markup import badge, escaped, grouped_digits, html, when
+from reports.markup import Rows, badge, escaped, grouped_digits, html, when
 
 KIND_TITLES = {"invalid": "not an OPCS-4 code", "no-operation": "no operation performed", "not-known": "not known"}
 TREATMENT_FUNCTIONS = Path(__file__).resolve().parent / "treatment_functions.csv"
@@ -46,15 +46,13 @@ COMPARISON_HEAD = ('<thead><tr><th scope="col">Recorded</th><th scope="col">Expe
 
 
 @dataclass(frozen=True)
-class Listed:
-    """A worklist's episodes as HTML (one `<tbody>` each: its row and its card), in order, and
-    what the page needs to know about them besides."""
+class Listed(Rows):
+    """A worklist's episodes as HTML (one `<tbody>` each: its row and its card), in order; the
+    filters' values of each (provider, specialty, consultant, coder); whether the list shows the
+    local id and coder columns (any of its episodes has one)."""
 
-    html: Markup
-    count: int
-    show_local_id: bool
-    show_coder: bool
-    values: dict[str, tuple[str, ...]]  # provider, specialty, consultant, coder of each listed episode
+    show_local_id: bool = False
+    show_coder: bool = False
 
 
 @cache
@@ -277,7 +275,7 @@ def listed(lists: dict[str, list[str]], anchors: dict[str, str], bundle, catalog
     order = pl.DataFrame(
         [(kind, e, anchors[e]) for kind, ids in lists.items() for e in ids],
         schema={"kind": pl.String, "episode_id": pl.String, "anchor": pl.String}, orient="row")
-    empty = Listed(Markup(""), 0, False, False, {c: () for c in FILTERED})
+    empty = Listed(Markup(""), 0, {c: () for c in FILTERED})
     if order.is_empty():
         return dict.fromkeys(lists, empty)
     wanted = order.select("episode_id")
@@ -316,8 +314,8 @@ def listed(lists: dict[str, list[str]], anchors: dict[str, str], bundle, catalog
     for kind in lists:
         rows = frame.filter(pl.col("kind") == kind)
         result[kind] = Listed(
-            Markup("".join(rows["html"])), rows.height, bool(rows["show_local_id"].any()),
-            bool(rows["show_coder"].any()), {c: tuple(rows[c].to_list()) for c in FILTERED},
+            Markup("".join(rows["html"])), rows.height, {c: tuple(rows[c].to_list()) for c in FILTERED},
+            show_local_id=bool(rows["show_local_id"].any()), show_coder=bool(rows["show_coder"].any()),
         ) if rows.height else empty
     return result
 
