@@ -188,7 +188,7 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
                       result.data.carried)
     episodes = carry(result.episodes, result.data.carried)
     sheets = {"findings": findings, "episodes": episodes, "rejected": result.data.rejected}
-    # The workbook (polars building its XML, zlib deflating it: both release the GIL) is written
+    # The workbook (polars building its XML, ISA-L deflating it: both release the GIL) is written
     # in a thread while the CSV files, the report bundle and `then` run here: it takes about as
     # long as all of them (1.1-1.2 s on the 200k spinal benchmark, 0.6 s at 1M episodes). The pool's
     # exit waits for it, so no file of the folder is still being written when this returns.

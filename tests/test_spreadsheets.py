@@ -3,6 +3,7 @@
 import json
 import re
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -210,3 +211,20 @@ def test_xlsx_opens_in_an_independent_reader_with_its_types_freeze_and_filter(ru
     assert {r["episode_id"] for r in rows} == {"900000000001", "000000000042", "000000000043"}
     assert all(isinstance(r["episode_id"], str) for r in rows)  # never a number: leading zeros kept
     assert all(r["position"] is None or isinstance(r["position"], int) for r in rows)
+
+
+@pytest.mark.parametrize("created, stamped", [
+    (datetime(2026, 11, 21, 9, 30, 15), (2026, 11, 21, 9, 30, 14)),  # zip times keep two-second steps
+    (datetime(1970, 1, 1), (1980, 1, 1, 0, 0, 0)),  # before zip times begin (SOURCE_DATE_EPOCH=0)
+    (datetime(2200, 6, 1), (2107, 12, 31, 23, 59, 58)),  # after they end
+])
+def test_the_workbook_is_a_valid_zip_whatever_its_clock(tmp_path, created, stamped):
+    from audit import workbook
+
+    frame = pl.DataFrame({"episode_id": [str(n) for n in range(3000)], "message": ["text & <more>"] * 3000})
+    workbook.write_workbook(tmp_path / "w.xlsx", {"findings": frame}, created)
+    with zipfile.ZipFile(tmp_path / "w.xlsx") as book:
+        assert book.testzip() is None  # every part's CRC-32 and sizes are right
+        assert {info.date_time for info in book.infolist()} == {stamped}
+        assert book.namelist()[-1] == "xl/worksheets/sheet1.xml"
+    assert [row["B"] for row in sheet_cells(tmp_path / "w.xlsx", 1)[1:3]] == [("inlineStr", "text & <more>")] * 2
