@@ -259,8 +259,9 @@ def build_bundle(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.D
         "non_compliant_episodes": episodes_with(NON_COMPLIANT),
         "superseded_episodes": episodes_with(SUPERSEDED_STATUS),
         "predates_episodes": episodes_with(PREDATES),
-        "statuses": sorted(set(episodes["status"])),
-        "finding_guidance": sorted(set(findings["guidance_id"])),
+        # (distinct values from polars: a Python set over the column iterated 145,000 values)
+        "statuses": sorted(episodes["status"].unique().to_list()),
+        "finding_guidance": sorted(findings["guidance_id"].unique().to_list()),
         "list_episodes": {str(k): int(n) for k, n in why.group_by("list").agg(pl.col("episode_id").n_unique())
                           .sort("list").iter_rows()},
         "breakdown_totals": breakdown_totals,
