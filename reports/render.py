@@ -114,7 +114,7 @@ def run_catalogue(out_dir: Path, given: list[Path] | None = None) -> Catalogue:
     summary = read_summary(Path(out_dir))
     recorded = [Path(f) for f in summary.get("catalogue_files", [])]
     builtin = {p.resolve() for p in builtin_files()}
-    extra = [f for f in recorded if f.resolve() not in builtin]
+    extra = [f for f in recorded if f.resolve() not in builtin and not _builtin_elsewhere(f)]
     missing = [str(f) for f in extra if not f.exists()]
     if missing:
         raise ReportError(f"{Path(out_dir) / 'summary.json'}: the run's catalogue file(s) {', '.join(missing)} "
@@ -125,6 +125,15 @@ def run_catalogue(out_dir: Path, given: list[Path] | None = None) -> Catalogue:
         raise ReportError(f"{Path(out_dir) / 'summary.json'}: the run used catalogue {used}, but its catalogue "
                           f"files now give {catalogue.version}; pass --catalogue to render with the current one")
     return catalogue
+
+
+def _builtin_elsewhere(path: Path) -> bool:
+    """A built-in guidance file of nice-audit installed somewhere else (the run's nice-audit, since
+    reinstalled in another environment): recorded as `.../audit/guidance/ipgNNN.toml`. Loaded
+    again as an extra file it would define every entry twice; the built-in files are loaded anyway,
+    and if they now differ the catalogue versions say so."""
+    return path.parent.name == "guidance" and path.parent.parent.name == "audit" and path.name in {
+        p.name for p in builtin_files()}
 
 
 def render_html(page: ReportPage) -> str:

@@ -850,6 +850,28 @@ def test_report_dir_re_renders_with_the_catalogue_the_run_used(tmp_path):
         run_catalogue(out)
 
 
+def test_report_dir_finds_the_built_in_catalogue_after_nice_audit_moved(tmp_path):
+    """The run's nice-audit was installed elsewhere (a venv since rebuilt): summary.json names its
+    built-in files by paths that no longer exist, or that hold an older copy. Either way they are
+    the built-in catalogue, not extra files (loaded twice, every entry was 'already defined')."""
+    from reports.render import run_catalogue
+
+    catalogue = load_catalogue([])
+    result = run_audit(AuditOptions(inputs=EXAMPLE_FILES, as_of=AS_OF), catalogue, PINNED_TIME)
+    out = tmp_path / "out"
+    out.mkdir()
+    outputs.write(result, out)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    old_copy = tmp_path / "old-venv" / "site-packages" / "audit" / "guidance"
+    old_copy.mkdir(parents=True)
+    for path in summary["catalogue_files"][:3]:  # some still there, the rest gone
+        shutil.copy(path, old_copy)
+    summary["catalogue_files"] = [str(old_copy / Path(f).name) for f in summary["catalogue_files"]]
+    (out / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    assert run_catalogue(out).version == catalogue.version
+    render_report(out, run_catalogue(out))
+
+
 def test_every_rule_has_a_plain_title():
     from reports.common import RULE_TITLES
 
