@@ -11,12 +11,11 @@ computed once per distinct value.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 
 import polars as pl
-from markupsafe import Markup, escape
+from markupsafe import escape
 
 from audit.catalogue import Catalogue
 from audit.rules import ERROR, SUPERSEDED, WARNING
@@ -31,7 +30,8 @@ from reports.common import (
     as_int,
     rule_title,
 )
-from reports.markup import Rows, badge, escaped, grouped_digits, html, when
+from reports.markup import badge, escaped, grouped_digits, html, when
+from reports.page import FILTERED, ListedEpisodes
 
 KIND_TITLES = {"invalid": "not an OPCS-4 code", "no-operation": "no operation performed", "not-known": "not known"}
 TREATMENT_FUNCTIONS = Path(__file__).resolve().parent / "treatment_functions.csv"
@@ -40,19 +40,8 @@ NO_GUIDANCE = ('<p class="pair-note">No NICE guidance matched this episode; its 
                'OPCS-4 rules.</p>\n')
 SEQUENCE_HEAD = ('<table class="data seq"><caption>Procedure sequence as coded</caption><thead><tr><th scope="col">'
                  'Pos</th><th scope="col">Code</th><th scope="col">Title</th></tr></thead><tbody>\n')
-FILTERED = ("provider", "specialty", "consultant", "coder")  # the listed episodes' values the filters offer
 COMPARISON_HEAD = ('<thead><tr><th scope="col">Recorded</th><th scope="col">Expected</th><th scope="col">Check</th>'
                    '</tr></thead><tbody>\n')
-
-
-@dataclass(frozen=True)
-class Listed(Rows):
-    """A worklist's episodes as HTML (one `<tbody>` each: its row and its card), in order; the
-    filters' values of each (provider, specialty, consultant, coder); whether the list shows the
-    local id and coder columns (any of its episodes has one)."""
-
-    show_local_id: bool = False
-    show_coder: bool = False
 
 
 @cache
@@ -269,15 +258,14 @@ def _episode_facts(pairs: pl.DataFrame, findings: pl.DataFrame, carried: tuple[s
 
 
 def listed(lists: dict[str, list[str]], anchors: dict[str, str], bundle, catalogue: Catalogue,
-           with_changes: bool) -> dict[str, Listed]:
+           with_changes: bool) -> dict[str, ListedEpisodes]:
     """The rows and cards of each list (kind -> its episode ids, in order; an episode is in one
     list), built in one query: most of a list's cost is fixed, not per card."""
     order = pl.DataFrame(
         [(kind, e, anchors[e]) for kind, ids in lists.items() for e in ids],
         schema={"kind": pl.String, "episode_id": pl.String, "anchor": pl.String}, orient="row")
-    empty = Listed(Markup(""), 0, {c: () for c in FILTERED})
     if order.is_empty():
-        return dict.fromkeys(lists, empty)
+        return dict.fromkeys(lists, ListedEpisodes())
     wanted = order.select("episode_id")
     findings = (bundle["card_findings"].join(wanted, on="episode_id", how="semi")
                 .sort(as_int("position"), "rule_id", "guidance_id", "row", nulls_last=True, maintain_order=True))
@@ -313,10 +301,8 @@ def listed(lists: dict[str, list[str]], anchors: dict[str, str], bundle, catalog
     result = {}
     for kind in lists:
         rows = frame.filter(pl.col("kind") == kind)
-        result[kind] = Listed(
-            Markup("".join(rows["html"])), rows.height, {c: tuple(rows[c].to_list()) for c in FILTERED},
-            show_local_id=bool(rows["show_local_id"].any()), show_coder=bool(rows["show_coder"].any()),
-        ) if rows.height else empty
+        result[kind] = ListedEpisodes.of(rows, show_local_id=bool(rows["show_local_id"].any()),
+                                         show_coder=bool(rows["show_coder"].any()))
     return result
 
 
@@ -327,7 +313,7 @@ def _card(carried: tuple[str, ...], with_changes: bool) -> pl.Expr:
     text = {c: escaped(col(c)) for c in ("episode_id", "provider", "specialty", "consultant", "coder", "local_id",
                                          "source_file", "date", "anchor")}
     counts = {c: grouped_digits(col(c)) for c in ("error_count", "warning_count")}
-    worst = (pl.when(col("worst_finding").is_not_null() & (col("worst_finding") != "")).then(col("worst_finding"))
+    worst = (pl.when(col("worst_finding") != "").then(col("worst_finding"))
              .when(col("any_non_compliant")).then(pl.lit(ERROR)).otherwise(pl.lit(SUPERSEDED)))
     specialty = col("specialty_name")
     carried_meta = [html(f" · {escape(c.removeprefix('carry:'))} <b><bdi>",

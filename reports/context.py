@@ -344,7 +344,7 @@ def _choices(values) -> tuple[Option, ...]:
 def _filters(bundle: Bundle, catalogue: Catalogue, history: bool,
              lists: tuple[Worksheet | FindingsTable, ...]) -> Filters:
     def listed(column: str) -> list[str]:
-        return [v for shown in lists for v in shown.values[column]]
+        return [v for shown in lists for v in shown.rows.values[column]]
 
     guidance = set(bundle["guidance"]["guidance_id"]) | set(bundle.facts["finding_guidance"])
     guidance.discard("")
@@ -393,9 +393,8 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
     worksheet, check, anchors = build_lists(bundle, catalogue, worksheet_cap, history)
     shown = capped_per(bundle["findings_table"], "rule_id", findings_cap)
     rule_totals = {r["rule_id"]: r["findings"] for r in bundle["rules"].iter_rows(named=True)}
-    rows = finding_rows(shown, anchors, show_first_seen=history)
     findings_table = FindingsTable(
-        items=rows.html, listed=rows.count, values=rows.values,
+        rows=finding_rows(shown, anchors, show_first_seen=history),
         shown=number(shown.height), total=number(bundle.facts["findings"]), cap=number(findings_cap),
         capped=shown.height < bundle.facts["findings"], per_rule=cap_rows(rule_totals, shown, "rule_id"),
         show_first_seen=history,

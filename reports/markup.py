@@ -8,22 +8,10 @@ autoescape (markupsafe) replaces, the same way; literal markup is written as Pyt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import polars as pl
-from markupsafe import Markup
 
 # markupsafe.escape's replacements, so a value reads the same as jinja2 would have written it.
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"}
-
-
-@dataclass(frozen=True)
-class Rows:
-    """Rows of a table or list as HTML, in order, and the filters' values of each."""
-
-    html: Markup
-    count: int
-    values: dict[str, tuple[str, ...]]  # column -> its value in each row
 
 
 def escaped(value: pl.Expr) -> pl.Expr:

@@ -7,9 +7,11 @@ loop over these, test them and print them (autoescaped). The one exception is a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from markupsafe import Markup
+
+FILTERED = ("provider", "specialty", "consultant", "coder")  # the columns the page's filters offer values of
 
 
 @dataclass(frozen=True)
@@ -151,10 +153,32 @@ class CapRow:
 
 
 @dataclass(frozen=True)
+class Rows:
+    """Rows a list or table repeats, as escaped HTML built by polars (reports.cards, reports.tables),
+    in order; `values`: each FILTERED column's value in each row, for the filters' choices."""
+
+    html: Markup = Markup("")
+    count: int = 0
+    values: dict[str, tuple[str, ...]] = field(default_factory=lambda: {c: () for c in FILTERED})
+
+    @classmethod
+    def of(cls, frame, **more) -> Rows:
+        """From a frame of an `html` column and the FILTERED columns, a row each."""
+        return cls(Markup("".join(frame["html"])), frame.height,
+                   {c: tuple(frame[c].to_list()) for c in FILTERED}, **more)
+
+
+@dataclass(frozen=True)
+class ListedEpisodes(Rows):
+    """A worklist's episodes: one `<tbody>` each, its row and the card that opens from it."""
+
+    show_local_id: bool = False  # any listed episode has one: the list shows the column
+    show_coder: bool = False
+
+
+@dataclass(frozen=True)
 class FindingsTable:
-    items: Markup  # the shown findings' rows, as HTML (reports.tables)
-    listed: int
-    values: dict[str, tuple[str, ...]]  # provider, specialty, consultant, coder of each shown finding
+    rows: Rows  # the shown findings
     shown: str
     total: str
     cap: str
@@ -166,17 +190,13 @@ class FindingsTable:
 @dataclass(frozen=True)
 class Worksheet:
     kind: str  # worklist | check
-    items: Markup  # each listed episode's row and card, as HTML (reports.cards)
-    listed: int
-    values: dict[str, tuple[str, ...]]  # provider, specialty, consultant, coder of each listed episode
+    rows: ListedEpisodes
     total: str
     shown: str
     cap: str
     capped: bool
     per_rule: tuple[CapRow, ...]
     total_count: int
-    show_local_id: bool
-    show_coder: bool
 
 
 @dataclass(frozen=True)

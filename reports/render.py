@@ -113,8 +113,9 @@ def run_catalogue(out_dir: Path, given: list[Path] | None = None) -> Catalogue:
         return load_catalogue(given)
     summary = read_summary(Path(out_dir))
     recorded = [Path(f) for f in summary.get("catalogue_files", [])]
-    builtin = {p.resolve() for p in builtin_files()}
-    extra = [f for f in recorded if f.resolve() not in builtin and not _builtin_elsewhere(f)]
+    builtin = builtin_files()
+    here, names = {p.resolve() for p in builtin}, {p.name for p in builtin}
+    extra = [f for f in recorded if f.resolve() not in here and not _builtin_elsewhere(f, names)]
     missing = [str(f) for f in extra if not f.exists()]
     if missing:
         raise ReportError(f"{Path(out_dir) / 'summary.json'}: the run's catalogue file(s) {', '.join(missing)} "
@@ -127,13 +128,12 @@ def run_catalogue(out_dir: Path, given: list[Path] | None = None) -> Catalogue:
     return catalogue
 
 
-def _builtin_elsewhere(path: Path) -> bool:
+def _builtin_elsewhere(path: Path, names: set[str]) -> bool:
     """A built-in guidance file of nice-audit installed somewhere else (the run's nice-audit, since
     reinstalled in another environment): recorded as `.../audit/guidance/ipgNNN.toml`. Loaded
     again as an extra file it would define every entry twice; the built-in files are loaded anyway,
     and if they now differ the catalogue versions say so."""
-    return path.parent.name == "guidance" and path.parent.parent.name == "audit" and path.name in {
-        p.name for p in builtin_files()}
+    return path.parent.name == "guidance" and path.parent.parent.name == "audit" and path.name in names
 
 
 def render_html(page: ReportPage) -> str:
@@ -152,7 +152,7 @@ def _breakdown_tables(breakdowns: tuple, min_n: str, findings_file: str, episode
 
 def _listed(page: ReportPage) -> tuple[int, int]:
     """(worklist cards, table rows) on a page: what grows with the caps."""
-    return page.worksheet.listed + page.check.listed, page.findings.listed + len(page.changes.rows)
+    return page.worksheet.rows.count + page.check.rows.count, page.findings.rows.count + len(page.changes.rows)
 
 
 # Where the listed items are written: the worklists' cards, the tables' rows (section ids of the page).

@@ -4,30 +4,27 @@
 from __future__ import annotations
 
 import polars as pl
-from markupsafe import Markup
 
 from reports.common import CHANGE_ICONS, CHANGE_LABELS, SEVERITY_ICONS, SEVERITY_LABELS
-from reports.markup import Rows, badge, escaped, html, when
-
-FILTERED = ("provider", "specialty", "consultant", "coder")  # the shown rows' values the filters offer
+from reports.markup import badge, escaped, html, when
+from reports.page import FILTERED, Rows
 
 
 def finding_rows(shown: pl.DataFrame, anchors: dict[str, str], show_first_seen: bool) -> Rows:
     """One `<tr>` per finding of `shown` (the bundle's findings, capped), in its order; a finding
     whose episode has a worklist card links to it (`anchors`: episode id -> card id)."""
     if shown.is_empty():
-        return Rows(Markup(""), 0, {c: () for c in FILTERED})
+        return Rows()
     cards = pl.DataFrame({"episode_id": list(anchors), "href": list(anchors.values())},
                          schema={"episode_id": pl.String, "href": pl.String})
     frame = (
         shown.lazy()
-        .with_columns(*(pl.lit("").alias(c) for c in ("coder",) if c not in shown.columns))
         .join(cards.lazy(), on="episode_id", how="left", maintain_order="left")
         .with_columns(pl.col(pl.String).fill_null(""))
         .select(_row(show_first_seen).alias("html"), *FILTERED)
         .collect()
     )
-    return Rows(Markup("".join(frame["html"])), frame.height, {c: tuple(frame[c].to_list()) for c in FILTERED})
+    return Rows.of(frame)
 
 
 def _row(show_first_seen: bool) -> pl.Expr:

@@ -75,10 +75,8 @@ def build_lists(bundle, catalogue: Catalogue, cap: int, with_changes: bool) -> t
         shown = why.filter(pl.col("list") == kind).join(chosen[kind].select("episode_id").unique(),
                                                           on="episode_id", how="semi")
         return Worksheet(
-            kind=kind, items=cards.html, listed=cards.count, values=cards.values, total=number(total),
-            shown=number(cards.count), cap=number(cap), capped=cards.count < total,
-            per_rule=cap_rows(per_reason, shown, "reason"), total_count=total,
-            show_local_id=cards.show_local_id, show_coder=cards.show_coder,
+            kind=kind, rows=cards, total=number(total), shown=number(cards.count), cap=number(cap),
+            capped=cards.count < total, per_rule=cap_rows(per_reason, shown, "reason"), total_count=total,
         )
 
     return listing(FIX), listing(CHECK), anchors

@@ -37,7 +37,8 @@ def test_compliant_ipg319_has_no_findings(tmp_path):
         (["V522", "V551", "Y102", "Y534", "Z942"], [("site-missing", "IPG319", 1, "error")]),
         (["V522", "V551", "Y102", "Y534", "Z676"], [("site-not-recommended", "IPG319", 5, "warning")]),
         (["V522", "V551", "Y102", "Y534", "Z992", "Z942"], []),
-        # qualifier-order: V55, then Y, then Z site, then Z94.
+        # qualifier-order: V55, then Y, then Z site, then Z94 (nice-coding.md section 3, "PYZ order":
+        # the NHS Digital sequencing consultation [V], and IPG319's list V52.2, V55, Y10.2, Y53, Z99).
         (["V522", "V551", "Y102", "Z992", "Y534"], [("qualifier-order", "IPG319", 5, "error")]),
         (["V522", "V551", "Y102", "Y534", "Z942", "Z992"], [("qualifier-order", "IPG319", 6, "error")]),
         # Several pairs out of order: the finding names the first code that breaks the order.
