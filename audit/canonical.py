@@ -122,6 +122,15 @@ def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts).collect()
 
 
+def _odd_dates(export: Export, dates: list[str]) -> pl.Expr:
+    """A row with a date value that needs the full validity test: noted by the record scan where
+    it looked (a CSV file without quotes: audit.records), else tested here."""
+    flagged = export.scan.odd_dates if export.scan is not None else None
+    if flagged is not None:
+        return pl.col("row").is_in(flagged.implode())
+    return pl.any_horizontal([odd_date(pl.col(c)).fill_null(False) for c in dates] or [pl.lit(False)])
+
+
 _TRIAGE = ["needs_audit", "filled", "no_operation"]
 _STREAM = ["_reason", "_odd_dates", *LONG_FLAGS, *_TRIAGE]  # the columns the file's query adds to its rows
 
@@ -139,8 +148,7 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
         rows = rows.with_columns(
             pl.col("episode_id").str.strip_chars(),
             first_failure(shape).alias("_reason"),
-            pl.any_horizontal([odd_date(pl.col(c)).fill_null(False) for c in dates] or [pl.lit(False)])
-            .alias("_odd_dates"),
+            _odd_dates(export, dates).alias("_odd_dates"),
         )
         if index is None:
             return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8),

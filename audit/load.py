@@ -27,7 +27,7 @@ import polars as pl
 
 from audit.errors import InputError, UserError
 from audit import memory, records
-from audit.layouts import ENCODINGS, ColumnPlan, Mapping, date_column_names, detect_layout, plan_for
+from audit.layouts import DATE_FIELDS, ENCODINGS, ColumnPlan, Mapping, date_column_names, detect_layout, plan_for
 from audit.records import (
     BLANK, FIELD_LIMIT, LONG_FIELD_REASON, LONG_LINE_PLACEHOLDER, QUOTING_REASON, RecordScan, scan_records,
 )
@@ -633,11 +633,19 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
     if layout is None and mapping is None and detect_layout(header) is None and not looks_like_header(header):
         raise InputError(path, "the first line does not look like a header: is the header line missing?")
     plan = plan_for(path, header, layout, mapping)
-    scan = scan_records(source, separator, len(header), long_lines, quotes=content.quotes)
+    scan = scan_records(source, separator, len(header), long_lines, quotes=content.quotes,
+                        date_fields=_date_fields(plan, header))
     _check_structure(path, scan, header)
     if scan.broken_quoting:
         source = _without_broken_records(source, scan)
     return Export(path, plan, digest, used, source, separator, scan=scan)
+
+
+def _date_fields(plan: ColumnPlan, header: list[str]) -> frozenset[int]:
+    """Where in each record the columns the audit reads as dates are (0-based)."""
+    names = {plan.episode_columns[name] for name in DATE_FIELDS if name in plan.episode_columns}
+    names |= ({slot.date for slot in plan.slots} | {plan.procedure_date}) - {None}
+    return frozenset(i for i, name in enumerate(header) if name in names)
 
 
 def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan, path: Path) -> pl.LazyFrame:

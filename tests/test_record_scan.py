@@ -100,3 +100,35 @@ def test_the_header_is_found_past_blank_lines_of_any_length(tmp_path, blank_line
     block, fast = _scans(path)
     _assert_same(block, fast)
     assert fast.header_line == blank_lines + 1 and fast.records == 2
+
+
+DATE_VALUES = ["", "2024-01-31", "2023-02-29", "2024-02-29", "2024-02-30", "0000-01-01", "1800-01-01", "01/01/2024",
+               " 2024-01-01", "2024-01-01 ", "2024-01-01T10:00", "2024-1-1", "20240101", "x", "-", "9999-12-31"]
+
+
+@pytest.mark.parametrize("separator", [",", "\t", ";", "|"])
+@pytest.mark.parametrize("crlf", [False, True])
+def test_the_scan_notes_exactly_the_rows_with_an_odd_date(tmp_path, separator, crlf):
+    """The rows the scan says need the full date test are those `odd_date` picks out of the parsed
+    date columns, and only those: a date-like value in another column (X) is no date field."""
+    from audit.dates import odd_date
+
+    rows = [(f"e{i}", a, b, c) for i, (a, b, c) in enumerate(
+        (a, b, c) for a in DATE_VALUES for b in ("01/01/2024", "") for c in DATE_VALUES[::3])]
+    end = "\r\n" if crlf else "\n"
+    text = end.join(separator.join(row) for row in [("ID", "D1", "X", "D2"), *rows]) + end
+    path = tmp_path / "export.csv"
+    path.write_bytes(text.encode())
+    scan = records.scan_records(path, separator, 4, quotes=False, date_fields=frozenset({1, 3}))
+    parsed = pl.read_csv(path, separator=separator, infer_schema=False).with_row_index("row")
+    odd = parsed.filter(pl.any_horizontal(odd_date(pl.col(c)).fill_null(False) for c in ("D1", "D2")))
+    assert sorted(scan.odd_dates.to_list()) == odd["row"].cast(pl.Int64).to_list()
+    assert 0 < odd.height < parsed.height and scan.skipped.height == 0 and scan.records == len(rows)
+
+
+def test_the_scan_notes_no_odd_dates_where_it_did_not_look(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("ID,D1\ne1,01/01/2024\n")
+    assert records.scan_records(path, ",", 2, quotes=False).odd_dates is None  # no date field named
+    assert records.scan_records(path, ",", 2, quotes=True, date_fields=frozenset({1})).odd_dates is None
+    assert records.scan_records(path, ",", 2, quotes=False, date_fields=frozenset({1})).odd_dates.to_list() == [0]
