@@ -20,7 +20,9 @@ from audit.codes import CodePattern
 from audit.dates import is_unparseable, odd_date, parse_dates
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS, date_column_names
 from audit.load import CARRY_PREFIX, Export
-from audit.prefilter import LONG_FLAGS, long_episode_triage, long_row_triage, triage
+from audit.prefilter import (
+    LONG_FLAGS, TO_TRIAGE, long_episode_triage, long_row_triage, scanned, triage, triage_flagged,
+)
 from audit.validate import REJECTED_SCHEMA, first_failure, rejected_rows
 from schemas import polars_schema
 from schemas.canonical import EPISODES, PROCEDURES
@@ -131,8 +133,16 @@ def _odd_dates(export: Export, dates: list[str]) -> pl.Expr:
     return pl.any_horizontal([odd_date(pl.col(c)).fill_null(False) for c in dates] or [pl.lit(False)])
 
 
+def _to_triage(export: Export, index: tuple[CodePattern, ...] | None) -> pl.Series | None:
+    """The rows the record scan could not certify clean, where it looked for this audit's index
+    codes (audit.prefilter.plain_coding); None: every row is triaged."""
+    if export.scan is None or export.scan.to_triage is None or export.clean_for != index:
+        return None
+    return export.scan.to_triage
+
+
 _TRIAGE = ["needs_audit", "filled", "no_operation"]
-_STREAM = ["_reason", "_odd_dates", *LONG_FLAGS, *_TRIAGE]  # the columns the file's query adds to its rows
+_STREAM = ["_reason", "_odd_dates", TO_TRIAGE, *LONG_FLAGS, *_TRIAGE]  # the columns the file's query adds to its rows
 
 
 def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: pl.Series | None,
@@ -155,8 +165,11 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
                                      no_operation=pl.lit(0, pl.UInt8))
         if shape == "long":  # the episode's triage needs all its rows: per batch, in `build`
             return long_row_triage(rows, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"))
-        return triage(rows, [slot.position for slot in export.plan.slots], index, known_codes, as_of,
-                      odd_dates=pl.col("_odd_dates"))
+        slots = [slot.position for slot in export.plan.slots]
+        if (flagged := _to_triage(export, index)) is not None:
+            return scanned(rows, slots, pl.col("row").is_in(flagged.implode()), known_codes, as_of,
+                           odd_dates=pl.col("_odd_dates"))
+        return triage(rows, slots, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"))
 
     return extend
 
@@ -184,6 +197,9 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
     long, long_triage = export.plan.shape == "long", export.plan.shape == "long" and index is not None
     batch_ids = []
     for batch in export.batches(checks):
+        if TO_TRIAGE in batch.columns:
+            batch = triage_flagged(batch, [slot.position for slot in export.plan.slots], index, known_codes, as_of,
+                                   odd_dates=pl.col("_odd_dates"))
         read.rows_read += batch.height
         rows, ok = batch.lazy(), pl.col("_reason").is_null()
         # A long file's episode is triaged from all its rows: a batch ends where an episode does.

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import polars as pl
 
+from audit.codes import CodePattern
 from audit.errors import InputError, UserError
 from audit import memory, records
+from audit.prefilter import plain_coding
 from audit.layouts import DATE_FIELDS, ENCODINGS, ColumnPlan, Mapping, date_column_names, detect_layout, plan_for
 from audit.records import (
     BLANK, FIELD_LIMIT, LONG_FIELD_REASON, LONG_LINE_PLACEHOLDER, QUOTING_REASON, RecordScan, scan_records,
@@ -66,6 +68,9 @@ class Export:
     separator: str = ","
     batch_rows: int | None = None  # None: BATCH_ROWS, read when the file is read
     scan: RecordScan | None = None  # CSV only: the independent record count and malformed rows
+    # The index codes the scan's clean-coding test was built for (audit.prefilter.plain_coding):
+    # its `to_triage` rows hold for an audit with this index only.
+    clean_for: tuple[CodePattern, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -607,8 +612,11 @@ def _readable_name(path: Path) -> Path:
         return link
 
 
-def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, encoding: str) -> Export:
-    """Check the file, detect its layout, plan the columns to read and count its records."""
+def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, encoding: str,
+                index: tuple[CodePattern, ...] | None = None) -> Export:
+    """Check the file, detect its layout, plan the columns to read and count its records.
+    `index`: the audit's index codes, for the record scan to note the rows the prefilter must
+    triage (None: no prefilter)."""
     memory.reading = display(path)
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty")
@@ -633,12 +641,14 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
     if layout is None and mapping is None and detect_layout(header) is None and not looks_like_header(header):
         raise InputError(path, "the first line does not look like a header: is the header line missing?")
     plan = plan_for(path, header, layout, mapping)
-    scan = scan_records(source, separator, len(header), long_lines, quotes=content.quotes,
-                        date_fields=_date_fields(plan, header))
+    date_fields = _date_fields(plan, header)
+    coding = _clean_coding(plan, header, index, date_fields)
+    scan = scan_records(source, separator, len(header), long_lines, quotes=content.quotes, date_fields=date_fields,
+                        coding=coding)
     _check_structure(path, scan, header)
     if scan.broken_quoting:
         source = _without_broken_records(source, scan)
-    return Export(path, plan, digest, used, source, separator, scan=scan)
+    return Export(path, plan, digest, used, source, separator, scan=scan, clean_for=index if coding else None)
 
 
 def _date_fields(plan: ColumnPlan, header: list[str]) -> frozenset[int]:
@@ -646,6 +656,20 @@ def _date_fields(plan: ColumnPlan, header: list[str]) -> frozenset[int]:
     names = {plan.episode_columns[name] for name in DATE_FIELDS if name in plan.episode_columns}
     names |= ({slot.date for slot in plan.slots} | {plan.procedure_date}) - {None}
     return frozenset(i for i, name in enumerate(header) if name in names)
+
+
+def _clean_coding(plan: ColumnPlan, header: list[str], index: tuple[CodePattern, ...] | None,
+                  date_fields: frozenset[int]) -> tuple[dict[int, str], ...]:
+    """The record scan's clean-coding patterns for a wide file's procedure fields; none for a
+    long file (an episode's rows are triaged together), without a prefilter, or where a procedure
+    field is read as a date too (a mapping's mistake: each is tested as what it is)."""
+    if index is None or plan.shape != "wide" or not plan.slots:
+        return ()
+    place = {name: i for i, name in enumerate(header)}
+    first, *others = [place[slot.code] for slot in plan.slots]
+    if date_fields & {first, *others}:
+        return ()
+    return plain_coding(index, first, others)
 
 
 def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan, path: Path) -> pl.LazyFrame:
@@ -680,11 +704,11 @@ def _canonical_columns(frame: pl.LazyFrame, plan: ColumnPlan) -> pl.LazyFrame:
 
 def read_exports(
     inputs: list[Path], *, layout: str | None = None, mapping: Mapping | None = None,
-    encoding: str = "auto",
+    encoding: str = "auto", index: tuple[CodePattern, ...] | None = None,
 ) -> list[Export]:
     if encoding not in ENCODINGS:
         raise UserError(f"--encoding must be one of {', '.join(ENCODINGS)}")
     return [
-        open_export(path, layout=layout, mapping=mapping, encoding=encoding)
+        open_export(path, layout=layout, mapping=mapping, encoding=encoding, index=index)
         for path in expand_inputs(inputs)
     ]

@@ -51,7 +51,8 @@ def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
     """The whole run as one unit of work (audit.unit) over every input file."""
     progress("Reading exports")
     exports = load.read_exports(
-        options.inputs, layout=options.layout, mapping=options.mapping, encoding=options.encoding
+        options.inputs, layout=options.layout, mapping=options.mapping, encoding=options.encoding,
+        index=unit.index_patterns(catalogue),  # the record scan notes the rows the prefilter must triage
     )
     _import_in_background("reports.render")
     ctx = unit.AuditContext(catalogue, options.as_of, started, tuple(exports), options.code_list)

@@ -12,7 +12,9 @@ line ends, and checks every record with vectorised expressions:
 - its length: a line over `FIELD_LIMIT` bytes (shortened by `audit.load` before polars sees it)
   or a record of several lines over it is rejected, so no field over the limit is ever held;
 - in a file without quotes, its date fields: the rows with one that is not blank or a plain real
-  ISO date are noted, so that only they get the full date test after parsing (audit.canonical).
+  ISO date are noted, so that only they get the full date test after parsing (audit.canonical);
+  and its procedure fields, given patterns of clean coding (audit.prefilter.plain_coding): the
+  rows that match none are noted, so that only they are triaged after parsing.
 
 The result is an independent count of the file's records and the list of records the audit must
 set aside, with their line numbers and a reason. Blank lines are not records.
@@ -34,6 +36,8 @@ MAX_RECORD_LINES = 256  # a quote left open longer than this is taken as broken,
 EXACT_PATTERN_FIELDS = 1_000  # above this many columns rows are checked by counting separators
 LINE_BLOCK = 8 << 20  # bytes of lines per batch: bounds the scan's memory
 HEADER_BLOCK = 64 << 10  # bytes of lines read at a time while looking for the header
+SAMPLE_BLOCK = 256 << 10  # bytes of lines from the top of a file that decide whether its coding is tested
+TRIAGE_SHARE = 0.2  # above this share of lines failing it, it is not (`_often_unplain`)
 LINE_SEPARATOR = "\x00"  # never in a file that reaches here (NUL bytes are refused as binary)
 
 BLANK = "blank"  # not a row: skipped, not counted
@@ -83,6 +87,9 @@ class RecordScan:
     # real ISO date (`audit.dates.odd_date`): the only rows whose dates need the full validity
     # test. None where the scan did not look (a file with quotes, or no date fields named).
     odd_dates: pl.Series | None = None
+    # The data rows that did not match the clean-coding patterns the scan was given
+    # (audit.prefilter.plain_coding): the only rows the prefilter must triage. None where not looked.
+    to_triage: pl.Series | None = None
 
     def rejected(self) -> pl.DataFrame:
         return self.skipped.filter(pl.col("reason") != BLANK)
@@ -243,20 +250,23 @@ def _records(parts: list[pl.DataFrame]) -> pl.DataFrame:
     return pl.concat([single, multi.select(columns)]).sort("record").drop("record")
 
 
-def _field_count(separator: str) -> pl.Expr:
-    """Separators outside quoted sections, plus one."""
+def _field_count(separator: str, quotes: bool = True) -> pl.Expr:
+    """Separators outside quoted sections, plus one. `quotes`: the file may hold quotes (without,
+    the quoted sections' pattern, tested on every record, is skipped)."""
     text = pl.col("text")
+    if not quotes:
+        return text.str.count_matches(separator, literal=True) + 1
     quoted = text.str.contains('"', literal=True).fill_null(False)
     unquoted = pl.when(quoted).then(text.str.replace_all(QUOTED_FIELD, "")).otherwise(text)
     return unquoted.str.count_matches(separator, literal=True) + 1
 
 
-def _judge(records: pl.DataFrame, separator: str, expected: int) -> pl.DataFrame:
+def _judge(records: pl.DataFrame, separator: str, expected: int, quotes: bool = True) -> pl.DataFrame:
     """`reason` per record: None when it is a well-formed row, `BLANK`, or a rejection."""
     text = pl.col("text")
-    quoted = text.str.contains('"', literal=True).fill_null(False)
-    fields = _field_count(separator)
-    well_formed = ~quoted | text.str.contains(_well_formed(separator))
+    fields = _field_count(separator, quotes)
+    well_formed = (~text.str.contains('"', literal=True).fill_null(False) | text.str.contains(_well_formed(separator))
+                   if quotes else pl.lit(True))
     reason = (
         # No line over the limit gets here (audit.load shortens it and flags it `long`), so only a
         # record of many lines can be longer, and `_records` flags that too.
@@ -286,22 +296,30 @@ def _exact(separator: str, expected: int | None) -> pl.Expr:
     return text.str.contains(f"^{field}(?:{sep}{field}){{{expected - 1}}}$").fill_null(False)
 
 
-def _checks_dates(expected: int, date_fields: frozenset[int]) -> bool:
-    return bool(date_fields) and 1 < expected <= EXACT_PATTERN_FIELDS
+Coding = tuple[dict[int, str], ...]  # alternatives: field (0-based) -> the pattern it must match
 
 
-def _plain_row(separator: str, expected: int, date_fields: frozenset[int]) -> pl.Expr:
+def _checks_fields(expected: int, date_fields: frozenset[int], coding: Coding) -> bool:
+    return bool(date_fields or coding) and 1 < expected <= EXACT_PATTERN_FIELDS
+
+
+def _plain_row(separator: str, expected: int, date_fields: frozenset[int], coding: Coding = ()) -> pl.Expr:
     """`_exact` for a line of a file without quotes, which also requires each of `date_fields`
-    (0-based) to be blank or a plain real ISO date: one pattern per line tests the field count and
-    the dates together, for about a sixth more than the field count alone, where testing the date
-    columns after parsing cost as much as the count (27 HES date columns: 0.24 s per million
-    rows). Where no date fields are named, or the pattern would be too big, `_exact`."""
-    if not _checks_dates(expected, date_fields):
+    (0-based) to be blank or a plain real ISO date and, given `coding`, the fields it names to
+    match one of its alternatives. One pattern per line tests the field count, the dates and the
+    coding together, for about a third more than the field count alone, where the same tests after
+    parsing cost twice the count (27 HES date columns: 0.24 s per million rows; the prefilter's
+    joined 24 procedure fields: 0.36 s). Where neither is asked for, or the pattern would be too
+    big, `_exact`."""
+    if not _checks_fields(expected, date_fields, coding):
         return _exact(separator, expected)
     sep = re.escape(separator) if separator != "\t" else r"\t"
     field, date = f"[^{sep}]*", f"(?:{REAL_DATE})?"
-    pattern = sep.join(date if i in date_fields else field for i in range(expected))
-    return pl.col("text").str.contains(f"^{pattern}$").fill_null(False)
+
+    def row(fields: dict[int, str]) -> str:
+        return sep.join(fields.get(i, date if i in date_fields else field) for i in range(expected))
+
+    return pl.col("text").str.contains(f"^(?:{'|'.join(row(fields) for fields in coding or ({},))})$").fill_null(False)
 
 
 def _suspect() -> pl.Expr:
@@ -314,16 +332,18 @@ def _suspect() -> pl.Expr:
 
 
 def scan_records(source: Path, separator: str, fields: int, long_lines: frozenset[int] = frozenset(),
-                 quotes: bool = True, date_fields: frozenset[int] = frozenset()) -> RecordScan:
+                 quotes: bool = True, date_fields: frozenset[int] = frozenset(), coding: Coding = ()) -> RecordScan:
     """Count and check every record of `source` (UTF-8, LF or CRLF line ends, no NUL bytes).
 
     `fields`: the header's field count, as the CSV parser read it. `long_lines`: 1-based lines that `audit.load` found over the limit and shortened. `quotes`:
     the file holds a quote character (without one no record can span lines or be misquoted, and
     the quote bookkeeping is skipped: most exports). `date_fields`: 0-based fields the audit reads
     as dates; in a file without quotes the rows with an odd one are noted (`RecordScan.odd_dates`).
+    `coding`: patterns of clean coding (audit.prefilter.plain_coding); in a file without quotes
+    the rows that match none are noted (`RecordScan.to_triage`).
     """
     if not quotes:
-        return _scan_unquoted(source, separator, fields, long_lines, date_fields)
+        return _scan_unquoted(source, separator, fields, long_lines, date_fields, coding)
     header_line = header_fields = None
     data_rows = 0  # parser rows after the header, blank ones included
     records = 0
@@ -394,8 +414,19 @@ def _first_nonblank(source: Path, blank: pl.Expr) -> pl.DataFrame:
     return pl.DataFrame()
 
 
+def _often_unplain(source: Path, header_line: int, plain: pl.Expr) -> bool:
+    """Whether more than TRIAGE_SHARE of the data lines in the file's first SAMPLE_BLOCK bytes fail
+    the clean-coding pattern: in a targeted extract (most episodes spinal operations) or one that
+    pads unused slots with `-`, testing it on every line would cost more than it saves."""
+    sample = next(line_batches(source, block=SAMPLE_BLOCK), None)
+    if sample is None:
+        return False
+    rows = sample.with_row_index("line", offset=1).filter(pl.col("line") > header_line).select(~plain)
+    return rows.height > 0 and rows.to_series().mean() > TRIAGE_SHARE
+
+
 def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozenset[int],
-                   date_fields: frozenset[int] = frozenset()) -> RecordScan:
+                   date_fields: frozenset[int] = frozenset(), coding: Coding = ()) -> RecordScan:
     """`scan_records` for a file without a quote character (most exports): every line is one
     record, so each line is judged alone, and polars' streaming engine does it on every core,
     keeping only the lines that may not be well-formed rows (blank, too long, a field count off):
@@ -412,18 +443,31 @@ def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozen
                           False)
     header_line = int(header["line"].item())
     header_fields = int(header.select(_field_count(separator)).item())
+    if coding and _often_unplain(source, header_line, _plain_row(separator, fields, date_fields, coding)):
+        coding = ()  # most rows are triaged anyway: cheaper from the parsed columns (audit.prefilter)
     data = numbered.filter(pl.col("line") > header_line).with_columns(long=long)
     counts, suspects = pl.collect_all([
         data.select(pl.len().alias("rows"), blank.sum().alias("blanks")),
-        data.filter(~_plain_row(separator, fields, date_fields) | pl.col("long") | text.is_null()
+        data.filter(~_plain_row(separator, fields, date_fields, coding) | pl.col("long") | text.is_null()
                     | (text.str.len_bytes() > FIELD_LIMIT)),
     ], engine="streaming")
-    judged = _judge(suspects.with_columns(lines=pl.lit(1, pl.UInt32), unclosed=pl.lit(False)), separator, header_fields)
+    judged = _judge(suspects.with_columns(lines=pl.lit(1, pl.UInt32), unclosed=pl.lit(False)), separator, header_fields,
+                    quotes=False)
     row = (pl.col("line") - header_line - 1).alias("row")
     skipped = judged.filter(pl.col("reason").is_not_null()).select(
         row, "line", pl.col("line").alias("last_line"), "reason")
-    # A well-formed row that failed the line's pattern has a date field that is not a plain date.
-    odd_dates = judged.filter(pl.col("reason").is_null()).select(row)["row"] if _checks_dates(fields, date_fields) else None
+    # A well-formed row that failed the line's pattern has a date that is not plain, or coding
+    # that is not plainly clean: which of the two, the pattern of its dates alone tells.
+    plain = judged.filter(pl.col("reason").is_null()).with_columns(row)
+    odd_dates = to_triage = None
+    if _checks_fields(fields, date_fields, coding):
+        if not coding:
+            odd_dates = plain["row"]
+        elif date_fields:
+            odd_dates = plain.filter(~_plain_row(separator, fields, date_fields))["row"]
+        else:
+            odd_dates = plain["row"].clear()
+        to_triage = plain["row"] if coding else None
     rows, blanks = counts.row(0)
     return RecordScan(
         header_line=header_line,
@@ -435,4 +479,5 @@ def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozen
                              schema={"row": pl.Int64, "line": pl.Int64, "offset_row": pl.Int64}).head(min(rows, 1)),
         broken_quoting=False,
         odd_dates=odd_dates,
+        to_triage=to_triage,
     )

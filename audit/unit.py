@@ -45,6 +45,11 @@ def partition_key(episode_id: pl.Expr) -> pl.Expr:
     return episode_id.str.strip_chars()
 
 
+def index_patterns(catalogue: Catalogue) -> tuple[codes.CodePattern, ...]:
+    """Every auditable guidance's index codes: what the prefilter keeps rows for (audit.prefilter)."""
+    return tuple(p for g in catalogue.auditable() for cs in g.code_sets for p in cs.index.patterns)
+
+
 @dataclass(frozen=True)
 class AuditContext:
     """What every partition needs besides its rows; built once on the driver and picklable."""
@@ -58,9 +63,7 @@ class AuditContext:
 
     @property
     def index(self):
-        if not self.prefilter:
-            return None
-        return tuple(p for g in self.catalogue.auditable() for cs in g.code_sets for p in cs.index.patterns)
+        return index_patterns(self.catalogue) if self.prefilter else None
 
     @property
     def known_codes(self) -> pl.Series | None:

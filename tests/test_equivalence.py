@@ -243,3 +243,87 @@ def test_long_episodes_are_triaged_as_the_same_wide_rows(fields):
     assert triaged["needs_audit"].unique().to_list() == wide["needs_audit"].to_list()
     if not wide["needs_audit"].item():
         assert (triaged["filled"].sum(), triaged["no_operation"].sum()) == (wide["filled"].item(), wide["no_operation"].item())
+
+
+@pytest.mark.parametrize("variant", ["generated", "padded"])
+def test_the_scanned_triage_changes_nothing_but_the_work(request, monkeypatch, variant):
+    """The record scan certifies most rows clean from their lines (audit.prefilter.plain_coding)
+    and only the others are triaged after parsing: the same rows are set aside and counted as when
+    every row is triaged, in batches of any size, however many rows the scan leaves to triage
+    (padded rows all are: the test is forced on where the scan would skip it)."""
+    import audit.load
+    import audit.records
+    from audit.canonical import build
+    from audit.unit import index_patterns
+
+    monkeypatch.setattr(audit.records, "TRIAGE_SHARE", 1.0)
+    monkeypatch.setattr(audit.load, "BATCH_ROWS", 777)
+    index = index_patterns(load_catalogue())
+    path = request.getfixturevalue(variant)
+    every_row = build(read_exports([path]), index=index)
+    exports = read_exports([path], index=index)
+    flagged = exports[0].scan.to_triage.len()
+    assert 0 < flagged < 20000 * (0.4 if variant == "padded" else 0.1)
+    scanned = build(exports, index=index)
+    for name in ("episodes", "procedures", "rejected", "carried"):
+        assert getattr(scanned, name).equals(getattr(every_row, name)), name
+    assert scanned.files == every_row.files and scanned.episode_ids.equals(every_row.episode_ids)
+
+
+FIELD_VALUES = ["W371", "A011", "X123", "V522", "V552", "V252", "O011", "Y031", "Z942", "-", " - ", "", "w371",
+                "W37.1", "W3712", "&", "I123", "W37"]
+
+
+def test_a_row_the_scan_certifies_is_one_the_triage_sets_aside(tmp_path, monkeypatch):
+    """Every row whose line matches the scan's clean-coding patterns is one `triage` sets aside,
+    with the fields `scanned` counts; and most clean rows are certified."""
+    import re
+    from itertools import product
+
+    from audit import records
+    from audit.prefilter import TO_TRIAGE, plain_coding, scanned, triage
+    from audit.unit import index_patterns
+
+    monkeypatch.setattr(records, "TRIAGE_SHARE", 1.0)  # most of these rows are not clean
+
+    index = index_patterns(load_catalogue())
+    rows = list(product(FIELD_VALUES, repeat=3))
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join(",".join(row) for row in [("OPERTN_01", "ID", "OPERTN_02", "OPERTN_03"),
+                                                          *((a, str(i), b, c) for i, (a, b, c) in enumerate(rows))]))
+    scan = records.scan_records(path, ",", 4, quotes=False, coding=plain_coding(index, 0, [2, 3]))
+    parsed = pl.read_csv(path, infer_schema=False).select(
+        pl.col("OPERTN_01").alias("code_1"), pl.col("OPERTN_02").alias("code_2"), pl.col("OPERTN_03").alias("code_3"))
+    exact = triage(parsed.lazy(), [1, 2, 3], index).collect()
+    cheap = scanned(parsed.with_row_index("row").lazy(), [1, 2, 3],
+                    pl.col("row").is_in(scan.to_triage.cast(pl.UInt32).implode())).collect()
+    certified = ~cheap[TO_TRIAGE]
+    assert not exact.filter(certified)["needs_audit"].any()
+    assert exact.filter(certified).select("filled", "no_operation").equals(
+        cheap.filter(certified).select("filled", "no_operation"))
+    # Certified: no coding, or "no operation" alone; or clean codes only, none that fires a rule
+    # (the triage of each code alone, after another, says which) and none from Chapter Y/Z first.
+    def sets_aside(*fields):
+        frame = pl.DataFrame([fields], schema=[f"code_{n}" for n in range(1, len(fields) + 1)], orient="row")
+        return not triage(frame.lazy(), list(range(1, len(fields) + 1)), index).collect()["needs_audit"].item()
+
+    shaped = {v for v in FIELD_VALUES if re.fullmatch("[A-HJ-Z][0-9]{3}", v)}
+    primary = {v for v in shaped if sets_aside(v)}
+    other = {v for v in shaped if sets_aside("W371", v)} | {""}
+    expected = [(a in ("", "-") and b == c == "") or (a in primary and b in other and c in other) for a, b, c in rows]
+    assert certified.to_list() == expected and sum(expected) > 40
+
+
+def test_the_clean_codes_pattern_excludes_exactly_the_given_prefixes():
+    import re
+    from itertools import product
+
+    from audit.prefilter import _codes_except
+
+    codes = ["".join(c) for c in product("ABIVYZ", "0129", "0129", "0129")]
+    for prefixes in [set(), {"V"}, {"V5", "A"}, {"V522", "V55", "A0", "I12", "B999"}, {"A", "B", "V", "Y", "Z"},
+                     {"Y0", "Y1", "Y2"}, {""}]:
+        pattern = _codes_except(prefixes)
+        clean = {c for c in codes if re.fullmatch("[A-HJ-Z][0-9]{3}", c)}
+        expected = {c for c in clean if not any(c.startswith(p) for p in prefixes)}
+        assert {c for c in codes if pattern and re.fullmatch(pattern, c)} == expected, prefixes
