@@ -659,16 +659,16 @@ def _date_fields(plan: ColumnPlan, header: list[str]) -> frozenset[int]:
 
 
 def _clean_coding(plan: ColumnPlan, header: list[str], index: tuple[CodePattern, ...] | None,
-                  date_fields: frozenset[int]) -> tuple[dict[int, str], ...]:
+                  date_fields: frozenset[int]) -> dict[int, str] | None:
     """The record scan's clean-coding patterns for a wide file's procedure fields; none for a
     long file (an episode's rows are triaged together), without a prefilter, or where a procedure
     field is read as a date too (a mapping's mistake: each is tested as what it is)."""
     if index is None or plan.shape != "wide" or not plan.slots:
-        return ()
+        return None
     place = {name: i for i, name in enumerate(header)}
     first, *others = [place[slot.code] for slot in plan.slots]
     if date_fields & {first, *others}:
-        return ()
+        return None
     return plain_coding(index, first, others)
 
 

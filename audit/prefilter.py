@@ -66,6 +66,7 @@ def _index_pattern(index: tuple[CodePattern, ...]) -> str | None:
     return rf"(^|{SEP})({'|'.join(alternatives)})({SEP}|$)" if alternatives else None
 
 
+CERTIFIED_SLOTS = 8  # the scan certifies rows coded in these first slots only (`plain_coding`)
 _LETTERS = "ABCDEFGHJKLMNOPQRSTUVWXYZ"  # an OPCS-4 code's first character (`_CODE`: no I)
 
 
@@ -86,24 +87,29 @@ def _codes_except(prefixes: set[str], depth: int = 0) -> str | None:
     return f"(?:{'|'.join(parts)})" if parts else None
 
 
-def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int]) -> tuple[dict[int, str], ...]:
-    """Patterns of a wide row's procedure fields (by their place in the record: `first` holds the
-    primary slot, `others` the rest) of which a row matching any needs no triage: it is coded
-    cleanly and holds nothing that fires a rule (`triage` would set it aside). audit.records tests
-    them on each line of a CSV file while it scans it, so only the other rows are triaged after
-    parsing. The alternatives are narrower than `triage` (it takes padding, white space around a
-    `-` and an empty primary slot too), never wider:
+def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int]) -> dict[int, str]:
+    """Patterns for a wide row's procedure fields, by their place in the record (`first` holds the
+    primary slot, `others` the rest in slot order), that a row coded cleanly and holding nothing
+    that fires a rule matches (`triage` would set it aside). audit.records tests them on each line
+    of a CSV file while it scans it, so only the other rows are triaged after parsing (`scanned`).
+    They are narrower than `triage` (it takes padding, white space around a `-` and an empty
+    primary slot too), never wider:
 
-    - the primary field empty or `-` (HES's "no operation"), every other field empty;
-    - a code first that is not Chapter Y or Z, every other field empty or a code; no code an index
-      code, a spinal operation, V55 or an overflow (O) code.
+    - the primary field: empty, `-` (HES's "no operation"), or a code not from Chapter Y or Z;
+    - each of the next CERTIFIED_SLOTS - 1 fields: empty or a code; every later one empty;
+    - no code from the category of an index code, a spinal operation, V55 or an overflow (O) code.
+
+    An empty or `-` primary field with codes after it also matches: `scanned` sends such rows to
+    the triage from their columns (one pattern with both cases was twice as long). The pattern
+    of a code is written out for each field, so its size decides what the line's pattern costs
+    to compile (once per core): categories rather than exact codes halve it, for a few more rows
+    to triage; and few episodes have more codes than CERTIFIED_SLOTS (0.9% of the benchmark's).
     """
-    fires = {p.prefix for p in index} | {*SPINAL_CATEGORIES, "V55", "O"}
+    fires = {p.prefix[:3] for p in index} | {*SPINAL_CATEGORIES, "V55", "O"}
     code, primary = _codes_except(fires), _codes_except(fires | {"Y", "Z"})
-    alternatives = [{first: "-?", **dict.fromkeys(others, "")}]
-    if code is not None and primary is not None:
-        alternatives.append({first: primary, **dict.fromkeys(others, f"(?:{code})?")})
-    return tuple(alternatives)
+    coded = others[:CERTIFIED_SLOTS - 1] if code is not None else []
+    return {first: f"(?:-|{primary})?" if primary is not None else "-?", **dict.fromkeys(others, ""),
+            **dict.fromkeys(coded, f"(?:{code})?")}
 
 
 def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None) -> pl.Expr:
@@ -193,8 +199,11 @@ def scanned(rows: pl.LazyFrame, slots: list[int], to_triage: pl.Expr, known_code
     triage once the batch is read (a few percent of an extract: the joined fields' tests are most
     of the prefilter's cost). What needs the audit field by field is tested on every row."""
     codes = [pl.col(f"code_{n}") for n in slots]
+    # No code first (or "no operation") but codes after it: `plain_coding` lets it through.
+    codes_after_none = ((codes[0].is_null() | (codes[0] == "-")) & pl.any_horizontal(c.is_not_null() for c in codes[1:])
+                        if len(codes) > 1 else pl.lit(False))
     return rows.with_columns(
-        to_triage.alias(TO_TRIAGE),
+        (to_triage | codes_after_none.fill_null(False)).alias(TO_TRIAGE),
         _row_needs_audit(date_column_names(rows.collect_schema().names()), [f"code_{n}" for n in slots],
                          known_codes, as_of, odd_dates).alias("needs_audit"),
         pl.sum_horizontal(code.is_not_null() for code in codes).cast(pl.UInt8).alias("filled"),
@@ -211,7 +220,7 @@ def triage_flagged(batch: pl.DataFrame, slots: list[int], index: tuple[CodePatte
         return batch
     needed = [f"code_{n}" for n in slots] + date_column_names(batch.columns)  # (not every column copied)
     needed += odd_dates.meta.root_names() if odd_dates is not None else []
-    exact = triage(batch.lazy().select(needed).filter(flagged), slots, index, known_codes, as_of,
+    exact = triage(batch.lazy().select(list(dict.fromkeys(needed))).filter(flagged), slots, index, known_codes, as_of,
                    odd_dates).select(_COUNTS).collect()
     where = flagged.arg_true()
     return batch.with_columns(batch[name].clone().scatter(where, exact[name]) for name in _COUNTS)
