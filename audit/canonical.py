@@ -140,9 +140,10 @@ def _odd_dates(export: Export, dates: list[str]) -> pl.Expr:
 
 def _triage_flagged(batch: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
                     known_codes: pl.Series | None, as_of: date | None) -> pl.DataFrame:
-    """The rows of a batch the record scan did not certify: the scan flagged their dates as
-    possibly odd too, so which are is found here, on these rows only (the full validity test of
-    every date of every flagged row cost 0.2 s per million rows), then their coding is triaged."""
+    """The rows of a batch the record scan did not certify: it flagged their dates as possibly odd
+    too, so which of them hold an odd date is found here, on these rows only (the full validity
+    test of every date of every flagged row cost 0.2 s per million rows); then their coding is
+    triaged (audit.prefilter.triage_flagged)."""
     flagged = batch[TO_TRIAGE]
     if not flagged.any():
         return batch

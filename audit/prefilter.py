@@ -74,7 +74,7 @@ def _codes_except(prefixes: set[str], depth: int = 0) -> str | None:
     """A clean code (`_CODE`), from its `depth`-th character on, that starts with none of
     `prefixes`; None when there is none. Regular expressions have no set difference, so the
     pattern is spelled out from the prefixes' trie: the characters no prefix starts with, then each
-    prefix's first character followed by what its own rest leaves (2 kB for the catalogue's index)."""
+    prefix's first character followed by what its own rest leaves (1-2 kB for the catalogue's index)."""
     if "" in prefixes:
         return None
     alphabet, rest = (_LETTERS if depth == 0 else "0123456789"), "[0-9]" * (3 - depth)

@@ -37,7 +37,7 @@ EXACT_PATTERN_FIELDS = 1_000  # above this many columns rows are checked by coun
 LINE_BLOCK = 8 << 20  # bytes of lines per batch: bounds the scan's memory
 HEADER_BLOCK = 64 << 10  # bytes of lines read at a time while looking for the header
 SAMPLE_BLOCK = 256 << 10  # bytes of lines from the top of a file that decide whether its coding is tested
-TRIAGE_SHARE = 0.2  # above this share of lines failing it, it is not (`_often_unplain`)
+TRIAGE_SHARE = 0.2  # above this share of those lines failing it, it is not (`_often_fails`)
 LINE_SEPARATOR = "\x00"  # never in a file that reaches here (NUL bytes are refused as binary)
 
 BLANK = "blank"  # not a row: skipped, not counted
@@ -317,7 +317,6 @@ def _plain_row(separator: str, expected: int, date_fields: frozenset[int], codin
         return _exact(separator, expected)
     sep = re.escape(separator) if separator != "\t" else r"\t"
     field, date = f"[^{sep}]*", f"(?:{REAL_DATE})?"
-
     pattern = sep.join((coding or {}).get(i, date if i in date_fields else field) for i in range(expected))
     return pl.col("text").str.contains(f"^{pattern}$").fill_null(False)
 
@@ -414,7 +413,7 @@ def _first_nonblank(source: Path, blank: pl.Expr) -> pl.DataFrame:
     return pl.DataFrame()
 
 
-def _often_unplain(source: Path, header_line: int, plain: pl.Expr) -> bool:
+def _often_fails(source: Path, header_line: int, plain: pl.Expr) -> bool:
     """Whether more than TRIAGE_SHARE of the data lines in the file's first SAMPLE_BLOCK bytes fail
     the clean-coding pattern: in a targeted extract (most episodes spinal operations) or one that
     pads unused slots with `-`, testing it on every line would cost more than it saves."""
@@ -443,7 +442,7 @@ def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozen
                           False)
     header_line = int(header["line"].item())
     header_fields = int(header.select(_field_count(separator)).item())
-    if coding and _often_unplain(source, header_line, _plain_row(separator, fields, date_fields, coding)):
+    if coding and _often_fails(source, header_line, _plain_row(separator, fields, date_fields, coding)):
         coding = None  # most rows are triaged anyway: cheaper from the parsed columns (audit.prefilter)
     data = numbered.filter(pl.col("line") > header_line).with_columns(long=long)
     counts, suspects = pl.collect_all([
