@@ -28,8 +28,8 @@ import polars as pl
 from audit.codes import CodePattern
 from audit.errors import InputError, UserError
 from audit import memory, records
-from audit.prefilter import plain_coding
 from audit.layouts import DATE_FIELDS, ENCODINGS, ColumnPlan, Mapping, date_column_names, detect_layout, plan_for
+from audit.prefilter import plain_coding
 from audit.records import (
     BLANK, FIELD_LIMIT, LONG_FIELD_REASON, LONG_LINE_PLACEHOLDER, QUOTING_REASON, RecordScan, scan_records,
 )
