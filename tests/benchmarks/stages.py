@@ -1,4 +1,5 @@
-"""Where one audit's wall time goes, stage by stage, from the pipeline's own progress callback.
+"""Where one audit's wall time (and CPU time) goes, stage by stage, from the pipeline's own
+progress callback.
 
     python tests/benchmarks/stages.py EXPORT [EXPORT ...] [--out DIR]
 
