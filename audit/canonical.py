@@ -17,7 +17,7 @@ import polars as pl
 
 from audit import codes, memory
 from audit.codes import CodePattern
-from audit.dates import is_unparseable, odd_date, parse_dates
+from audit.dates import any_odd_date, is_unparseable, parse_dates
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS, date_column_names
 from audit.load import CARRY_PREFIX, Export
 from audit.prefilter import (
@@ -124,10 +124,6 @@ def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts).collect()
 
 
-def _odd_value(dates: list[str]) -> pl.Expr:
-    return pl.any_horizontal([odd_date(pl.col(c)).fill_null(False) for c in dates] or [pl.lit(False)])
-
-
 def _odd_dates(export: Export, dates: list[str]) -> pl.Expr:
     """A row with a date value that needs the full validity test: noted by the record scan where
     it looked (a CSV file without quotes: audit.records; where it tested the coding too, among
@@ -135,21 +131,7 @@ def _odd_dates(export: Export, dates: list[str]) -> pl.Expr:
     flagged = export.scan.odd_dates if export.scan is not None else None
     if flagged is not None:
         return pl.col("row").is_in(flagged.implode())
-    return _odd_value(dates)
-
-
-def _triage_flagged(batch: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
-                    known_codes: pl.Series | None, as_of: date | None) -> pl.DataFrame:
-    """The rows of a batch the record scan did not certify: it flagged their dates as possibly odd
-    too, so which of them hold an odd date is found here, on these rows only (the full validity
-    test of every date of every flagged row cost 0.2 s per million rows); then their coding is
-    triaged (audit.prefilter.triage_flagged)."""
-    flagged = batch[TO_TRIAGE]
-    if not flagged.any():
-        return batch
-    odd = batch.lazy().filter(flagged).select(_odd_value(date_column_names(batch.columns))).collect().to_series()
-    batch = batch.with_columns(batch["_odd_dates"].clone().scatter(flagged.arg_true(), odd))
-    return triage_flagged(batch, slots, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"))
+    return any_odd_date(dates)
 
 
 def _to_triage(export: Export, index: tuple[CodePattern, ...] | None) -> pl.Series | None:
@@ -186,8 +168,10 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
             return long_row_triage(rows, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"))
         slots = [slot.position for slot in export.plan.slots]
         if (flagged := _to_triage(export, index)) is not None:
-            return scanned(rows, slots, pl.col("row").is_in(flagged.implode()), known_codes, as_of,
-                           odd_dates=pl.col("_odd_dates"))
+            # Where the scan tested the coding, the rows it flags as possibly odd-dated are these.
+            to_triage = (pl.col("_odd_dates") if flagged is export.scan.odd_dates
+                         else pl.col("row").is_in(flagged.implode()))
+            return scanned(rows, slots, to_triage, known_codes, as_of, odd_dates=pl.col("_odd_dates"))
         return triage(rows, slots, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"))
 
     return extend
@@ -217,7 +201,8 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
     batch_ids = []
     for batch in export.batches(checks):
         if TO_TRIAGE in batch.columns:
-            batch = _triage_flagged(batch, [slot.position for slot in export.plan.slots], index, known_codes, as_of)
+            batch = triage_flagged(batch, [slot.position for slot in export.plan.slots], index, known_codes, as_of,
+                                   odd_dates="_odd_dates")
         read.rows_read += batch.height
         rows, ok = batch.lazy(), pl.col("_reason").is_null()
         # A long file's episode is triaged from all its rows: a batch ends where an episode does.

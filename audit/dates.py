@@ -65,3 +65,8 @@ def odd_date(raw: pl.Expr) -> pl.Expr:
     holding an odd value are tested in full."""
     # (An optional group, `^(…)?$`, would take in the blank value too, at three times the cost.)
     return ~(raw.str.contains(f"^(?:{REAL_DATE})$") | (raw == "")).fill_null(True)
+
+
+def any_odd_date(columns: list[str]) -> pl.Expr:
+    """A row with an odd value (`odd_date`) in any of these columns; false without columns."""
+    return pl.any_horizontal([odd_date(pl.col(c)) for c in columns] or [pl.lit(False)])

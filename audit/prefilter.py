@@ -37,7 +37,7 @@ from datetime import date
 import polars as pl
 
 from audit.codes import SPINAL_CATEGORIES, CodePattern
-from audit.dates import odd_date
+from audit.dates import any_odd_date
 from audit.layouts import date_column_names
 from schemas.inputs import position_number
 
@@ -123,7 +123,7 @@ def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None
         return pl.lit(False)
     day = as_of.isoformat()
     later = pl.any_horizontal([(pl.col(c) > day).fill_null(False) for c in date_columns])
-    return later | (odd if odd is not None else pl.any_horizontal([odd_date(pl.col(c)) for c in date_columns]))
+    return later | (odd if odd is not None else any_odd_date(date_columns))
 
 
 def _fields_need_audit(fields: pl.Expr, present: pl.Expr, index: tuple[CodePattern, ...]) -> pl.Expr:
@@ -213,17 +213,24 @@ def scanned(rows: pl.LazyFrame, slots: list[int], to_triage: pl.Expr, known_code
 
 def triage_flagged(batch: pl.DataFrame, slots: list[int], index: tuple[CodePattern, ...],
                    known_codes: pl.Series | None = None, as_of: date | None = None,
-                   odd_dates: pl.Expr | None = None) -> pl.DataFrame:
-    """A `scanned` batch with its flagged rows triaged in full, in place."""
+                   odd_dates: str | None = None) -> pl.DataFrame:
+    """A `scanned` batch with its flagged rows triaged in full, in place, in one query over those
+    rows' procedure and date fields. `odd_dates`: the batch's column of rows that may hold an odd
+    date (the scan flags every row it leaves to triage so): made exact for the flagged rows first,
+    so the full date test later runs on the few that have one (on every flagged row it cost 0.2 s
+    per million rows)."""
     flagged = batch[TO_TRIAGE]
     if not flagged.any():
         return batch
-    needed = [f"code_{n}" for n in slots] + date_column_names(batch.columns)  # (not every column copied)
-    needed += odd_dates.meta.root_names() if odd_dates is not None else []
-    exact = triage(batch.lazy().select(list(dict.fromkeys(needed))).filter(flagged), slots, index, known_codes, as_of,
-                   odd_dates).select(_COUNTS).collect()
+    dates = date_column_names(batch.columns)
+    rows = batch.lazy().select(*[f"code_{n}" for n in slots], *dates).filter(flagged)  # (not every column copied)
+    redone = list(_COUNTS)
+    if odd_dates is not None:
+        rows, redone = rows.with_columns(any_odd_date(dates).alias(odd_dates)), [*redone, odd_dates]
+    exact = triage(rows, slots, index, known_codes, as_of, pl.col(odd_dates) if odd_dates else None)
+    exact = exact.select(redone).collect()
     where = flagged.arg_true()
-    return batch.with_columns(batch[name].clone().scatter(where, exact[name]) for name in _COUNTS)
+    return batch.with_columns(batch[name].clone().scatter(where, exact[name]) for name in redone)
 
 
 # A long file's rows, flagged in its streaming query for `long_episode_triage`.

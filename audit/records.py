@@ -280,7 +280,8 @@ def _judge(records: pl.DataFrame, separator: str, expected: int) -> pl.DataFrame
 
 
 def _fields_reason(fields: pl.Expr, expected: int) -> pl.Expr:
-    return pl.concat_str(pl.lit("malformed row: "), fields.cast(pl.String), pl.lit(f" fields where the header has {expected}"))
+    return pl.concat_str(pl.lit("malformed row: "), fields.cast(pl.String),
+                         pl.lit(f" fields where the header has {expected}"))
 
 
 def _exact(separator: str, expected: int | None) -> pl.Expr:
