@@ -30,7 +30,7 @@ from reports.common import (
     as_int,
     rule_title,
 )
-from reports.markup import badge, escaped, grouped_digits, html, when
+from reports.markup import badge, escaped, grouped_digits, html, looked_up, when
 from reports.page import FILTERED, ListedEpisodes
 
 KIND_TITLES = {"invalid": "not an OPCS-4 code", "no-operation": "no operation performed", "not-known": "not known"}
@@ -88,16 +88,8 @@ def _first_given(column: str) -> pl.Expr:
     return pl.col(column).filter(pl.col(column) != "").first()
 
 
-def _looked_up(frame: pl.DataFrame, keys: list[str], name: str, look_up) -> pl.LazyFrame:
-    """The distinct keys of `frame` with column `name`, look_up(*key) of each: titles and alignments
-    are Python, but a run has a few hundred distinct ones however many rows."""
-    distinct = frame.select(keys).unique()
-    values = [look_up(*key) for key in distinct.iter_rows()]
-    return distinct.with_columns(pl.Series(name, values, dtype=pl.String)).lazy()
-
-
 def _with_looked_up(frame: pl.DataFrame, keys: list[str], name: str, look_up) -> pl.LazyFrame:
-    return frame.lazy().join(_looked_up(frame, keys, name, look_up), on=keys, how="left", maintain_order="left")
+    return frame.lazy().join(looked_up(frame, keys, name, look_up), on=keys, how="left", maintain_order="left")
 
 
 # The expressions below depend on nothing but their arguments: built once, they are reused for
@@ -293,7 +285,7 @@ def listed(lists: dict[str, list[str]], anchors: dict[str, str], bundle, catalog
             show_local_id=(pl.col("local_id") != "").any().over("kind"),
             show_coder=(pl.col("coder") != "").any().over("kind"),
         )
-        .join(_looked_up(specialties, ["specialty"], "specialty_name", specialty_name), on="specialty",
+        .join(looked_up(specialties, ["specialty"], "specialty_name", specialty_name), on="specialty",
               how="left", maintain_order="left")
         .select("kind", _card(carried, with_changes).alias("html"), "show_local_id", "show_coder", *FILTERED)
         .collect()

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import PurePath
 
 import polars as pl
+from markupsafe import Markup
 
 from audit.catalogue import Catalogue
 from audit.outputs import (
@@ -28,12 +29,9 @@ from reports.changes import (
     history_used,
 )
 from reports.common import (
-    BREAKDOWN_CAP,
-    BREAKDOWN_SEARCH_CAP,
     BREAKDOWNS,
     CHANGE_LABELS,
     CHANGES,
-    NOT_RECORDED,
     SEVERITY_LABELS,
     STATUS_LABELS,
     MIN_N,
@@ -48,12 +46,11 @@ from reports.common import (
 from reports.bundle import Bundle
 from reports.frames import Outputs
 from reports.cards import specialty_name
-from reports.tables import finding_rows
+from reports.tables import breakdown_rows, finding_rows
 from reports.worklist import build_lists
 from reports.page import (
     BigNumber,
     Breakdown,
-    BreakdownRow,
     DataQuality,
     Filters,
     FindingsTable,
@@ -187,32 +184,19 @@ def _severity_rows(bundle: Bundle) -> tuple[SeverityRow, ...]:
     )
 
 
-def _breakdown_row(column: str, r: dict) -> BreakdownRow:
-    value = r["value"]
-    judged = _judged(r)
-    return BreakdownRow(
-        value=value or NOT_RECORDED, name=specialty_name(value) if column == "specialty" and value else "",
-        filter=value, small=judged < MIN_N,
-        matched=number(r["matched"]), compliant=number(r["compliant"]),
-        non_compliant=number(r["non_compliant"]), superseded=number(r["superseded"]),
-        percent_compliant=percent(r["compliant"], judged) if judged >= MIN_N else "–",
-        findings=number(r["findings"]), errors=number(r["errors"]), warnings=number(r["warnings"]),
-    )
-
-
-def _breakdowns(bundle: Bundle) -> tuple[Breakdown, ...]:
+def area_breakdowns(bundle: Bundle) -> tuple[Breakdown, ...]:
+    """The by-provider / specialty / consultant / coder tables: the same whatever the caps, so a
+    render that builds its page more than once (reports.render) builds these once."""
     totals = bundle.facts["breakdown_totals"]
+    rows = breakdown_rows(bundle["breakdowns"])
     result = []
     for column, title in BREAKDOWNS:
         if column not in totals:
             continue
-        these = bundle["breakdowns"].filter(pl.col("column") == column)  # most errors first (reports.bundle)
-        rows = tuple(_breakdown_row(column, r) for r in these.head(BREAKDOWN_CAP).iter_rows(named=True))
-        # Past the cap, rows are kept for the search box (up to a bound, so the page stays small).
-        rest = tuple(_breakdown_row(column, r)
-                     for r in these.slice(BREAKDOWN_CAP, BREAKDOWN_SEARCH_CAP).iter_rows(named=True))
-        total = int(totals[column])
-        result.append(Breakdown(column, title, rows, number(len(rows)), number(total), total > len(rows), rest))
+        these = rows.filter(pl.col("column") == column)  # most errors first (reports.bundle)
+        shown, total = int((~these["rest"]).sum()), int(totals[column])
+        result.append(Breakdown(column, title, Markup("".join(these["html"])), number(shown), number(total),
+                                total > shown, bool(these["rest"].any())))
     return tuple(result)
 
 
@@ -382,8 +366,10 @@ def listed_counts(outputs: Outputs, worksheet_cap: int, findings_cap: int) -> tu
 
 
 def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 200, findings_cap: int = 200,
-               generated: datetime | None = None, size_note: str = "") -> ReportPage:
-    """The page from summary.json and the run's bundle (reports.bundle), whatever the run's size."""
+               generated: datetime | None = None, size_note: str = "",
+               breakdowns: tuple[Breakdown, ...] | None = None) -> ReportPage:
+    """The page from summary.json and the run's bundle (reports.bundle), whatever the run's size.
+    breakdowns: area_breakdowns(outputs.bundle), where the caller has them already."""
     if worksheet_cap < 0 or findings_cap < 0:
         raise ValueError("caps must be zero or more")
     bundle = outputs.bundle
@@ -411,7 +397,7 @@ def build_page(outputs: Outputs, catalogue: Catalogue, *, worksheet_cap: int = 2
         guidance=_guidance_rows(bundle, catalogue),
         rules=_rule_rows(bundle),
         severities=_severity_rows(bundle),
-        breakdowns=_breakdowns(bundle),
+        breakdowns=area_breakdowns(bundle) if breakdowns is None else breakdowns,
         changes=changes_section(outputs, catalogue, anchors, findings_cap, counts),
         worksheet=worksheet,
         check=check,

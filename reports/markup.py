@@ -37,3 +37,11 @@ def badge(kind: str, value: pl.Expr, icons: dict[str, str], labels: dict[str, st
 def grouped_digits(count: pl.Expr) -> pl.Expr:
     """A count as reports.text.number writes it: 1,234."""
     return count.cast(pl.String).str.reverse().str.extract_all(r"[0-9]{1,3}").list.join(",").str.reverse()
+
+
+def looked_up(frame: pl.DataFrame, keys: list[str], name: str, look_up) -> pl.LazyFrame:
+    """The distinct keys of `frame` with column `name`, look_up(*key) of each, to join on: titles,
+    alignments and the like are Python, but a run has a few hundred distinct ones however many rows."""
+    distinct = frame.select(keys).unique()
+    values = [look_up(*key) for key in distinct.iter_rows()]
+    return distinct.with_columns(pl.Series(name, values, dtype=pl.String)).lazy()

@@ -113,35 +113,14 @@ class SeverityRow:
 
 
 @dataclass(frozen=True)
-class BreakdownRow:
-    value: str
-    name: str  # the value's name where known (treatment function names), else ""
-    filter: str  # the value as a filter token; "" for (not recorded)
-    small: bool  # fewer judged episodes than the minimum for a percentage
-    matched: str
-    compliant: str
-    non_compliant: str
-    superseded: str
-    percent_compliant: str
-    findings: str
-    errors: str
-    warnings: str
-
-
-@dataclass(frozen=True)
 class Breakdown:
     column: str
     title: str
-    rows: tuple[BreakdownRow, ...]
-    shown: str
+    rows: Markup  # every row the table holds (reports.tables.breakdown_rows), those past the cap hidden
+    shown: str  # rows shown before searching
     total: str
     capped: bool
-    rest: tuple[BreakdownRow, ...] = ()  # the rows past the cap, found only by searching
-
-    @property
-    def listed(self) -> tuple[tuple[BreakdownRow, bool], ...]:
-        """Every row the table holds, each with whether it is past the cap (hidden until searched)."""
-        return tuple((r, False) for r in self.rows) + tuple((r, True) for r in self.rest)
+    rest: bool  # rows past the cap are held, found only by searching
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from audit import __version__
 from audit.catalogue import Catalogue, builtin_files, load_catalogue
 from reports.common import CHANGE_ICONS, SEVERITY_ICONS, STATUS_ICONS
-from reports.context import build_page, listed_counts
+from reports.context import area_breakdowns, build_page, listed_counts
 from reports.frames import ReportError, load_outputs, read_summary
 from reports.page import ReportPage
 
@@ -144,7 +144,7 @@ def render_html(page: ReportPage) -> str:
 @lru_cache(maxsize=4)
 def _breakdown_tables(breakdowns: tuple, min_n: str, findings_file: str, episodes_file: str) -> Markup:
     """The breakdown tables: the same on every page a report renders while it fits its size (they
-    do not depend on the caps), so rendered once (up to 2,200 rows, 0.1 s at a million episodes)."""
+    do not depend on the caps), so rendered once."""
     files = {"findings": findings_file, "episodes": episodes_file}
     return Markup(_environment().get_template("_breakdown_tables.html").render(
         breakdowns=breakdowns, min_n=min_n, files=files))
@@ -232,6 +232,7 @@ def render_report(out_dir: Path, catalogue: Catalogue, *, worksheet_cap: int = 2
     if outputs.code_titles:  # the official list's titles, where the run was given one, come first
         catalogue = replace(catalogue, titles={**catalogue.titles, **outputs.code_titles})
     asked = (worksheet_cap, findings_cap)
+    breakdowns = area_breakdowns(outputs.bundle)
 
     @lru_cache(maxsize=None)  # the page at the caps asked is built once, whether or not it is predicted to fit
     def page_at(caps: tuple[int, int]) -> ReportPage:
@@ -239,7 +240,7 @@ def render_report(out_dir: Path, catalogue: Catalogue, *, worksheet_cap: int = 2
             f"To keep this page under 5 MB it lists at most {caps[0]:,} episodes per rule "
             f"(asked for {worksheet_cap:,}) and {caps[1]:,} findings per rule (asked for {findings_cap:,}).")
         return build_page(outputs, catalogue, worksheet_cap=caps[0], findings_cap=caps[1], generated=generated,
-                          size_note=note)
+                          size_note=note, breakdowns=breakdowns)
 
     caps = _predicted_caps(page_at, lambda caps: listed_counts(outputs, *caps), asked)
     while True:

@@ -292,6 +292,27 @@ def test_breakdowns_by_area_count_the_frames(report, column):
         assert int(cells[6]) == found.filter(pl.col("severity") == "error").height
 
 
+def test_a_breakdown_links_each_count_of_a_value_but_not_of_a_missing_one(tmp_path):
+    """A provider left blank is "(not recorded)", with plain counts (there is no filter for a
+    missing value); a provider with spaces and an ampersand links its counts, URL-quoted."""
+    lines = (EXAMPLES / "hes_episodes.csv").read_text(encoding="utf-8").splitlines()
+    edited = [lines[0]] + [
+        line.replace(",RTH,", ",,", 1) if n % 3 == 0 else line.replace(",RTH,", ",R T&H,", 1)
+        for n, line in enumerate(lines[1:])
+    ]
+    export = tmp_path / "episodes.csv"
+    export.write_text("\n".join(edited) + "\n", encoding="utf-8")
+    page = rendered(audit_into([export], tmp_path / "out"))
+    rows = {r.attrs["data-value"]: r for r in page.dom.find("table", id="by-provider").find("tbody").find_all("tr")}
+    missing, spaced = rows[""], rows["R T&H"]
+    assert missing.find("th").words() == "(not recorded)" and not missing.find_all("a")
+    assert "title" not in missing.find_all("td")[4].attrs  # no percentage note either
+    assert int(missing.find_all("td")[0].words()) == page.episodes.filter(pl.col("provider") == "").height > 0
+    links = [a.attrs["href"] for a in spaced.find_all("a")]
+    assert links and all(href.startswith("#filter=provider:R%20T%26H") for href in links)
+    assert "#filter=provider:R%20T%26H&in=findings" in links
+
+
 # --- Findings table ------------------------------------------------------------------------------
 
 
