@@ -19,6 +19,7 @@ from audit import history, load, outputs, publish, unit, volume
 from audit.catalogue import Catalogue
 from audit.config import Settings
 from audit.errors import UserError
+from audit.in_memory import in_memory
 from audit.layouts import load_mapping
 from audit.opcs import load_code_list
 from audit.result import AuditOptions, AuditResult
@@ -133,7 +134,8 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
         )
         result = run_audit(options, catalogue, started, progress)
         _check_mapping_used(settings, result)
-        changes, trend, previous, others = _compare(conn, settings, scope, result, started, progress)
+        with in_memory():
+            changes, trend, previous, others = _compare(conn, settings, scope, result, started, progress)
         progress("Writing outputs")
         staging = publish.Staging(out, run_id, settings.history)
 
@@ -150,10 +152,11 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
             render_report(staging.path, catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
 
         try:
-            summary = outputs.write(result, staging.path, changes=changes, trend=None,
-                                    volume=volume.check(result, previous, settings.max_drop, settings.min_rows),
-                                    run_id=run_id, scope=scope if conn else None,
-                                    other_scopes=others, worksheet_cap=settings.worksheet_cap, then=report)
+            with in_memory():  # the outputs and the report: small frames (audit.in_memory)
+                summary = outputs.write(result, staging.path, changes=changes, trend=None,
+                                        volume=volume.check(result, previous, settings.max_drop, settings.min_rows),
+                                        run_id=run_id, scope=scope if conn else None,
+                                        other_scopes=others, worksheet_cap=settings.worksheet_cap, then=report)
         except OSError as error:
             staging.drop()
             raise publish.with_errno(error, out) from None

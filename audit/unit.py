@@ -30,6 +30,7 @@ import polars as pl
 
 from audit import __version__, canonical, codes, judge, match, outputs, rules
 from audit.catalogue import Catalogue
+from audit.in_memory import in_memory
 from audit.load import Export
 from schemas.outputs import SEVERITIES, STATUSES
 
@@ -139,12 +140,13 @@ def audit_exports(exports, ctx: AuditContext, options=None, progress=_quiet):
 
     progress("Validating rows")
     data = canonical.build(list(exports), index=ctx.index, known_codes=ctx.known_codes, as_of=ctx.as_of)
-    progress("Matching guidance")
-    matches = match.match_guidance(data.procedures, ctx.catalogue, ctx.as_of)
-    occurrences = matches.occurrences
-    progress("Checking coding rules")
-    findings = rules.audit_findings(data.procedures, occurrences, ctx.catalogue, ctx.as_of, ctx.known_codes)
-    episodes = judge.judge(occurrences, findings, ctx.catalogue)
+    with in_memory():  # small frames from here on (audit.in_memory)
+        progress("Matching guidance")
+        matches = match.match_guidance(data.procedures, ctx.catalogue, ctx.as_of)
+        occurrences = matches.occurrences
+        progress("Checking coding rules")
+        findings = rules.audit_findings(data.procedures, occurrences, ctx.catalogue, ctx.as_of, ctx.known_codes)
+        episodes = judge.judge(occurrences, findings, ctx.catalogue)
     if options is None:
         options = AuditOptions(inputs=[e.path for e in ctx.exports], as_of=ctx.as_of, code_list=ctx.code_list)
     return AuditResult(options, ctx.catalogue, data, occurrences, findings, episodes, ctx.started,

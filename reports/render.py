@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from audit import __version__
 from audit.catalogue import Catalogue, builtin_files, load_catalogue
+from audit.in_memory import in_memory
 from reports.common import CHANGE_ICONS, SEVERITY_ICONS, STATUS_ICONS
 from reports.context import area_breakdowns, build_page, listed_counts
 from reports.frames import ReportError, load_outputs, read_summary
@@ -227,7 +228,12 @@ def render_report(out_dir: Path, catalogue: Catalogue, *, worksheet_cap: int = 2
     generated: the time printed as "generated"; defaults to the run's start (summary.json), so the
     same outputs always give the same bytes.
     """
-    out_dir = Path(out_dir)
+    with in_memory():  # the bundle's small frames (audit.in_memory)
+        return _render_report(Path(out_dir), catalogue, worksheet_cap, findings_cap, generated)
+
+
+def _render_report(out_dir: Path, catalogue: Catalogue, worksheet_cap: int, findings_cap: int,
+                   generated: datetime | None) -> Path:
     outputs = load_outputs(out_dir, worksheet_cap=worksheet_cap, findings_cap=findings_cap)
     if outputs.code_titles:  # the official list's titles, where the run was given one, come first
         catalogue = replace(catalogue, titles={**catalogue.titles, **outputs.code_titles})
