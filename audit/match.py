@@ -59,11 +59,8 @@ def _sequenced(procedures: pl.DataFrame, index_codes: pl.Expr) -> pl.DataFrame:
     candidates = procedures.filter(
         (pl.col("code_kind") == codes.PROCEDURE) & index_codes
     ).select("episode_id").unique()
-    in_order = (
-        procedures.filter(pl.col("code_kind") == codes.PROCEDURE)
-        .join(candidates, on="episode_id", how="semi")
-        .sort("episode_id", "position")
-    )
+    in_order = sequence.in_episode_order(
+        procedures.filter(pl.col("code_kind") == codes.PROCEDURE).join(candidates, on="episode_id", how="semi"))
     action = codes.is_action(pl.col("code"))
     # Sorted by episode and position: windows are boundary operations (audit.sequence).
     return in_order.with_columns(

