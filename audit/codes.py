@@ -12,6 +12,8 @@ removed before national submission, so we record it and drop it.
 from __future__ import annotations
 
 import csv
+import functools
+import operator
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -161,9 +163,23 @@ def is_laterality(code: pl.Expr) -> pl.Expr:
     return code.str.starts_with("Z94")
 
 
+def in_chapters(code: pl.Expr, chapters: tuple[str, ...]) -> pl.Expr:
+    """`chapter(code).is_in(chapters)`, as prefix tests: a code's first letter, an overflow
+    category's three characters. `chapter` slices every code and looks up every slice (polars
+    computes both branches of its when/then): 30 ms per 500,000 codes against about 3."""
+    overflow = "O"
+    tests = [code.str.starts_with(letter) for letter in chapters if letter != overflow]
+    tests += [code.str.starts_with(category) for category, parent in OVERFLOW_PARENTS.items()
+              if parent in chapters and parent != overflow]
+    if overflow in chapters:  # an O code of no parent chapter in the table stays in "O"
+        tests.append(functools.reduce(operator.and_, [code.str.starts_with(overflow)] + [
+            ~code.str.starts_with(category) for category in OVERFLOW_PARENTS]))
+    return functools.reduce(operator.or_, tests)
+
+
 def is_subsidiary(code: pl.Expr) -> pl.Expr:
     """Chapters Y (methods, approaches) and Z (sites), and their overflow codes, are only ever secondary."""
-    return chapter(code).is_in(["Y", "Z"])
+    return in_chapters(code, ("Y", "Z"))
 
 
 def is_action(code: pl.Expr) -> pl.Expr:
@@ -173,7 +189,7 @@ def is_action(code: pl.Expr) -> pl.Expr:
 
 def is_site(code: pl.Expr) -> pl.Expr:
     """A Chapter Z site code, or an overflow site code (Z94 is laterality, not a site)."""
-    return (chapter(code) == "Z") & ~is_laterality(code)
+    return in_chapters(code, ("Z",)) & ~is_laterality(code)
 
 
 # --- Patterns: how the catalogue names codes -------------------------------------------------
@@ -199,7 +215,7 @@ class CodePattern:
         if self.kind == "exact":
             return code == self.prefix
         if self.kind == "chapter":  # an overflow code counts in its parent chapter (O16.1: Z)
-            return chapter(code) == self.prefix
+            return in_chapters(code, (self.prefix,))
         return code.str.starts_with(self.prefix)
 
     def matches(self, code: str) -> bool:
@@ -230,8 +246,19 @@ def parse_pattern(spelling: str) -> CodePattern:
 
 
 def any_of(patterns: tuple[CodePattern, ...], code: pl.Expr) -> pl.Expr:
+    """True where `code` matches any of the patterns. Grouped by kind, one membership test per
+    kind: matching hunts for every index code of the catalogue at once, and a comparison per
+    pattern (some two hundred) cost 0.1 s per 500,000 codes, each time."""
     import polars as pl
+    exact = sorted({p.prefix for p in patterns if p.kind == "exact"})
+    categories = sorted({p.prefix for p in patterns if p.kind == "category"})
+    chapters = tuple(sorted({p.prefix for p in patterns if p.kind == "chapter"}))
     expr = pl.lit(False)
-    for pattern in patterns:
-        expr = expr | pattern.expr(code)
+    if exact:
+        expr = expr | (code == exact[0] if len(exact) == 1 else code.is_in(exact))
+    if categories:
+        expr = expr | (code.str.starts_with(categories[0]) if len(categories) == 1
+                       else code.str.slice(0, 3).is_in(categories))
+    if chapters:
+        expr = expr | in_chapters(code, chapters)
     return expr

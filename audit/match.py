@@ -62,8 +62,9 @@ def _sequenced(procedures: pl.DataFrame, index_codes: pl.Expr) -> pl.DataFrame:
     in_order = sequence.in_episode_order(
         procedures.filter(pl.col("code_kind") == codes.PROCEDURE).join(candidates, on="episode_id", how="semi"))
     action = codes.is_action(pl.col("code"))
-    # Sorted by episode and position: windows are boundary operations (audit.sequence).
-    return in_order.with_columns(
+    # Sorted by episode and position: windows are boundary operations (audit.sequence), run lazily
+    # so that polars computes their shared parts once (see audit.sequence).
+    return in_order.lazy().with_columns(
         seq=sequence.row_number().cast(pl.Int32),
         is_action=action,
         next_code=sequence.shifted(pl.col("code"), -1),
@@ -77,7 +78,7 @@ def _sequenced(procedures: pl.DataFrame, index_codes: pl.Expr) -> pl.DataFrame:
             sequence.shifted(pl.when(pl.col("is_action")).then(pl.col("position")), -1)) - 1)
         .fill_null(LAST_POSITION).cast(pl.Int32),
         actions_before=sequence.cumulative_sum(pl.col("is_action").cast(pl.Int32)) - pl.col("is_action").cast(pl.Int32),
-    )
+    ).collect()
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,7 @@ def find_occurrences(procedures: pl.DataFrame, catalogue: Catalogue, as_of: date
 
 def match_guidance(procedures: pl.DataFrame, catalogue: Catalogue, as_of: date) -> Matches:
     sets = [(g, cs) for g in catalogue.auditable() for cs in g.code_sets]
-    index_codes = pl.lit(False)
-    for _, code_set in sets:
-        index_codes = index_codes | codes.any_of(code_set.index.patterns, pl.col("code"))
+    index_codes = codes.any_of(tuple(p for _, code_set in sets for p in code_set.index.patterns), pl.col("code"))
     sequenced = _sequenced(procedures, index_codes)
     if sequenced.height == 0:
         return Matches(empty_occurrences(), empty_possible())
@@ -103,9 +102,11 @@ def match_guidance(procedures: pl.DataFrame, catalogue: Catalogue, as_of: date) 
         pl.col("code").alias("all_codes"), pl.col("position").alias("all_positions"),
         pl.col("procedure_date").alias("all_dates"),
     )
+    # The rows holding some index code, once: each code set's own test then runs over them only.
+    index_rows = sequenced.filter(index_codes)
     occurrences, possible = [], []
     for order, (guidance, code_set) in enumerate(sets):
-        hits = sequenced.filter(codes.any_of(code_set.index.patterns, pl.col("code")))
+        hits = index_rows.filter(codes.any_of(code_set.index.patterns, pl.col("code")))
         if hits.height == 0:
             continue
         hits = (

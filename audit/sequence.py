@@ -6,6 +6,11 @@ spinal-heavy export several times slower than reading it. On a frame whose episo
 contiguous the same results come from the episode boundaries with plain array operations
 (shifts, fills and cumulative sums, about 1 ms each). Every function here requires that order:
 callers sort first, as they already did for their `over` windows.
+
+The expressions repeat their parts (each `shifted` compares the episode ids again; a fill numbers
+the episodes twice). Evaluated on a LazyFrame, polars computes each shared part once; a
+DataFrame's own `with_columns` runs without that optimisation (polars' eager query flags), and
+cost twice as long (spinal benchmark: 57 against 29 ms for the spinal rule's context).
 """
 
 from __future__ import annotations

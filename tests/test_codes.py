@@ -102,3 +102,38 @@ def test_overflow_codes_belong_to_their_parent_chapter(code, chapter):
 
     assert chapter_of(code) == chapter
     assert pl.select(chapter_expr(pl.lit(code))).item() == chapter
+
+
+@pytest.mark.parametrize("chapters", [("Y", "Z"), ("Z",), ("Y",), ("V",), ("O",), ("O", "Z"), ("A", "O")])
+def test_chapter_membership_by_prefix_agrees_with_the_chapter(chapters):
+    """`in_chapters` (prefix tests, the fast form the rules use) says what `chapter(...).is_in`
+    says, overflow codes, short values, empty and missing ones included."""
+    import polars as pl
+
+    from audit.codes import chapter, in_chapters
+
+    values = ["Y534", "Z676", "Z942", "O161", "O16", "O162", "O131", "O1", "O", "Y", "Z", "V551", "A01", "", None]
+    frame = pl.DataFrame({"code": values}, schema={"code": pl.String})
+    expected = frame.select(chapter(pl.col("code")).is_in(list(chapters))).to_series().to_list()
+    assert frame.select(in_chapters(pl.col("code"), chapters)).to_series().to_list() == expected
+    assert True in expected and False in expected  # each case tells members from others
+
+
+@pytest.mark.parametrize("spellings", [
+    ("V52.2",), ("V55.-",), ("chapter:Z",), ("V52.2", "W37.1", "V55.-", "Y53.-", "chapter:Z"), ("chapter:O", "V38.8"),
+])
+def test_any_of_a_pattern_group_matches_what_each_pattern_matches(spellings):
+    """`any_of` tests each kind of pattern at once (one membership test for all exact codes, one
+    for all categories): it says what the patterns say one by one, also inside a list."""
+    import polars as pl
+
+    from audit.codes import any_of, parse_pattern
+
+    patterns = tuple(parse_pattern(s) for s in spellings)
+    values = ["V522", "V523", "V551", "V55", "W371", "Y534", "Z676", "O161", "O131", "A01", "", None]
+    expected = [None if v is None else any(p.matches(v) for p in patterns) for v in values]
+    frame = pl.DataFrame({"code": values}, schema={"code": pl.String})
+    assert frame.select(any_of(patterns, pl.col("code"))).to_series().to_list() == expected
+    listed = frame.select(pl.col("code").drop_nulls().implode().list.eval(any_of(patterns, pl.element())))
+    assert listed.item().to_list() == expected[:-1]
+    assert True in expected and False in expected

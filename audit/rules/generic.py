@@ -25,12 +25,12 @@ _REAL = pl.col("code_kind").is_in([codes.PROCEDURE, codes.INVALID]).cast(pl.Int3
 def with_slot_context(procedures: pl.DataFrame) -> pl.DataFrame:
     """Add `first_filled` (the primary position: blank slots are not rows) and how many real
     (procedure or invalid) codes stand before and after each slot."""
-    # Sorted by episode and position, so windows are boundary operations (audit.sequence).
-    return sequence.in_episode_order(procedures).with_columns(
+    # Sorted by episode and position, so windows are boundary operations (audit.sequence; lazily).
+    return sequence.in_episode_order(procedures).lazy().with_columns(
         first_filled=sequence.first_row(),
         real_before=sequence.cumulative_sum(_REAL) - _REAL,
         real_after=sequence.episode_sum(_REAL) - sequence.cumulative_sum(_REAL),
-    )
+    ).collect()
 
 
 def _future(as_of: date) -> list[Rule]:
@@ -122,7 +122,7 @@ def spinal_sequence(procedures: pl.DataFrame) -> pl.DataFrame:
     spinal = valid.filter(codes.is_spinal_operation(pl.col("code")) | codes.is_levels(pl.col("code")))
     return (
         sequence.in_episode_order(valid.join(spinal.select("episode_id").unique(), on="episode_id", how="semi"))
-        .with_columns(
+        .lazy().with_columns(
             next_code=sequence.shifted(pl.col("code"), -1),
             next_position=sequence.shifted(pl.col("position"), -1),
             previous_code=sequence.shifted(pl.col("code"), 1),
@@ -130,6 +130,7 @@ def spinal_sequence(procedures: pl.DataFrame) -> pl.DataFrame:
             operation_position=sequence.forward_filled(
                 pl.when(codes.is_action(pl.col("code"))).then(pl.col("position"))),
         )
+        .collect()
     )
 
 
