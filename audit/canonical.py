@@ -284,11 +284,13 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         for number, (export, read) in enumerate(zip(exports, reads))
     )
     episode_frame = pl.concat(episodes).sort("episode_id") if episodes else _empty(EPISODES)
+    # Procedures in (episode_id, position) order, sorted by the episode's rank in episode_frame
+    # (an episode id is unique there): two integer keys sort several times faster than text ones.
     procedure_frame = (
         pl.concat(procedures)
-        .join(episode_frame.drop("source_file", "source_row"), on="episode_id", how="left")
+        .join(episode_frame.drop("source_file", "source_row").with_row_index("_rank"), on="episode_id", how="left")
+        .sort("_rank", "position")
         .select(PROCEDURE_COLUMNS)
-        .sort("episode_id", "position")
     ) if procedures else _empty(PROCEDURES)
     return Canonical(
         episodes=EPISODES.validate(episode_frame),
