@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audit.canonical import build
@@ -654,3 +654,31 @@ def test_a_long_file_out_of_episode_order_is_audited_as_a_sorted_one(tmp_path, m
         assert data.episodes["episode_id"].to_list() == [f"E{e}" for e in range(1, 8)], name
     columns = ["episode_id", "position", "code", "episode_start"]
     assert built["sorted"].procedures.select(columns).equals(built["scattered"].procedures.select(columns))
+
+
+# Whole characters, and the halves of one ("é" is C3 A9): split by a chunk, or by ASCII in between
+_PIECES = [b"a,b", b"\r", b"\n", b"\r\n", "é".encode(), "€".encode(), "😀".encode(), b"\xff", b"\xc3", b"\xa9", b'"',
+           b"\x00"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.sampled_from(_PIECES), max_size=30), chunk=st.integers(1, 9))
+@example(pieces=[b"\xc3", b"a,b", b"\xa9"], chunk=1)  # half a character, ASCII chunks, the other half: not UTF-8
+def test_the_inspection_pass_finds_what_the_whole_file_holds(tmp_path_factory, monkeypatch, pieces, chunk):
+    """The file's one inspection pass (UTF-8 validity, NUL, lone CR, quotes) reads it in chunks and
+    skips decoding the ASCII ones: whatever the chunk size, a character or a CRLF split between
+    chunks, it says what the whole file's bytes say."""
+    from audit import load
+
+    data = b"".join(pieces)
+    path = tmp_path_factory.mktemp("inspect") / "f.csv"
+    path.write_bytes(data)
+    monkeypatch.setattr(load, "READ_CHUNK", chunk)
+    try:
+        data.decode("utf-8")
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False
+    found = load._inspect(path)
+    assert (found.utf8, found.nul, found.quotes) == (utf8, b"\x00" in data, b'"' in data)
+    assert found.lone_cr == (re.search(rb"\r(?!\n)", data) is not None)
