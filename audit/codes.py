@@ -166,7 +166,7 @@ def is_laterality(code: pl.Expr) -> pl.Expr:
 def in_chapters(code: pl.Expr, chapters: tuple[str, ...]) -> pl.Expr:
     """`chapter(code).is_in(chapters)`, as prefix tests: a code's first letter, an overflow
     category's three characters. `chapter` slices every code and looks up every slice (polars
-    computes both branches of its when/then): 30 ms per 500,000 codes against about 3."""
+    computes both branches of its when/then): `is_action` over 500,000 codes took 33 ms, now 16."""
     overflow = "O"
     tests = [code.str.starts_with(letter) for letter in chapters if letter != overflow]
     tests += [code.str.starts_with(category) for category, parent in OVERFLOW_PARENTS.items()
@@ -247,8 +247,8 @@ def parse_pattern(spelling: str) -> CodePattern:
 
 def any_of(patterns: tuple[CodePattern, ...], code: pl.Expr) -> pl.Expr:
     """True where `code` matches any of the patterns. Grouped by kind, one membership test per
-    kind: matching hunts for every index code of the catalogue at once, and a comparison per
-    pattern (some two hundred) cost 0.1 s per 500,000 codes, each time."""
+    kind: matching looks for the catalogue's 97 index patterns at once, and as 77 OR-ed tests
+    of a code set each they cost 0.2 s per 500,000 codes (0.02 s this way)."""
     import polars as pl
     exact = sorted({p.prefix for p in patterns if p.kind == "exact"})
     categories = sorted({p.prefix for p in patterns if p.kind == "category"})
