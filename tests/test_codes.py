@@ -137,3 +137,24 @@ def test_any_of_a_pattern_group_matches_what_each_pattern_matches(spellings):
     listed = frame.select(pl.col("code").drop_nulls().implode().list.eval(any_of(patterns, pl.element())))
     assert listed.item().to_list() == expected[:-1]
     assert True in expected and False in expected
+
+
+@pytest.mark.parametrize("name", ["is_subsidiary", "is_site", "is_action"])
+def test_the_rules_code_classes_agree_with_the_reference_audit(name):
+    """The code classes the rules stand on, in their fast prefix form (`in_chapters`), against the
+    reference audit's plain Python. Sources: Chapter Y and Z codes are only ever secondary
+    (National Clinical Coding Standards OPCS-4, PRule 7, via shared/reference/nice-coding.md s3 [U]);
+    a site is a Chapter Z code, Z94 being laterality (nice-coding.md s3); an overflow code belongs to
+    its parent chapter, O16.1 Pelvis NEC to Z (nice-coding.md s4, audit/overflow_categories.csv [I]);
+    V55 levels of spine are assigned in second place, a qualifier and not an action (seeds IPG319,
+    IPG366)."""
+    import polars as pl
+
+    from audit import codes
+    from tests import reference_audit
+
+    values = ["Y534", "Y11", "Z676", "Z942", "Z99", "O161", "O131", "V551", "V522", "W371", "A01"]
+    frame = pl.DataFrame({"code": values})
+    found = frame.select(getattr(codes, name)(pl.col("code"))).to_series().to_list()
+    assert found == [getattr(reference_audit, name)(v) for v in values]
+    assert True in found and False in found
