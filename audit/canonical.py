@@ -142,6 +142,17 @@ def _to_triage(export: Export, index: tuple[CodePattern, ...] | None) -> pl.Seri
     return export.scan.to_triage
 
 
+def _narrow(export: Export, index: tuple[CodePattern, ...] | None, known_codes: pl.Series | None,
+            as_of: date | None) -> bool:
+    """Whether every row can be parsed for its id and codes only (`Export.batches`' `narrow`):
+    the record scan certified this audit's clean coding, with no date after the run's as-of date,
+    and kept the lines of the rows it did not certify, whose columns are parsed from them. A
+    certified row needs nothing else, unless the user's code list may send it to the audit."""
+    scan = export.scan
+    return (_to_triage(export, index) is not None and scan.triage_lines is not None and known_codes is None
+            and (as_of is None or (scan.until is not None and scan.until <= as_of)))
+
+
 _TRIAGE = ["needs_audit", "filled", "no_operation"]
 _STREAM = ["_reason", "_odd_dates", TO_TRIAGE, *LONG_FLAGS, *_TRIAGE]  # the columns the file's query adds to its rows
 
@@ -198,11 +209,19 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
     read.rows_read = read.rejected[0].height
     checks = _checks(export, index, known_codes, as_of)
     long, long_triage = export.plan.shape == "long", export.plan.shape == "long" and index is not None
+    narrow = _narrow(export, index, known_codes, as_of)
+    slots = [slot.position for slot in export.plan.slots]
     batch_ids = []
-    for batch in export.batches(checks):
-        if TO_TRIAGE in batch.columns:
-            batch = triage_flagged(batch, [slot.position for slot in export.plan.slots], index, known_codes, as_of,
-                                   odd_dates="_odd_dates")
+    for batch in export.batches(checks, narrow=narrow):
+        whole = batch  # the batch's rows that may need more than their id and codes, in every column
+        if narrow:
+            flagged = batch[TO_TRIAGE]
+            whole = triage_flagged(export.triage_rows(batch.filter(flagged)["source_line"], checks), slots, index,
+                                   known_codes, as_of, odd_dates="_odd_dates")
+            where = flagged.arg_true()
+            batch = batch.with_columns(batch[name].clone().scatter(where, whole[name]) for name in _TRIAGE)
+        elif TO_TRIAGE in batch.columns:
+            batch = whole = triage_flagged(batch, slots, index, known_codes, as_of, odd_dates="_odd_dates")
         read.rows_read += batch.height
         rows, ok = batch.lazy(), pl.col("_reason").is_null()
         # A long file's episode is triaged from all its rows: a batch ends where an episode does.
@@ -211,7 +230,7 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
         bad, odd, ids, audit = pl.collect_all([
             rows.filter(~ok).select("source_file", "source_row", "episode_id", pl.col("_reason").alias("reason"),
                                     _source_line(batch)),
-            rows.filter(ok & pl.col("_odd_dates")).select(date_column_names(batch.columns)),
+            whole.lazy().filter(ok & pl.col("_odd_dates")).select(date_column_names(whole.columns)),
             rows.filter(ok).select(
                 "episode_id",
                 pl.lit(str(number)).alias("source_file"),  # a file number keeps this frame small
@@ -220,7 +239,7 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
                 _position_number(batch, export.plan.shape),
                 needs.alias("needs_audit"), "filled", "no_operation",
             ),
-            rows.filter(ok & needs).drop(_STREAM, strict=False),
+            whole.lazy().filter(ok & needs).drop(_STREAM, strict=False),
         ])
         read.rejected.append(bad)
         read.invalid_dates += _unparseable_dates(odd)

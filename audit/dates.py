@@ -6,6 +6,7 @@ placeholders are treated as no date. An impossible date (`2026-02-30`) is no dat
 counted so the report can show it.
 """
 
+import calendar
 from datetime import date
 
 import polars as pl
@@ -70,3 +71,67 @@ def odd_date(raw: pl.Expr) -> pl.Expr:
 def any_odd_date(columns: list[str]) -> pl.Expr:
     """A row with an odd value (`odd_date`) in any of these columns; false without columns."""
     return pl.any_horizontal([odd_date(pl.col(c)) for c in columns] or [pl.lit(False)])
+
+
+# Leap days older than this many years before an as-of date are left out of `real_date_until`:
+# a row holding one is only triaged in full (a 29 February before 1898, for a run in 2026).
+LEAP_DAYS_BACK = 128
+
+
+def _either(choices: list[str]) -> str:
+    return choices[0] if len(choices) == 1 else f"(?:{'|'.join(choices)})"
+
+
+def _digits_up_to(limit: str, lowest_first: int = 0) -> str:
+    """Digit strings as long as `limit`, from `lowest_first` followed by zeros up to `limit`
+    (text order is number order at a fixed length): per place, the same digits before it and a
+    smaller one there, then any digits."""
+    choices = []
+    for place, digit in enumerate(map(int, limit)):
+        low = lowest_first if place == 0 else 0
+        if digit > low:
+            smaller = f"[{low}-{digit - 1}]" if digit - 1 > low else str(low)
+            choices.append(limit[:place] + smaller + "[0-9]" * (len(limit) - place - 1))
+    return _either(choices + [limit])
+
+
+def _month_days(months: range, leap: bool) -> str:
+    """`mm-dd` for every real day of these months (29 February only in a `leap` year)."""
+    def named(keep) -> str:
+        return _either([f"{m:02d}" for m in months if keep(m)])
+    choices = [f"{named(lambda m: True)}-(?:0[1-9]|1[0-9]|2[0-8])"]
+    if any(m != 2 for m in months):
+        choices.append(f"{named(lambda m: m != 2)}-(?:29|30)")
+    if any(calendar.monthrange(2001, m)[1] == 31 for m in months):
+        choices.append(f"{named(lambda m: calendar.monthrange(2001, m)[1] == 31)}-31")
+    if leap and 2 in months:
+        choices.append("02-29")
+    return _either(choices)
+
+
+def _days_up_to(last: int) -> str:
+    """`dd` from 01 to `last`."""
+    if last < 10:
+        return "0" + (f"[1-{last}]" if last > 1 else "1")
+    return _either(["0[1-9]", _digits_up_to(f"{last:02d}", lowest_first=1)])
+
+
+def real_date_until(day: date) -> str:
+    """A pattern like `REAL_DATE` for the real ISO dates on or before `day` from year 1000 on
+    (29 February from `LEAP_DAYS_BACK` years before `day` on): audit.records tests a CSV line's
+    date fields with it, so that a line it certifies has no date after the run's as-of date and
+    needs no date column parsed. It may leave out a real earlier date (that row is only triaged
+    in full), never take in a later or unreal one. Text order is date order for `yyyy-mm-dd`, so
+    the earlier years are spelled out place by place (`_digits_up_to`), then `day`'s own year
+    month by month."""
+    year = day.year
+    choices = []
+    if year > 1000:
+        choices.append(f"{_digits_up_to(f'{year - 1:04d}', lowest_first=1)}-{_month_days(range(1, 13), leap=False)}")
+        leap_years = [f"{y:04d}" for y in range(max(1000, year - LEAP_DAYS_BACK), year) if calendar.isleap(y)]
+        if leap_years:
+            choices.append(f"{_either(leap_years)}-02-29")
+    this_year = [_month_days(range(1, day.month), calendar.isleap(year))] if day.month > 1 else []
+    this_year.append(f"{day.month:02d}-{_days_up_to(day.day)}")
+    choices.append(f"{year:04d}-{_either(this_year)}")
+    return _either(choices)

@@ -53,7 +53,8 @@ def run_audit(options: AuditOptions, catalogue: Catalogue, started: datetime,
     progress("Reading exports")
     exports = load.read_exports(
         options.inputs, layout=options.layout, mapping=options.mapping, encoding=options.encoding,
-        index=unit.index_patterns(catalogue),  # the record scan notes the rows the prefilter must triage
+        # The record scan notes the rows the prefilter must triage (and those dated after as-of).
+        index=unit.index_patterns(catalogue), as_of=options.as_of,
     )
     _import_in_background("reports.render")
     ctx = unit.AuditContext(catalogue, options.as_of, started, tuple(exports), options.code_list)

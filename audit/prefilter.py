@@ -87,29 +87,35 @@ def _codes_except(prefixes: set[str], depth: int = 0) -> str | None:
     return f"(?:{'|'.join(parts)})" if parts else None
 
 
-def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int]) -> dict[int, str]:
+def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int]) -> tuple[dict[int, str], ...]:
     """Patterns for a wide row's procedure fields, by their place in the record (`first` holds the
     primary slot, `others` the rest in slot order), that a row coded cleanly and holding nothing
-    that fires a rule matches (`triage` would set it aside). audit.records tests them on each line
-    of a CSV file while it scans it, so only the other rows are triaged after parsing (`scanned`).
-    They are narrower than `triage` (it takes padding, white space around a `-` and an empty
-    primary slot too), never wider:
+    that fires a rule matches (`triage` would set it aside): the row is certified when its fields
+    match every pattern of one of the alternatives. audit.records tests them on each line of a CSV
+    file while it scans it, so only the other rows are triaged after parsing (`scanned`), and
+    their lines are all the audit needs of their dates and episode fields. They are narrower
+    than `triage` (it takes padding, white space around a `-`, and codes after an empty primary
+    slot too), never wider:
 
-    - the primary field: empty, `-` (HES's "no operation"), or a code not from Chapter Y or Z;
-    - each of the next CERTIFIED_SLOTS - 1 fields: empty or a code; every later one empty;
-    - no code from the category of an index code, a spinal operation, V55 or an overflow (O) code.
+    - coded: the primary field a code not from Chapter Y or Z; each of the next
+      CERTIFIED_SLOTS - 1 fields empty or a code; every later one empty;
+    - not coded: the primary field empty or `-` (HES's "no operation"), every other one empty;
+    - and no code from the category of an index code, a spinal operation, V55 or an overflow (O)
+      code.
 
-    An empty or `-` primary field with codes after it also matches: `scanned` sends such rows to
-    the triage from their columns (one pattern with both cases was twice as long). The pattern
-    of a code is written out for each field, so its size decides what the line's pattern costs
-    to compile (once per core): categories rather than exact codes halve it, for a few more rows
-    to triage; and few episodes have more codes than CERTIFIED_SLOTS (0.9% of the benchmark's).
+    The pattern of a code is written out for each field, so its size decides what the line's
+    pattern costs to compile (once per core): categories rather than exact codes halve it, for a
+    few more rows to triage; and few episodes have more codes than CERTIFIED_SLOTS (0.9% of the
+    benchmark's). The two alternatives cost no more to match than one (0.48 s per million lines
+    of the benchmark's export either way) and 0.02 s more to compile.
     """
     fires = {p.prefix[:3] for p in index} | {*SPINAL_CATEGORIES, "V55", "O"}
     code, primary = _codes_except(fires), _codes_except(fires | {"Y", "Z"})
+    not_coded = {first: "-?", **dict.fromkeys(others, "")}
+    if primary is None:
+        return (not_coded,)
     coded = others[:CERTIFIED_SLOTS - 1] if code is not None else []
-    return {first: f"(?:-|{primary})?" if primary is not None else "-?", **dict.fromkeys(others, ""),
-            **dict.fromkeys(coded, f"(?:{code})?")}
+    return ({first: primary, **dict.fromkeys(others, ""), **dict.fromkeys(coded, f"(?:{code})?")}, not_coded)
 
 
 def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None) -> pl.Expr:
@@ -199,11 +205,8 @@ def scanned(rows: pl.LazyFrame, slots: list[int], to_triage: pl.Expr, known_code
     triage once the batch is read (a few percent of an extract: the joined fields' tests are most
     of the prefilter's cost). What needs the audit field by field is tested on every row."""
     codes = [pl.col(f"code_{n}") for n in slots]
-    # No code first (or "no operation") but codes after it: `plain_coding` lets it through.
-    codes_after_none = ((codes[0].is_null() | (codes[0] == "-")) & pl.any_horizontal(c.is_not_null() for c in codes[1:])
-                        if len(codes) > 1 else pl.lit(False))
     return rows.with_columns(
-        (to_triage | codes_after_none.fill_null(False)).alias(TO_TRIAGE),
+        to_triage.alias(TO_TRIAGE),
         _row_needs_audit(date_column_names(rows.collect_schema().names()), [f"code_{n}" for n in slots],
                          known_codes, as_of, odd_dates).alias("needs_audit"),
         pl.sum_horizontal(code.is_not_null() for code in codes).cast(pl.UInt8).alias("filled"),

@@ -25,11 +25,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
-from audit.dates import REAL_DATE
+from audit.dates import REAL_DATE, real_date_until
 
 FIELD_LIMIT = 1 << 20  # bytes in one field: far above any real episode value (a code is 4)
 MAX_RECORD_LINES = 256  # a quote left open longer than this is taken as broken, not as a field
@@ -92,6 +93,12 @@ class RecordScan:
     # (audit.prefilter.plain_coding), or whose dates are odd: the only rows the prefilter must
     # triage. None where the scan did not test the coding.
     to_triage: pl.Series | None = None
+    # Where it tested the coding: `triage_lines`, the lines (`row`, `line`, `text`) of the `to_triage`
+    # rows, below the `header_text`; and where it tested the dates against a run's as-of date
+    # too, that date (`until`): no row it certifies has a date after it.
+    until: date | None = None
+    header_text: str | None = None
+    triage_lines: pl.DataFrame | None = None
 
     def rejected(self) -> pl.DataFrame:
         return self.skipped.filter(pl.col("reason") != BLANK)
@@ -299,27 +306,39 @@ def _exact(separator: str, expected: int | None) -> pl.Expr:
     return text.str.contains(f"^{field}(?:{sep}{field}){{{expected - 1}}}$").fill_null(False)
 
 
-Coding = dict[int, str]  # field (0-based) -> the pattern it must match
+# Alternatives of patterns by field (0-based): a line passes when its fields match every
+# pattern of one of them (audit.prefilter.plain_coding).
+Coding = tuple[dict[int, str], ...]
 
 
 def _checks_fields(expected: int, date_fields: frozenset[int], coding: Coding | None) -> bool:
     return bool(date_fields or coding) and 1 < expected <= EXACT_PATTERN_FIELDS
 
 
-def _plain_row(separator: str, expected: int, date_fields: frozenset[int], coding: Coding | None = None) -> pl.Expr:
+def _plain_row(separator: str, expected: int, date_fields: frozenset[int], coding: Coding | None = None,
+               until: date | None = None) -> pl.Expr:
     """`_exact` for a line of a file without quotes, which also requires each of `date_fields`
-    (0-based) to be blank or a plain real ISO date and, given `coding`, the fields it names to
-    match their patterns. One pattern per line tests the field count, the dates and the
+    (0-based) to be blank or a plain real ISO date (on or before `until`, when given:
+    `audit.dates.real_date_until`) and, given `coding`, the fields it names to match the patterns
+    of one of its alternatives. One pattern per line tests the field count, the dates and the
     coding together, for about a third more than the field count alone, where the same tests after
     parsing cost twice the count (27 HES date columns: 0.24 s per million rows; the prefilter's
-    joined 24 procedure fields: 0.36 s). Where neither is asked for, or the pattern would be too
-    big, `_exact`."""
+    joined 24 procedure fields: 0.36 s). The alternatives share the fields before the first one
+    they name. Where neither is asked for, or the pattern would be too big, `_exact`."""
     if not _checks_fields(expected, date_fields, coding):
         return _exact(separator, expected)
     sep = re.escape(separator) if separator != "\t" else r"\t"
-    field, date = f"[^{sep}]*", f"(?:{REAL_DATE})?"
-    pattern = sep.join((coding or {}).get(i, date if i in date_fields else field) for i in range(expected))
-    return pl.col("text").str.contains(f"^{pattern}$").fill_null(False)
+    field, date = f"[^{sep}]*", f"(?:{REAL_DATE if until is None else real_date_until(until)})?"
+
+    def fields(named: dict[int, str], start: int, stop: int = expected) -> str:
+        return sep.join(named.get(i, date if i in date_fields else field) for i in range(start, stop))
+
+    if not coding:
+        return pl.col("text").str.contains(f"^{fields({}, 0)}$").fill_null(False)
+    start = min(min(named) for named in coding)
+    before = f"{fields({}, 0, start)}{sep}" if start else ""
+    alternatives = "|".join(fields(named, start) for named in coding)
+    return pl.col("text").str.contains(f"^{before}(?:{alternatives})$").fill_null(False)
 
 
 def _suspect() -> pl.Expr:
@@ -332,7 +351,8 @@ def _suspect() -> pl.Expr:
 
 
 def scan_records(source: Path, separator: str, fields: int, long_lines: frozenset[int] = frozenset(),
-                 quotes: bool = True, date_fields: frozenset[int] = frozenset(), coding: Coding | None = None) -> RecordScan:
+                 quotes: bool = True, date_fields: frozenset[int] = frozenset(), coding: Coding | None = None,
+                 until: date | None = None) -> RecordScan:
     """Count and check every record of `source` (UTF-8, LF or CRLF line ends, no NUL bytes).
 
     `fields`: the header's field count, as the CSV parser read it. `long_lines`: 1-based lines that `audit.load` found over the limit and shortened. `quotes`:
@@ -340,10 +360,11 @@ def scan_records(source: Path, separator: str, fields: int, long_lines: frozense
     the quote bookkeeping is skipped: most exports). `date_fields`: 0-based fields the audit reads
     as dates; in a file without quotes the rows with an odd one are noted (`RecordScan.odd_dates`).
     `coding`: patterns of clean coding (audit.prefilter.plain_coding); in a file without quotes
-    the rows that do not match them are noted (`RecordScan.to_triage`).
+    the rows that do not match them are noted (`RecordScan.to_triage`), with their lines; given
+    `until` (the run's as-of date) too, so are the rows with a date after it.
     """
     if not quotes:
-        return _scan_unquoted(source, separator, fields, long_lines, date_fields, coding)
+        return _scan_unquoted(source, separator, fields, long_lines, date_fields, coding, until)
     header_line = header_fields = None
     data_rows = 0  # parser rows after the header, blank ones included
     records = 0
@@ -426,7 +447,8 @@ def _often_fails(source: Path, header_line: int, plain: pl.Expr) -> bool:
 
 
 def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozenset[int],
-                   date_fields: frozenset[int] = frozenset(), coding: Coding | None = None) -> RecordScan:
+                   date_fields: frozenset[int] = frozenset(), coding: Coding | None = None,
+                   until: date | None = None) -> RecordScan:
     """`scan_records` for a file without a quote character (most exports): every line is one
     record, so each line is judged alone, and polars' streaming engine does it on every core,
     keeping only the lines that may not be well-formed rows (blank, too long, a field count off):
@@ -443,18 +465,24 @@ def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozen
                           False)
     header_line = int(header["line"].item())
     header_fields = int(header.select(_field_count(separator)).item())
-    if coding and _often_fails(source, header_line, _plain_row(separator, fields, date_fields, coding)):
+    if coding and _often_fails(source, header_line, _plain_row(separator, fields, date_fields, coding, until)):
         coding = None  # most rows are triaged anyway: cheaper from the parsed columns (audit.prefilter)
+    # A certified row's dates are needed only to know that none is after `until`: tested here,
+    # they need not be parsed (audit.canonical reads their columns from `triage_lines` alone).
+    coding_tested = bool(coding) and _checks_fields(fields, date_fields, coding)
+    until = until if coding_tested else None
     data = numbered.filter(pl.col("line") > header_line).with_columns(long=long)
     # One query, the suspect lines only, as what judging them needs rather than as text (a row
     # that only fails the dates or the coding is well-formed: a few percent of the file). Counting
     # the lines in the same query (`collect_all`) made polars hold every line the slower branch
     # had not reached: 1.6-1.9 GB at 10M lines, where the line count alone reads no text.
     suspects = data.filter(
-        ~_plain_row(separator, fields, date_fields, coding) | pl.col("long") | text.is_null()
+        ~_plain_row(separator, fields, date_fields, coding, until) | pl.col("long") | text.is_null()
         | (text.str.len_bytes() > FIELD_LIMIT)  # (blank lines are among them: they fail every pattern)
-    ).select("line", "long", blank.alias("blank"), (text.str.count_matches(separator, literal=True) + 1).alias("fields")
-             ).collect(engine="streaming")
+    ).select("line", "long", blank.alias("blank"), (text.str.count_matches(separator, literal=True) + 1).alias("fields"),
+             # The lines of the rows to triage are kept (7% of the benchmark's: 13 MB per million
+             # lines), so their columns are parsed from them alone (audit.load `Export.triage_rows`).
+             *([text] if coding_tested else [])).collect(engine="streaming")
     rows = lines(source).select(pl.len()).collect().item() - header_line
     blanks = int(suspects["blank"].sum())
     # `_judge`'s reasons, for lines without quotes (no line over the limit gets here: see there).
@@ -469,9 +497,10 @@ def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozen
     # A well-formed row that failed the line's pattern has a date that is not plain, or coding
     # that is not plainly clean. Which of the two is left to the full tests after parsing, on
     # these rows only: telling them apart here took a second pattern as dear to compile.
-    failed = judged.filter(pl.col("reason").is_null()).select(row)["row"]
+    well_formed = judged.filter(pl.col("reason").is_null())
+    failed = well_formed.select(row)["row"]
     checked = _checks_fields(fields, date_fields, coding)
-    odd_dates, to_triage = (failed if checked else None), (failed if checked and coding else None)
+    odd_dates, to_triage = (failed if checked else None), (failed if coding_tested else None)
     return RecordScan(
         header_line=header_line,
         header_fields=header_fields,
@@ -483,4 +512,7 @@ def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozen
         broken_quoting=False,
         odd_dates=odd_dates,
         to_triage=to_triage,
+        until=until,
+        header_text=header["text"].item() if coding_tested else None,
+        triage_lines=well_formed.select(row, "line", "text") if coding_tested else None,
     )

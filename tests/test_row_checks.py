@@ -66,3 +66,30 @@ def test_leap_days_follow_the_gregorian_rule():
     values = pl.DataFrame({"v": [f"{y:04d}-02-29" for y in range(1, 10000)]})
     plain = values.filter(~odd_date(pl.col("v")))["v"].str.slice(0, 4).cast(pl.Int32).to_list()
     assert plain == leap
+
+
+@pytest.mark.parametrize("as_of", [date(2026, 12, 3), date(2026, 1, 1), date(2024, 2, 29), date(2024, 2, 28),
+                                   date(2025, 3, 1), date(2026, 10, 31), date(2026, 9, 30), date(2000, 1, 10),
+                                   date(1999, 12, 31), date(2030, 6, 9)])
+def test_real_dates_until_as_of_are_exactly_the_real_dates_not_after_it(as_of):
+    """The record scan's date test for a run's as-of date (audit.dates.real_date_until) takes in
+    no value after it and no unreal one (a row it certifies needs no date column parsed); of the
+    real dates it leaves out only those before year 1000 and leap days over LEAP_DAYS_BACK years
+    back (such a row is only triaged in full)."""
+    from audit.dates import LEAP_DAYS_BACK, real_date_until
+
+    shapes = pl.DataFrame({"v": list(_every_shape())
+                           + [f"{y:04d}-{m:02d}-{d:02d}" for y in range(as_of.year - 2, as_of.year + 2)
+                              for m in range(0, 14) for d in range(0, 33)]})
+    days = pl.date_range(date(990, 1, 1), date(2100, 12, 31), eager=True).dt.to_string("%Y-%m-%d").to_frame("v")
+    values = pl.concat([shapes, days]).unique()
+    day = as_of.isoformat()
+    judged = values.with_columns(
+        taken=pl.col("v").str.contains(f"^(?:{real_date_until(as_of)})$"),
+        real_until=~odd_date(pl.col("v")) & (pl.col("v") != "") & (pl.col("v") <= day))
+    assert judged.filter(pl.col("taken") & ~pl.col("real_until")).height == 0
+    left_out = judged.filter(~pl.col("taken") & pl.col("real_until"))["v"]
+    year = left_out.str.slice(0, 4).cast(pl.Int32)
+    old_leap_day = (left_out.str.slice(5) == "02-29") & (year < as_of.year - LEAP_DAYS_BACK)
+    assert ((year < 1000) | old_leap_day).all()
+    assert judged["taken"].sum() > 300_000 and judged.filter(pl.col("v") == day)["taken"].item()
