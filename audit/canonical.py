@@ -21,7 +21,7 @@ from audit.dates import any_odd_date, is_unparseable, parse_dates
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS, date_column_names
 from audit.load import CARRY_PREFIX, Export
 from audit.prefilter import (
-    LONG_FLAGS, TO_TRIAGE, long_episode_triage, long_row_triage, scanned, triage, triage_flagged,
+    LONG_FLAGS, TO_TRIAGE, long_episode_triage, long_row_triage, replace_rows, scanned, triage, triage_flagged,
 )
 from audit.validate import REJECTED_SCHEMA, first_failure, rejected_rows
 from schemas import polars_schema
@@ -218,8 +218,7 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
             flagged = batch[TO_TRIAGE]
             whole = triage_flagged(export.triage_rows(batch.filter(flagged)["source_line"], checks), slots, index,
                                    known_codes, as_of, odd_dates="_odd_dates")
-            where = flagged.arg_true()
-            batch = batch.with_columns(batch[name].clone().scatter(where, whole[name]) for name in _TRIAGE)
+            batch = replace_rows(batch, flagged, whole.select(_TRIAGE))
         elif TO_TRIAGE in batch.columns:
             batch = whole = triage_flagged(batch, slots, index, known_codes, as_of, odd_dates="_odd_dates")
         read.rows_read += batch.height

@@ -163,7 +163,6 @@ class Export:
                        else "malformed CSV (a row with more fields than the header, or broken quoting)")
             raise InputError(self.path, problem) from None
 
-
     def _with_sources(self, batch: pl.DataFrame) -> pl.DataFrame:
         """`row` replaced by `source_row`, `source_line` and `source_file`. Numbered through the
         row column alone (rows come in order): joining the whole batch would copy every column."""

@@ -203,7 +203,8 @@ def scanned(rows: pl.LazyFrame, slots: list[int], to_triage: pl.Expr, known_code
     a row it certified is coded cleanly and fires nothing, so its fields are only counted (its
     one possible `-` is the primary's); `to_triage` flags the others, for `triage_flagged` to
     triage once the batch is read (a few percent of an extract: the joined fields' tests are most
-    of the prefilter's cost). What needs the audit field by field is tested on every row."""
+    of the prefilter's cost). What needs the audit field by field is tested on every row (where
+    the scan also tested the dates against the as-of date, a narrow batch has none to test)."""
     codes = [pl.col(f"code_{n}") for n in slots]
     return rows.with_columns(
         to_triage.alias(TO_TRIAGE),
@@ -231,9 +232,13 @@ def triage_flagged(batch: pl.DataFrame, slots: list[int], index: tuple[CodePatte
     if odd_dates is not None:
         rows, redone = rows.with_columns(any_odd_date(dates).alias(odd_dates)), [*redone, odd_dates]
     exact = triage(rows, slots, index, known_codes, as_of, pl.col(odd_dates) if odd_dates else None)
-    exact = exact.select(redone).collect()
+    return replace_rows(batch, flagged, exact.select(redone).collect())
+
+
+def replace_rows(batch: pl.DataFrame, flagged: pl.Series, values: pl.DataFrame) -> pl.DataFrame:
+    """`batch` with its `flagged` rows' columns replaced by `values` (one row per flagged row, in order)."""
     where = flagged.arg_true()
-    return batch.with_columns(batch[name].clone().scatter(where, exact[name]) for name in redone)
+    return batch.with_columns(batch[name].clone().scatter(where, values[name]) for name in values.columns)
 
 
 # A long file's rows, flagged in its streaming query for `long_episode_triage`.

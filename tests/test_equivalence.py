@@ -268,17 +268,19 @@ def test_the_scanned_triage_changes_nothing_but_the_work(request, monkeypatch, v
     (padded rows all are: the test is forced on where the scan would skip it)."""
     import audit.load
     import audit.records
-    from audit.canonical import build
+    from audit.canonical import _narrow, build
     from audit.unit import index_patterns
 
     monkeypatch.setattr(audit.records, "TRIAGE_SHARE", 1.0)
     monkeypatch.setattr(audit.load, "BATCH_ROWS", 777)
     index = index_patterns(load_catalogue())
     path = request.getfixturevalue(variant)
-    exports = read_exports([path], index=index)
+    exports = read_exports([path], index=index, as_of=AS_OF)
     flagged = exports[0].scan.to_triage.len()
     assert 0 < flagged < 20000 * {"padded": 0.4, "odd_dates": 0.4}.get(variant, 0.1)
     for as_of in (None, AS_OF):
+        # Certified rows are parsed for their id and codes only, the others from their lines.
+        assert _narrow(exports[0], index, None, as_of)
         scanned, triaged = build(exports, index=index, as_of=as_of), build(read_exports([path]), index=index, as_of=as_of)
         for name in ("episodes", "procedures", "rejected", "carried"):
             assert getattr(scanned, name).equals(getattr(triaged, name)), name
