@@ -118,7 +118,8 @@ class _Rows:
     def structural_rejects(self):
         return self.export.structural_rejects().clear()
 
-    def batches(self, extend=None):
+    def batches(self, extend=None, narrow=False):
+        # `narrow` never applies: without a scan, canonical.build asks for every column.
         yield extend(self.rows.lazy()).collect() if extend else self.rows
 
 
