@@ -699,7 +699,7 @@ def _clean_coding(plan: ColumnPlan, header: list[str], index: tuple[CodePattern,
     first, *others = [place[slot.code] for slot in plan.slots]
     if date_fields & {first, *others}:
         return None
-    return plain_coding(index, first, others)
+    return plain_coding(index, first, others, [place.get(slot.date) if slot.date else None for slot in plan.slots])
 
 
 def _canonical_names(frame: pl.LazyFrame, plan: ColumnPlan, path: Path) -> pl.LazyFrame:

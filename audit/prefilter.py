@@ -87,35 +87,45 @@ def _codes_except(prefixes: set[str], depth: int = 0) -> str | None:
     return f"(?:{'|'.join(parts)})" if parts else None
 
 
-def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int]) -> tuple[dict[int, str], ...]:
+def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int],
+                 dates: list[int | None] | tuple = ()) -> tuple[dict[int, str], ...]:
     """Patterns for a wide row's procedure fields, by their place in the record (`first` holds the
-    primary slot, `others` the rest in slot order), that a row coded cleanly and holding nothing
-    that fires a rule matches (`triage` would set it aside): the row is certified when its fields
-    match every pattern of one of the alternatives. audit.records tests them on each line of a CSV
-    file while it scans it, so only the other rows are triaged after parsing (`scanned`), and
-    their lines are all the audit needs of their dates and episode fields. They are narrower
-    than `triage` (it takes padding, white space around a `-`, and codes after an empty primary
-    slot too), never wider:
+    primary slot, `others` the rest in slot order; `dates`, where given, each slot's date field,
+    None for a slot without one), that a row coded cleanly and holding nothing that fires a rule
+    matches (`triage` would set it aside): the row is certified when its fields match every
+    pattern of one of the alternatives. audit.records tests them on each line of a CSV file while
+    it scans it, so only the other rows are triaged after parsing (`scanned`), and their lines are
+    all the audit needs of their dates and episode fields. They are narrower than `triage` (it
+    takes white space around a `-`, and codes after an empty primary slot too), never wider:
 
     - coded: the primary field a code not from Chapter Y or Z; each of the next
-      CERTIFIED_SLOTS - 1 fields empty or a code; every later one empty;
-    - not coded: the primary field empty or `-` (HES's "no operation"), every other one empty;
+      CERTIFIED_SLOTS - 1 fields empty or a code, up to one from which each of them is empty or
+      `-` with an empty date (the padding some PAS exports write into unused slots: a `-` before
+      a code needs the audit); every later field empty or `-`;
+    - not coded: every field empty or `-` (HES's "no operation" first);
     - and no code from the category of an index code, a spinal operation, V55 or an overflow (O)
       code.
 
     The pattern of a code is written out for each field, so its size decides what the line's
     pattern costs to compile (once per core): categories rather than exact codes halve it, for a
     few more rows to triage; and few episodes have more codes than CERTIFIED_SLOTS (0.9% of the
-    benchmark's). The two alternatives cost no more to match than one (0.48 s per million lines
-    of the benchmark's export either way) and 0.02 s more to compile.
+    benchmark's). audit.records writes the fields the alternatives share once (from the start and
+    from the end), so the padded alternatives add only their `-` fields, and the alternatives
+    cost about what one does to match.
     """
     fires = {p.prefix[:3] for p in index} | {*SPINAL_CATEGORIES, "V55", "O"}
     code, primary = _codes_except(fires), _codes_except(fires | {"Y", "Z"})
-    not_coded = {first: "-?", **dict.fromkeys(others, "")}
+    padding = dict.fromkeys(others, "-?")
+    not_coded = {first: "-?", **padding}
     if primary is None:
         return (not_coded,)
-    coded = others[:CERTIFIED_SLOTS - 1] if code is not None else []
-    return ({first: primary, **dict.fromkeys(others, ""), **dict.fromkeys(coded, f"(?:{code})?")}, not_coded)
+    region = others[:CERTIFIED_SLOTS - 1] if code is not None else []
+    date_of = dict(zip([first, *others], dates))
+    coded = []
+    for n in range(len(region), -1, -1):  # the slots after the primary coded before the padding
+        padded_dates = {date_of[s]: "" for s in region[n:] if date_of.get(s) is not None}
+        coded.append({first: primary, **padding, **dict.fromkeys(region[:n], f"(?:{code})?"), **padded_dates})
+    return (*coded, not_coded)
 
 
 def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None) -> pl.Expr:
@@ -200,8 +210,8 @@ _COUNTS = ["needs_audit", "filled", "no_operation"]
 def scanned(rows: pl.LazyFrame, slots: list[int], to_triage: pl.Expr, known_codes: pl.Series | None = None,
             as_of: date | None = None, odd_dates: pl.Expr | None = None) -> pl.LazyFrame:
     """`triage`'s columns where the record scan has tested each row's coding (`plain_coding`):
-    a row it certified is coded cleanly and fires nothing, so its fields are only counted (its
-    one possible `-` is the primary's); `to_triage` flags the others, for `triage_flagged` to
+    a row it certified is coded cleanly and fires nothing, so its fields are only counted (each
+    `-` is a whole field: the primary's, or padding); `to_triage` flags the others, for `triage_flagged` to
     triage once the batch is read (a few percent of an extract: the joined fields' tests are most
     of the prefilter's cost). What needs the audit field by field is tested on every row (where
     the scan also tested the dates against the as-of date, a narrow batch has none to test)."""
@@ -211,7 +221,7 @@ def scanned(rows: pl.LazyFrame, slots: list[int], to_triage: pl.Expr, known_code
         _row_needs_audit(date_column_names(rows.collect_schema().names()), [f"code_{n}" for n in slots],
                          known_codes, as_of, odd_dates).alias("needs_audit"),
         pl.sum_horizontal(code.is_not_null() for code in codes).cast(pl.UInt8).alias("filled"),
-        (codes[0] == "-").fill_null(False).cast(pl.UInt8).alias("no_operation"),
+        pl.sum_horizontal((code == "-").fill_null(False) for code in codes).cast(pl.UInt8).alias("no_operation"),
     )
 
 

@@ -323,22 +323,41 @@ def _plain_row(separator: str, expected: int, date_fields: frozenset[int], codin
     of one of its alternatives. One pattern per line tests the field count, the dates and the
     coding together, for about a third more than the field count alone, where the same tests after
     parsing cost twice the count (27 HES date columns: 0.24 s per million rows; the prefilter's
-    joined 24 procedure fields: 0.36 s). The alternatives share the fields before the first one
-    they name. Where neither is asked for, or the pattern would be too big, `_exact`."""
+    joined 24 procedure fields: 0.36 s). Where neither is asked for, or the pattern would be too
+    big, `_exact`."""
     if not _checks_fields(expected, date_fields, coding):
         return _exact(separator, expected)
     sep = re.escape(separator) if separator != "\t" else r"\t"
     field, date = f"[^{sep}]*", f"(?:{REAL_DATE if until is None else real_date_until(until)})?"
+    alternatives = [[named.get(i, date if i in date_fields else field) for i in range(expected)] for named in coding or [{}]]
+    return pl.col("text").str.contains(f"^{_shared_once(alternatives, sep)}$").fill_null(False)
 
-    def fields(named: dict[int, str], start: int, stop: int = expected) -> str:
-        return sep.join(named.get(i, date if i in date_fields else field) for i in range(start, stop))
 
-    if not coding:
-        return pl.col("text").str.contains(f"^{fields({}, 0)}$").fill_null(False)
-    start = min(min(named) for named in coding)
-    before = f"{fields({}, 0, start)}{sep}" if start else ""
-    alternatives = "|".join(fields(named, start) for named in coding)
-    return pl.col("text").str.contains(f"^{before}(?:{alternatives})$").fill_null(False)
+def _shared_once(alternatives: list[list[str]], sep: str) -> str:
+    """One pattern for a line whose fields match those of any of `alternatives` (a pattern per
+    field, the same number in each), with the fields they share written once: those at the end
+    that all share, then, from the start, each run of fields a group of them shares, before the
+    group branches (`(?:...|...)`). Its size grows with where the alternatives differ rather
+    than with how many there are (audit.prefilter.plain_coding's padded alternatives differ in
+    a few `-` fields each)."""
+    unique = list(dict.fromkeys(map(tuple, alternatives)))
+    width = len(unique[0])
+    shared = next((k for k in range(width) if len({a[width - 1 - k] for a in unique}) > 1), width)
+    head = _branching([a[:width - shared] for a in unique], sep)
+    tail = sep.join(unique[0][width - shared:])
+    return sep.join(([head] if shared < width else []) + ([tail] if shared else []))
+
+
+def _branching(alternatives: list[tuple[str, ...]], sep: str) -> str:
+    """`alternatives` (non-empty, the same length) as a tree: each group sharing a first field
+    pattern written as it and then its rests' tree."""
+    if not alternatives[0]:
+        return ""
+    groups: dict[str, list[tuple[str, ...]]] = {}
+    for alternative in alternatives:
+        groups.setdefault(alternative[0], []).append(alternative[1:])
+    branches = [first + (f"{sep}{_branching(rests, sep)}" if rests[0] else "") for first, rests in groups.items()]
+    return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
 
 
 def _suspect() -> pl.Expr:
@@ -437,8 +456,8 @@ def _first_nonblank(source: Path, blank: pl.Expr) -> pl.DataFrame:
 
 def _often_fails(source: Path, header_line: int, plain: pl.Expr) -> bool:
     """Whether more than TRIAGE_SHARE of the data lines in the file's first SAMPLE_BLOCK bytes fail
-    the clean-coding pattern: in a targeted extract (most episodes spinal operations) or one that
-    pads unused slots with `-`, testing it on every line would cost more than it saves."""
+    the clean-coding pattern: in a targeted extract (most episodes spinal operations), testing it
+    on every line would cost more than it saves."""
     sample = next(line_batches(source, block=SAMPLE_BLOCK), None)
     if sample is None:
         return False

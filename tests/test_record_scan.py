@@ -132,3 +132,21 @@ def test_the_scan_notes_no_odd_dates_where_it_did_not_look(tmp_path):
     assert records.scan_records(path, ",", 2, quotes=False).odd_dates is None  # no date field named
     assert records.scan_records(path, ",", 2, quotes=True, date_fields=frozenset({1})).odd_dates is None
     assert records.scan_records(path, ",", 2, quotes=False, date_fields=frozenset({1})).odd_dates.to_list() == [0]
+
+
+FIELD_PATTERNS = ["a", "b?", "", "[ab]", "-?", "(?:a|-)"]
+
+
+@given(st.integers(1, 4).flatmap(lambda width: st.lists(
+    st.lists(st.sampled_from(FIELD_PATTERNS), min_size=width, max_size=width), min_size=1, max_size=6)))
+@settings(max_examples=200, deadline=None)
+def test_alternatives_written_with_their_shared_fields_once_match_what_any_of_them_matches(alternatives):
+    """The line pattern of several alternatives (audit.prefilter.plain_coding's) writes the fields
+    they share once: it matches exactly the lines one of them, written out in full, matches."""
+    from itertools import product
+
+    width = len(alternatives[0])
+    lines = pl.Series([",".join(fields) for fields in product(["", "a", "b", "-", "ab"], repeat=width)])
+    in_full = "|".join(",".join(alternative) for alternative in alternatives)
+    shared = records._shared_once(alternatives, ",")
+    assert lines.str.contains(f"^{shared}$").to_list() == lines.str.contains(f"^(?:{in_full})$").to_list()
