@@ -211,9 +211,9 @@ def scanned(rows: pl.LazyFrame, slots: list[int], to_triage: pl.Expr, known_code
             as_of: date | None = None, odd_dates: pl.Expr | None = None) -> pl.LazyFrame:
     """`triage`'s columns where the record scan has tested each row's coding (`plain_coding`):
     a row it certified is coded cleanly and fires nothing, so its fields are only counted (each
-    `-` is a whole field: the primary's, or padding); `to_triage` flags the others, for `triage_flagged` to
-    triage once the batch is read (a few percent of an extract: the joined fields' tests are most
-    of the prefilter's cost). What needs the audit field by field is tested on every row (where
+    `-` is a whole field: the primary's, or padding); `to_triage` flags the others, for
+    `triage_flagged` to triage once the batch is read (a few percent of an extract: the joined
+    fields' tests are most of the prefilter's cost). What needs the audit field by field is tested on every row (where
     the scan also tested the dates against the as-of date, a narrow batch has none to test)."""
     codes = [pl.col(f"code_{n}") for n in slots]
     return rows.with_columns(

@@ -329,7 +329,8 @@ def _plain_row(separator: str, expected: int, date_fields: frozenset[int], codin
         return _exact(separator, expected)
     sep = re.escape(separator) if separator != "\t" else r"\t"
     field, date = f"[^{sep}]*", f"(?:{REAL_DATE if until is None else real_date_until(until)})?"
-    alternatives = [[named.get(i, date if i in date_fields else field) for i in range(expected)] for named in coding or [{}]]
+    alternatives = [[named.get(i, date if i in date_fields else field) for i in range(expected)]
+                    for named in coding or [{}]]
     return pl.col("text").str.contains(f"^{_shared_once(alternatives, sep)}$").fill_null(False)
 
 
