@@ -689,7 +689,7 @@ def _date_fields(plan: ColumnPlan, header: list[str]) -> frozenset[int]:
 
 
 def _clean_coding(plan: ColumnPlan, header: list[str], index: tuple[CodePattern, ...] | None,
-                  date_fields: frozenset[int]) -> tuple[dict[int, str], ...] | None:
+                  date_fields: frozenset[int]) -> records.Coding | None:
     """The record scan's clean-coding patterns for a wide file's procedure fields; none for a
     long file (an episode's rows are triaged together), without a prefilter, or where a procedure
     field is read as a date too (a mapping's mistake: each is tested as what it is)."""

@@ -32,6 +32,7 @@ are combined in position order (`long_episode_triage`), to the same effect.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 
 import polars as pl
@@ -39,6 +40,7 @@ import polars as pl
 from audit.codes import SPINAL_CATEGORIES, CodePattern
 from audit.dates import any_odd_date
 from audit.layouts import date_column_names
+from audit.records import Coding
 from schemas.inputs import position_number
 
 SEP = "\x1f"  # ASCII unit separator; a row whose fields contain it is simply audited in full
@@ -88,7 +90,7 @@ def _codes_except(prefixes: set[str], depth: int = 0) -> str | None:
 
 
 def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int],
-                 dates: list[int | None] | tuple = ()) -> tuple[dict[int, str], ...]:
+                 dates: Sequence[int | None] = ()) -> Coding:
     """Patterns for a wide row's procedure fields, by their place in the record (`first` holds the
     primary slot, `others` the rest in slot order; `dates`, where given, each slot's date field,
     None for a slot without one), that a row coded cleanly and holding nothing that fires a rule
