@@ -1,6 +1,7 @@
 """The fast path (batches, prefilter, vectorised rules) against a deliberately simple
 reference implementation, on the same generated input."""
 
+import dataclasses
 from datetime import date, datetime, timezone
 
 import polars as pl
@@ -286,6 +287,30 @@ def test_the_scanned_triage_changes_nothing_but_the_work(request, monkeypatch, v
             assert getattr(scanned, name).equals(getattr(triaged, name)), name
         assert scanned.files == triaged.files and scanned.episode_ids.equals(triaged.episode_ids)
         assert (scanned.files[0].invalid_dates > 1000) is (variant == "odd_dates")
+
+
+@pytest.mark.parametrize("ending, bom", [(b"\r\n", b""), (b"\r\n", b"\xef\xbb\xbf"), (b"\r", b"")],
+                         ids=["crlf", "bom-crlf", "cr"])
+def test_line_endings_and_a_bom_change_nothing_the_narrow_read_gives(generated, tmp_path, ending, bom):
+    """Windows systems end an export's lines with CRLF and may start it with a byte order mark
+    (some old tools end lines with CR alone): the rows the scan leaves to triage are parsed again
+    from its copy of their lines (`Export.triage_rows`), which must read as the file's own."""
+    from audit.canonical import _narrow, build
+    from audit.unit import index_patterns
+
+    path = tmp_path / "endings.csv"
+    path.write_bytes(bom + generated.read_bytes().replace(b"\n", ending))
+    index = index_patterns(load_catalogue())
+    exports = read_exports([path], index=index, as_of=AS_OF)
+    assert _narrow(exports[0], index, None, AS_OF) and exports[0].scan.to_triage.len() > 100
+    variant = build(exports, index=index, as_of=AS_OF)
+    plain = build(read_exports([generated], index=index, as_of=AS_OF), index=index, as_of=AS_OF)
+    for name in ("episodes", "procedures", "rejected", "carried"):
+        frame, expected = getattr(variant, name), getattr(plain, name)
+        assert frame.height == expected.height and frame.height > 0 or name == "rejected", name
+        assert frame.drop("source_file", strict=False).equals(expected.drop("source_file", strict=False)), name
+    counts = [dataclasses.replace(f, path="", sha256="", encoding="") for f in (*variant.files, *plain.files)]
+    assert counts[0] == counts[1]
 
 
 FIELD_VALUES = ["W371", "A011", "X123", "V522", "V552", "V252", "O011", "Y031", "Z942", "-", " - ", "", "w371",
