@@ -278,16 +278,19 @@ def long_row_triage(rows: pl.LazyFrame, index: tuple[CodePattern, ...], known_co
     )
 
 
-def long_episode_triage(batch: pl.DataFrame, accepted: pl.Expr) -> pl.Expr:
-    """Whether each row of a long batch that holds whole episodes needs the audit, from its
-    episode's `accepted` rows' flags: the tests a wide row's joined fields get, read field by field
-    in position order (every accepted long row has a code, so there are no empty fields). An
-    episode is set aside exactly when the same episode written wide would be: every field a clean
-    code or `-`, every `-` after the last code, none that fires a rule, no Chapter Y/Z code first.
-    An expression over the batch (its episodes that need the audit, by id): few of a batch's
-    episodes do, so no column of the batch is copied to say it."""
+def long_episode_triage(batch: pl.DataFrame, accepted: pl.Expr, *also: pl.Expr) -> pl.DataFrame:
+    """Each episode of a long batch that holds whole episodes once, from its `accepted` rows:
+    `needs_audit`, from their flags (the tests a wide row's joined fields get, read field by field
+    in position order: every accepted long row has a code, so there are no empty fields), and the
+    aggregations `also` (audit.canonical's test for a repeated position), so the batch's rows are
+    grouped by their text id once. An episode is set aside exactly when the same episode written
+    wide would be: every field a clean code or `-`, every `-` after the last code, none that
+    fires a rule, no Chapter Y/Z code first. One row per episode: few of a batch's episodes need
+    the audit, so no column of the batch is copied to say it."""
     position = pl.col("_position")
-    needy = (
+    needs = (pl.col(ROW_NEEDS) | ~pl.col("shaped") | (pl.col("first_yz") == position).fill_null(False)
+             | (pl.col("last_code") > pl.col("first_dash")).fill_null(False))
+    return (
         batch.lazy().filter(accepted)
         .with_columns(last_code=pl.when(pl.col("_code")).then(position),
                       first_dash=pl.when(pl.col("_dash")).then(position),
@@ -295,9 +298,7 @@ def long_episode_triage(batch: pl.DataFrame, accepted: pl.Expr) -> pl.Expr:
                       shaped=pl.col("_code") | pl.col("_dash"))
         .group_by("episode_id")
         .agg(pl.col(ROW_NEEDS).any(), pl.col("shaped").all(), pl.col("last_code").max(),
-             pl.col("first_dash").min(), pl.col("first_yz").min(), position.min())
-        .filter(pl.col(ROW_NEEDS) | ~pl.col("shaped") | (pl.col("first_yz") == pl.col("_position")).fill_null(False)
-                | (pl.col("last_code") > pl.col("first_dash")).fill_null(False))
-        .collect()["episode_id"]
+             pl.col("first_dash").min(), pl.col("first_yz").min(), position.min(), *also)
+        .select("episode_id", needs.alias("needs_audit"), *[pl.col(a.meta.output_name()) for a in also])
+        .collect()
     )
-    return pl.col("episode_id").is_in(needy.implode())
