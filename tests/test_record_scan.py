@@ -71,6 +71,26 @@ def test_fast_scan_finds_blank_ragged_and_long_lines(tmp_path):
 LINE = st.sampled_from(["1,2,3", "a,b,c", "", " ", "1,2", "1,2,3,4", ",,", "x;y,z,w"])
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINE, min_size=1, max_size=30), crlf=st.booleans(), final_newline=st.booleans())
+def test_a_big_file_is_counted_by_streaming_its_lines_to_the_same_count(tmp_path, lines, crlf, final_newline):
+    """Above MAPPED_COUNT_BYTES a file's lines are counted by streaming them (polars' own count
+    maps the whole file into memory): the same count, blank lines and a missing last newline
+    included."""
+    path = tmp_path / "lines.csv"
+    end = "\r\n" if crlf else "\n"
+    path.write_bytes((end.join(lines) + (end if final_newline else "")).encode())
+    if path.stat().st_size == 0:
+        return  # (an empty file has no lines to count: the scan stops before it counts)
+    mapped = records._line_count(path)
+    limit = records.MAPPED_COUNT_BYTES
+    try:
+        records.MAPPED_COUNT_BYTES = -1
+        assert records._line_count(path) == mapped
+    finally:
+        records.MAPPED_COUNT_BYTES = limit
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINE, max_size=30), header_after=st.integers(0, 3), crlf=st.booleans(),
        final_newline=st.booleans())
