@@ -259,7 +259,8 @@ def test_long_episodes_are_triaged_as_the_same_wide_rows(fields):
     assert episodes["episode_id"].to_list() == ["E1"]
     assert episodes["needs_audit"].to_list() == wide["needs_audit"].to_list()
     if not wide["needs_audit"].item():
-        assert (rows["filled"].sum(), rows["no_operation"].sum()) == (wide["filled"].item(), wide["no_operation"].item())
+        counted = (rows["filled"].sum(), rows["no_operation"].sum())
+        assert counted == (wide["filled"].item(), wide["no_operation"].item())
 
 
 @pytest.mark.parametrize("variant", ["generated", "padded", "odd_dates"])
@@ -308,7 +309,7 @@ def test_line_endings_and_a_bom_change_nothing_the_narrow_read_gives(generated, 
     plain = build(read_exports([generated], index=index, as_of=AS_OF), index=index, as_of=AS_OF)
     for name in ("episodes", "procedures", "rejected", "carried"):
         frame, expected = getattr(variant, name), getattr(plain, name)
-        assert frame.height == expected.height and frame.height > 0 or name == "rejected", name
+        assert name == "rejected" or frame.height > 0, name  # (the generated export has no rejected rows)
         assert frame.drop("source_file", strict=False).equals(expected.drop("source_file", strict=False)), name
     counts = [dataclasses.replace(f, path="", sha256="", encoding="") for f in (*variant.files, *plain.files)]
     assert counts[0] == counts[1]

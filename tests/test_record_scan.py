@@ -5,7 +5,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -80,8 +80,7 @@ def test_a_big_file_is_counted_by_streaming_its_lines_to_the_same_count(tmp_path
     path = tmp_path / "lines.csv"
     end = "\r\n" if crlf else "\n"
     path.write_bytes((end.join(lines) + (end if final_newline else "")).encode())
-    if path.stat().st_size == 0:
-        return  # (an empty file has no lines to count: the scan stops before it counts)
+    assume(path.stat().st_size)  # (an empty file has no lines to count: the scan stops before it counts)
     mapped = records._line_count(path)
     limit = records.MAPPED_COUNT_BYTES
     try:
