@@ -131,15 +131,17 @@ def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int],
 
 
 def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None) -> pl.Expr:
-    """A date field that may be after `as_of`: a plain ISO date later than it (ISO text sorts as
-    its date does), or any value that is not a plain real ISO date (`dd/mm/yyyy`, white space, a
-    time part: rare in real exports, and `audit.dates.parse_date` may read a later date from
-    them). Every value the full audit could read as a later date is among these; text
+    """A date field that may be after `as_of`: a plain ISO date (a time may follow it) later than
+    it (ISO text sorts as its date does), or any value that is not plain (`dd/mm/yyyy`, white
+    space before it: rare in real exports, and `audit.dates.parse_date` may read a later date
+    from them). Every value the full audit could read as a later date is among these; text
     comparison and one regular expression cost far less than parsing every field. `odd`: a column
     already flagging the rows with such a value (audit.canonical's), not to test them twice."""
     if not date_columns:
         return pl.lit(False)
-    day = as_of.isoformat()
+    # Later than the as-of day in its first ten characters: a plain value's time part starts with
+    # a space or `T` (audit.dates.with_time), both below `~`, so the as-of day's own times are not.
+    day = as_of.isoformat() + "~"
     later = pl.any_horizontal([(pl.col(c) > day).fill_null(False) for c in date_columns])
     return later | (odd if odd is not None else any_odd_date(date_columns))
 

@@ -56,6 +56,19 @@ def odd_dates(generated):
 
 
 @pytest.fixture(scope="module")
+def timestamps(generated):
+    """The same episodes with a time after the dates of most rows, as SQL Server and Spark write
+    timestamps as text: the same dates, so the same audit, and no more rows to triage."""
+    path = generated.with_name("hes_timestamps.csv")
+    wide = pl.read_csv(generated, infer_schema=False)
+    last = pl.col("EPIKEY").str.slice(-1).cast(pl.Int64)
+    time = pl.when(last % 2 == 1).then(pl.lit(" 00:00:00.000")).when(last == 2).then(pl.lit("T10:05"))
+    dates = [c for c in wide.columns if c.startswith("OPDATE_") or c in ("ADMIDATE", "EPISTART", "EPIEND")]
+    wide.with_columns(pl.when(pl.col(c) != "").then(pl.col(c) + time.fill_null("")).alias(c) for c in dates).write_csv(path)
+    return path
+
+
+@pytest.fixture(scope="module")
 def parquet(generated):
     """The same export as Parquet, in row groups that batches of any size straddle."""
     path = generated.with_name("hes.parquet")
@@ -116,7 +129,7 @@ def reference(generated):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_rows", [None, 777, 300])
-@pytest.mark.parametrize("variant", ["generated", "padded", "parquet", "long", "long_scattered"])
+@pytest.mark.parametrize("variant", ["generated", "padded", "timestamps", "parquet", "long", "long_scattered"])
 def test_fast_path_equals_reference(request, monkeypatch, reference, variant, batch_rows):
     """Every variant holds the same episodes, so the reference of the plain export is theirs too;
     batches of a few hundred rows make many episodes (long: many procedures) straddle batches."""
@@ -192,7 +205,7 @@ def test_examples_equal_reference():
 
 @pytest.mark.parametrize("value", [
     "2026-11-22", "2027-01-01", " 2026-12-01", "\t2026-12-01", "\u00a02026-12-01", "2026-12-01T08:30",
-    "2026-11-21 23:59", "01/12/2026", "1/1/2030",
+    "2026-11-22 00:00:00.000", "2026-11-21X", "01/12/2026", "1/1/2030",
 ])
 def test_prefilter_keeps_every_date_that_may_be_after_as_of(value):
     """The prefilter orders dates by their text: every value the full audit parses as a date
@@ -202,12 +215,15 @@ def test_prefilter_keeps_every_date_that_may_be_after_as_of(value):
 
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]})
     parsed = rows.select(parse_date(pl.col("date_1"))).item()
-    assert parsed is None or parsed >= AS_OF  # the values are all (or may be read as) late
+    assert parsed is None or parsed > AS_OF  # the values are all (or may be read as) late
     assert triage(rows.lazy(), [1], (), as_of=AS_OF).collect()["needs_audit"].item()
 
 
-@pytest.mark.parametrize("value", ["2026-11-21", "2026-11-20", "2010-01-01", "1800-01-01", None])
+@pytest.mark.parametrize("value", ["2026-11-21", "2026-11-20", "2010-01-01", "1800-01-01", None,
+                                   "2026-11-21 23:59", "2026-11-21T23:59:59.999", "2010-01-01 00:00:00"])
 def test_prefilter_sets_aside_rows_dated_on_or_before_as_of(value):
+    """A time after the date (SQL Server's and Spark's timestamps as text) leaves the date as it
+    is: the as-of day's own times are on it, not after it (audit.dates.parse_date reads the date)."""
     from audit.prefilter import triage
 
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]},
@@ -263,7 +279,7 @@ def test_long_episodes_are_triaged_as_the_same_wide_rows(fields):
         assert counted == (wide["filled"].item(), wide["no_operation"].item())
 
 
-@pytest.mark.parametrize("variant", ["generated", "padded", "odd_dates"])
+@pytest.mark.parametrize("variant", ["generated", "padded", "odd_dates", "timestamps"])
 def test_the_scanned_triage_changes_nothing_but_the_work(request, monkeypatch, variant):
     """The record scan certifies most rows clean from their lines (audit.prefilter.plain_coding)
     and only the others are triaged after parsing: the same rows are set aside and counted as when

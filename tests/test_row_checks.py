@@ -44,7 +44,8 @@ def _every_shape():
     years = [0, 1, 4, 100, 200, 400, 1800, 1900, 2000, 2023, 2024, 2100, 2400, 9999]
     yield from (f"{y:04d}-{m:02d}-{d:02d}" for y in years for m in range(0, 14) for d in range(0, 33))
     yield from ["", " ", " 2024-01-01", "2024-01-01 ", "01/01/2024", "2024-01-01T10:00", "2024-1-1", "x",
-                "1800-01-01", "1801-01-01", "20240101", "2024-01-011"]
+                "1800-01-01", "1801-01-01", "20240101", "2024-01-011", "2024-01-01 00:00:00.000",
+                "2023-02-29 00:00", "2024-01-01t10:00", "2024-01-01\t10:00", "1800-01-01 00:00:00"]
 
 
 def test_every_unparseable_value_is_odd_and_odd_values_are_few():
@@ -58,6 +59,9 @@ def test_every_unparseable_value_is_odd_and_odd_values_are_few():
     assert values.filter(pl.col("v").is_in([" 2024-01-01", "2024-1-1"]))["odd"].all()
     assert not values.filter(pl.col("v") == "")["odd"].any()
     assert values.filter(pl.col("v") == "2023-02-29")["odd"].item()
+    # A time after a real date leaves it plain (timestamps as text); after an unreal one it does not.
+    assert not values.filter(pl.col("v").is_in(["2024-01-01 00:00:00.000", "2024-01-01T10:00"]))["odd"].any()
+    assert values.filter(pl.col("v") == "2023-02-29 00:00")["odd"].item()
     assert pl.DataFrame({"v": [None]}, schema={"v": pl.String}).select(odd_date(pl.col("v"))).item() is False
 
 
@@ -76,7 +80,7 @@ def test_real_dates_until_as_of_are_exactly_the_real_dates_not_after_it(as_of):
     no value after it and no unreal one (a row it certifies needs no date column parsed); of the
     real dates it leaves out only those before year 1000 and leap days over LEAP_DAYS_BACK years
     back (such a row is only triaged in full)."""
-    from audit.dates import LEAP_DAYS_BACK, real_date_until
+    from audit.dates import LEAP_DAYS_BACK, real_date_until, with_time
 
     shapes = pl.DataFrame({"v": list(_every_shape())
                            + [f"{y:04d}-{m:02d}-{d:02d}" for y in range(as_of.year - 2, as_of.year + 2)
@@ -85,8 +89,8 @@ def test_real_dates_until_as_of_are_exactly_the_real_dates_not_after_it(as_of):
     values = pl.concat([shapes, days]).unique()
     day = as_of.isoformat()
     judged = values.with_columns(
-        taken=pl.col("v").str.contains(f"^(?:{real_date_until(as_of)})$"),
-        real_until=~odd_date(pl.col("v")) & (pl.col("v") != "") & (pl.col("v") <= day))
+        taken=pl.col("v").str.contains(f"^{with_time(real_date_until(as_of))}$"),
+        real_until=~odd_date(pl.col("v")) & (pl.col("v") != "") & (pl.col("v").str.slice(0, 10) <= day))
     assert judged.filter(pl.col("taken") & ~pl.col("real_until")).height == 0
     left_out = judged.filter(~pl.col("taken") & pl.col("real_until"))["v"]
     year = left_out.str.slice(0, 4).cast(pl.Int32)
