@@ -19,7 +19,7 @@ from audit import codes, memory
 from audit.codes import CodePattern
 from audit.dates import any_odd_date, is_unparseable, parse_dates
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS, date_column_names
-from audit.load import CARRY_PREFIX, Export
+from audit.load import CARRY_PREFIX, Export, is_parquet
 from audit.prefilter import (
     LONG_FLAGS, TO_TRIAGE, long_episode_triage, long_row_triage, replace_rows, scanned, triage, triage_flagged,
 )
@@ -131,7 +131,13 @@ def _odd_dates(export: Export, dates: list[str]) -> pl.Expr:
     flagged = export.scan.odd_dates if export.scan is not None else None
     if flagged is not None:
         return pl.col("row").is_in(flagged.implode())
-    return any_odd_date(dates)
+    return any_odd_date(dates, uk=_uk_dates(export))
+
+
+def _uk_dates(export: Export) -> bool:
+    """Whether `dd/mm/yyyy` dates are plain in this file: CSV (a PAS report opened in Excel writes
+    them so), not Parquet (ISO text or typed dates; testing for them cost 7% of a 1M run)."""
+    return not is_parquet(export.path)
 
 
 def _to_triage(export: Export, index: tuple[CodePattern, ...] | None) -> pl.Series | None:
@@ -163,7 +169,7 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
     the row is rejected, null when it is not), `_odd_dates` (a date value needs the full validity
     test) and the prefilter's columns (audit.prefilter; without an index, or for a long file,
     every row needs the audit)."""
-    shape = export.plan.shape
+    shape, uk = export.plan.shape, _uk_dates(export)
 
     def extend(rows: pl.LazyFrame) -> pl.LazyFrame:
         dates = date_column_names(rows.collect_schema().names())
@@ -176,14 +182,14 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
             return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8),
                                      no_operation=pl.lit(0, pl.UInt8))
         if shape == "long":  # the episode's triage needs all its rows: per batch, in `build`
-            return long_row_triage(rows, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"))
+            return long_row_triage(rows, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"), uk=uk)
         slots = [slot.position for slot in export.plan.slots]
         if (flagged := _to_triage(export, index)) is not None:
             # Where the scan tested the coding, the rows it flags as possibly odd-dated are these.
             to_triage = (pl.col("_odd_dates") if flagged is export.scan.odd_dates
                          else pl.col("row").is_in(flagged.implode()))
-            return scanned(rows, slots, to_triage, known_codes, as_of, odd_dates=pl.col("_odd_dates"))
-        return triage(rows, slots, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"))
+            return scanned(rows, slots, to_triage, known_codes, as_of, odd_dates=pl.col("_odd_dates"), uk=uk)
+        return triage(rows, slots, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"), uk=uk)
 
     return extend
 
@@ -223,6 +229,7 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
     read.rows_read = read.rejected[0].height
     checks = _checks(export, index, known_codes, as_of)
     long, long_triage = export.plan.shape == "long", export.plan.shape == "long" and index is not None
+    uk = _uk_dates(export)
     narrow = _narrow(export, index, known_codes, as_of)
     slots = [slot.position for slot in export.plan.slots]
     batch_ids = []
@@ -231,10 +238,10 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
         if narrow:
             flagged = batch[TO_TRIAGE]
             whole = triage_flagged(export.triage_rows(batch.filter(flagged)["source_line"], checks), slots, index,
-                                   known_codes, as_of, odd_dates="_odd_dates")
+                                   known_codes, as_of, odd_dates="_odd_dates", uk=uk)
             batch = replace_rows(batch, flagged, whole.select(_TRIAGE))
         elif TO_TRIAGE in batch.columns:
-            batch = whole = triage_flagged(batch, slots, index, known_codes, as_of, odd_dates="_odd_dates")
+            batch = whole = triage_flagged(batch, slots, index, known_codes, as_of, odd_dates="_odd_dates", uk=uk)
         read.rows_read += batch.height
         rows, ok = batch.lazy(), pl.col("_reason").is_null()
         needs = pl.col("needs_audit")

@@ -16,6 +16,12 @@ PLACEHOLDERS = (date(1800, 1, 1), date(1801, 1, 1))
 
 def parse_date(raw: pl.Expr) -> pl.Expr:
     """A Date, or null when the value is blank, a placeholder or not a real date."""
+    parsed = _read_date(raw)
+    return pl.when(parsed.is_in(PLACEHOLDERS)).then(None).otherwise(parsed)
+
+
+def _read_date(raw: pl.Expr) -> pl.Expr:
+    """The real date a value spells (ISO, a time after it allowed, or UK), placeholders included."""
     text = raw.cast(pl.String).str.strip_chars()
     iso = (
         pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}([ T].*)?$"))
@@ -29,7 +35,7 @@ def parse_date(raw: pl.Expr) -> pl.Expr:
     )
     parsed = pl.coalesce(iso, uk)
     # Year 0 parses (polars' calendar has one) but is no real date, and Python's has none.
-    return pl.when(parsed.is_in(PLACEHOLDERS) | (parsed.dt.year() < 1)).then(None).otherwise(parsed)
+    return pl.when(parsed.dt.year() < 1).then(None).otherwise(parsed)
 
 
 def parse_dates(values: pl.Series) -> pl.Series:
@@ -44,11 +50,10 @@ def parse_dates(values: pl.Series) -> pl.Series:
 
 
 def is_unparseable(raw: pl.Expr) -> pl.Expr:
-    """A non-blank value that is neither a date nor a known placeholder."""
+    """A non-blank value that is neither a date nor a known placeholder (in either spelling: a
+    UK `01/01/1800` is the HES null date as much as `1800-01-01` is)."""
     text = raw.cast(pl.String).str.strip_chars()
-    return (text != "") & parse_date(raw).is_null() & ~text.str.slice(0, 10).is_in(
-        [d.isoformat() for d in PLACEHOLDERS]
-    )
+    return (text != "") & _read_date(raw).is_null()
 
 
 def with_time(day: str, rest: str = ".*") -> str:
@@ -68,17 +73,18 @@ REAL_DATE = (rf"{_YEAR}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]
               rf"|(?:0[13578]|1[02])-31)|{_LEAP_YEAR}-02-29")
 
 
-def odd_date(raw: pl.Expr) -> pl.Expr:
-    """A value that is neither blank nor a plain ISO date that is certainly real, alone or with a
-    time after it (`with_time`): it needs the full `is_unparseable` test (false for a null). Every
-    unparseable value is odd; the few rows holding an odd value are tested in full."""
+def odd_date(raw: pl.Expr, uk: bool = False) -> pl.Expr:
+    """A value that is neither blank nor a plain date that is certainly real (`plain_date`: ISO,
+    alone or with a time after it; with `uk`, `dd/mm/yyyy` too): it needs the full
+    `is_unparseable` test (false for a null). Every unparseable value is odd; the few rows
+    holding an odd value are tested in full."""
     # (An optional group, `^(…)?$`, would take in the blank value too, at three times the cost.)
-    return ~(raw.str.contains(f"^{with_time(REAL_DATE)}$") | (raw == "")).fill_null(True)
+    return ~(raw.str.contains(f"^{plain_date(uk=uk)}$") | (raw == "")).fill_null(True)
 
 
-def any_odd_date(columns: list[str]) -> pl.Expr:
+def any_odd_date(columns: list[str], uk: bool = False) -> pl.Expr:
     """A row with an odd value (`odd_date`) in any of these columns; false without columns."""
-    return pl.any_horizontal([odd_date(pl.col(c)) for c in columns] or [pl.lit(False)])
+    return pl.any_horizontal([odd_date(pl.col(c), uk) for c in columns] or [pl.lit(False)])
 
 
 # Leap days older than this many years before an as-of date are left out of `real_date_until`:
@@ -103,17 +109,21 @@ def _digits_up_to(limit: str, lowest_first: int = 0) -> str:
     return _either(choices + [limit])
 
 
-def _month_days(months: range, leap: bool) -> str:
-    """`mm-dd` for every real day of these months (29 February only in a `leap` year)."""
+def _month_days(months: range, leap: bool, uk: bool = False) -> str:
+    """`mm-dd` (`uk`: `dd/mm`) for every real day of these months (29 February only in a `leap`
+    year)."""
     def named(keep) -> str:
         return _either([f"{m:02d}" for m in months if keep(m)])
-    choices = [f"{named(lambda m: True)}-(?:0[1-9]|1[0-9]|2[0-8])"]
+
+    def pair(month: str, days: str) -> str:
+        return f"{days}/{month}" if uk else f"{month}-{days}"
+    choices = [pair(named(lambda m: True), "(?:0[1-9]|1[0-9]|2[0-8])")]
     if any(m != 2 for m in months):
-        choices.append(f"{named(lambda m: m != 2)}-(?:29|30)")
+        choices.append(pair(named(lambda m: m != 2), "(?:29|30)"))
     if any(calendar.monthrange(2001, m)[1] == 31 for m in months):
-        choices.append(f"{named(lambda m: calendar.monthrange(2001, m)[1] == 31)}-31")
+        choices.append(pair(named(lambda m: calendar.monthrange(2001, m)[1] == 31), "31"))
     if leap and 2 in months:
-        choices.append("02-29")
+        choices.append(pair("02", "29"))
     return _either(choices)
 
 
@@ -124,7 +134,7 @@ def _days_up_to(last: int) -> str:
     return _either(["0[1-9]", _digits_up_to(f"{last:02d}", lowest_first=1)])
 
 
-def real_date_until(day: date) -> str:
+def real_date_until(day: date, uk: bool = False) -> str:
     """A pattern like `REAL_DATE` for the real ISO dates on or before `day` from year 1000 on
     (29 February from `LEAP_DAYS_BACK` years before `day` on): audit.records tests a CSV line's
     date fields with it, so that a line it certifies has no date after the run's as-of date and
@@ -133,13 +143,32 @@ def real_date_until(day: date) -> str:
     the earlier years are spelled out place by place (`_digits_up_to`), then `day`'s own year
     month by month."""
     year = day.year
+
+    def dated(years: str, days: str) -> str:  # the year and the day of the year, in the order written
+        return f"{days}/{years}" if uk else f"{years}-{days}"
     choices = []
     if year > 1000:
-        choices.append(f"{_digits_up_to(f'{year - 1:04d}', lowest_first=1)}-{_month_days(range(1, 13), leap=False)}")
+        choices.append(dated(_digits_up_to(f"{year - 1:04d}", lowest_first=1), _month_days(range(1, 13), False, uk)))
         leap_years = [f"{y:04d}" for y in range(max(1000, year - LEAP_DAYS_BACK), year) if calendar.isleap(y)]
         if leap_years:
-            choices.append(f"{_either(leap_years)}-02-29")
-    this_year = [_month_days(range(1, day.month), calendar.isleap(year))] if day.month > 1 else []
-    this_year.append(f"{day.month:02d}-{_days_up_to(day.day)}")
-    choices.append(f"{year:04d}-{_either(this_year)}")
+            choices.append(dated(_either(leap_years), "29/02" if uk else "02-29"))
+    this_year = [_month_days(range(1, day.month), calendar.isleap(year), uk)] if day.month > 1 else []
+    this_year.append(f"{_days_up_to(day.day)}/{day.month:02d}" if uk else f"{day.month:02d}-{_days_up_to(day.day)}")
+    choices.append(dated(f"{year:04d}", _either(this_year)))
     return _either(choices)
+
+
+# A plain `dd/mm/yyyy` (two-digit day and month) that is certainly a real date, as REAL_DATE.
+REAL_UK_DATE = f"(?:(?:{_month_days(range(1, 13), leap=False, uk=True)})/{_YEAR}|29/02/{_LEAP_YEAR})"
+
+
+def plain_date(until: date | None = None, rest: str = ".*", uk: bool = False) -> str:
+    """A value `parse_date` certainly reads as a real date (on or before `until`, when given:
+    `real_date_until`): ISO, a time after it allowed (`with_time`, the time `rest`); with `uk`,
+    `dd/mm/yyyy` too (two-digit day and month), as a CSV file may write dates (PAS reports opened
+    in Excel). A CSV file's UK dates are plain (its row tests read them as dates: `uk` in
+    audit.prefilter); in Parquet, which carries ISO text or typed dates, they stay odd."""
+    iso = REAL_DATE if until is None else real_date_until(until)
+    if not uk:
+        return with_time(iso, rest)
+    return f"(?:{with_time(iso, rest)}|{REAL_UK_DATE if until is None else real_date_until(until, uk=True)})"

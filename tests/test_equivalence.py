@@ -69,6 +69,18 @@ def timestamps(generated):
 
 
 @pytest.fixture(scope="module")
+def uk_dates(generated):
+    """The same episodes with every date written `dd/mm/yyyy`, as a PAS report opened in Excel
+    writes them: the same dates, so the same audit, and no more rows to triage."""
+    path = generated.with_name("hes_uk_dates.csv")
+    wide = pl.read_csv(generated, infer_schema=False)
+    dates = [c for c in wide.columns if c.startswith("OPDATE_") or c in ("ADMIDATE", "EPISTART", "EPIEND")]
+    wide.with_columns(pl.col(c).str.to_date("%Y-%m-%d", strict=False).dt.to_string("%d/%m/%Y").alias(c)
+                      for c in dates).write_csv(path)
+    return path
+
+
+@pytest.fixture(scope="module")
 def parquet(generated):
     """The same export as Parquet, in row groups that batches of any size straddle."""
     path = generated.with_name("hes.parquet")
@@ -129,7 +141,8 @@ def reference(generated):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_rows", [None, 777, 300])
-@pytest.mark.parametrize("variant", ["generated", "padded", "timestamps", "parquet", "long", "long_scattered"])
+@pytest.mark.parametrize("variant", ["generated", "padded", "timestamps", "uk_dates", "parquet", "long",
+                                     "long_scattered"])
 def test_fast_path_equals_reference(request, monkeypatch, reference, variant, batch_rows):
     """Every variant holds the same episodes, so the reference of the plain export is theirs too;
     batches of a few hundred rows make many episodes (long: many procedures) straddle batches."""
@@ -205,7 +218,8 @@ def test_examples_equal_reference():
 
 @pytest.mark.parametrize("value", [
     "2026-11-22", "2027-01-01", " 2026-12-01", "\t2026-12-01", "\u00a02026-12-01", "2026-12-01T08:30",
-    "2026-11-22 00:00:00.000", "2026-11-21X", "01/12/2026", "1/1/2030",
+    "2026-11-22 00:00:00.000", "2026-11-21X", "01/12/2026", "1/1/2030", "22/11/2026", "01/01/2099",
+    "21/12/2026", "29/02/2028", "31/11/2026", "21/11/2026 10:00",
 ])
 def test_prefilter_keeps_every_date_that_may_be_after_as_of(value):
     """The prefilter orders dates by their text: every value the full audit parses as a date
@@ -216,19 +230,23 @@ def test_prefilter_keeps_every_date_that_may_be_after_as_of(value):
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]})
     parsed = rows.select(parse_date(pl.col("date_1"))).item()
     assert parsed is None or parsed > AS_OF  # the values are all (or may be read as) late
-    assert triage(rows.lazy(), [1], (), as_of=AS_OF).collect()["needs_audit"].item()
+    for uk in (False, True):  # Parquet's reading of dates, and a CSV file's
+        assert triage(rows.lazy(), [1], (), as_of=AS_OF, uk=uk).collect()["needs_audit"].item()
 
 
 @pytest.mark.parametrize("value", ["2026-11-21", "2026-11-20", "2010-01-01", "1800-01-01", None,
-                                   "2026-11-21 23:59", "2026-11-21T23:59:59.999", "2010-01-01 00:00:00"])
+                                   "2026-11-21 23:59", "2026-11-21T23:59:59.999", "2010-01-01 00:00:00",
+                                   "21/11/2026", "20/11/2026", "31/10/2026", "29/02/2024", "01/01/2010",
+                                   "01/01/1800"])
 def test_prefilter_sets_aside_rows_dated_on_or_before_as_of(value):
     """A time after the date (SQL Server's and Spark's timestamps as text) leaves the date as it
-    is: the as-of day's own times are on it, not after it (audit.dates.parse_date reads the date)."""
+    is: the as-of day's own times are on it, not after it (audit.dates.parse_date reads the date).
+    A CSV file's `dd/mm/yyyy` date is compared as the date it is, not as its text."""
     from audit.prefilter import triage
 
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]},
                         schema={"code_1": pl.String, "date_1": pl.String, "episode_end": pl.String})
-    assert not triage(rows.lazy(), [1], (), as_of=AS_OF).collect()["needs_audit"].item()
+    assert not triage(rows.lazy(), [1], (), as_of=AS_OF, uk=True).collect()["needs_audit"].item()
 
 
 @pytest.mark.parametrize("fields, needs, filled, no_operation", [
@@ -279,7 +297,7 @@ def test_long_episodes_are_triaged_as_the_same_wide_rows(fields):
         assert counted == (wide["filled"].item(), wide["no_operation"].item())
 
 
-@pytest.mark.parametrize("variant", ["generated", "padded", "odd_dates", "timestamps"])
+@pytest.mark.parametrize("variant", ["generated", "padded", "odd_dates", "timestamps", "uk_dates"])
 def test_the_scanned_triage_changes_nothing_but_the_work(request, monkeypatch, variant):
     """The record scan certifies most rows clean from their lines (audit.prefilter.plain_coding)
     and only the others are triaged after parsing: the same rows are set aside and counted as when

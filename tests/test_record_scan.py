@@ -123,7 +123,8 @@ def test_the_header_is_found_past_blank_lines_of_any_length(tmp_path, blank_line
 
 DATE_VALUES = ["", "2024-01-31", "2023-02-29", "2024-02-29", "2024-02-30", "0000-01-01", "1800-01-01", "01/01/2024",
                " 2024-01-01", "2024-01-01 ", "2024-01-01T10:00", "2024-1-1", "20240101", "x", "-", "9999-12-31",
-               "2024-01-31 00:00:00.000", "2024-02-30 10:00", "2024-01-31t10:00"]
+               "2024-01-31 00:00:00.000", "2024-02-30 10:00", "2024-01-31t10:00",
+               "31/01/2024", "29/02/2024", "29/02/2023", "31/04/2024", "1/1/2024", "31/01/2024 00:00"]
 
 
 @pytest.mark.parametrize("separator", [",", "\t", ";", "|"])
@@ -141,14 +142,14 @@ def test_the_scan_notes_exactly_the_rows_with_an_odd_date(tmp_path, separator, c
     path.write_bytes(text.encode())
     scan = records.scan_records(path, separator, 4, quotes=False, date_fields=frozenset({1, 3}))
     parsed = pl.read_csv(path, separator=separator, infer_schema=False).with_row_index("row")
-    odd = parsed.filter(pl.any_horizontal(odd_date(pl.col(c)).fill_null(False) for c in ("D1", "D2")))
+    odd = parsed.filter(pl.any_horizontal(odd_date(pl.col(c), uk=True).fill_null(False) for c in ("D1", "D2")))
     assert sorted(scan.odd_dates.to_list()) == odd["row"].cast(pl.Int64).to_list()
     assert 0 < odd.height < parsed.height and scan.skipped.height == 0 and scan.records == len(rows)
 
 
 def test_the_scan_notes_no_odd_dates_where_it_did_not_look(tmp_path):
     path = tmp_path / "export.csv"
-    path.write_text("ID,D1\ne1,01/01/2024\n")
+    path.write_text("ID,D1\ne1,1/1/2024\n")
     assert records.scan_records(path, ",", 2, quotes=False).odd_dates is None  # no date field named
     assert records.scan_records(path, ",", 2, quotes=True, date_fields=frozenset({1})).odd_dates is None
     assert records.scan_records(path, ",", 2, quotes=False, date_fields=frozenset({1})).odd_dates.to_list() == [0]
