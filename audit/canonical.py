@@ -19,7 +19,7 @@ from audit import codes, memory
 from audit.codes import CodePattern
 from audit.dates import any_odd_date, is_unparseable, parse_dates
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS, date_column_names
-from audit.load import CARRY_PREFIX, Export, is_parquet
+from audit.load import CARRY_PREFIX, Export
 from audit.prefilter import (
     LONG_FLAGS, TO_TRIAGE, long_episode_triage, long_row_triage, replace_rows, scanned, triage, triage_flagged,
 )
@@ -135,9 +135,10 @@ def _odd_dates(export: Export, dates: list[str]) -> pl.Expr:
 
 
 def _uk_dates(export: Export) -> bool:
-    """Whether `dd/mm/yyyy` dates are plain in this file: CSV (a PAS report opened in Excel writes
-    them so), not Parquet (ISO text or typed dates; testing for them cost 7% of a 1M run)."""
-    return not is_parquet(export.path)
+    """Whether `dd/mm/yyyy` dates are plain in this file: a CSV file, which the record scan read
+    (a PAS report opened in Excel writes them so; the scan takes them in), not Parquet or a table
+    (ISO text or typed dates there; testing for them cost 7% of a 1M run)."""
+    return export.scan is not None
 
 
 def _to_triage(export: Export, index: tuple[CodePattern, ...] | None) -> pl.Series | None:
