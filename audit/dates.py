@@ -135,7 +135,7 @@ def _days_up_to(last: int) -> str:
 
 
 def real_date_until(day: date, uk: bool = False) -> str:
-    """A pattern like `REAL_DATE` for the real ISO dates on or before `day` from year 1000 on
+    """A pattern like `REAL_DATE` for the real ISO dates (`uk`: `dd/mm/yyyy`) on or before `day` from year 1000 on
     (29 February from `LEAP_DAYS_BACK` years before `day` on): audit.records tests a CSV line's
     date fields with it, so that a line it certifies has no date after the run's as-of date and
     needs no date column parsed. It may leave out a real earlier date (that row is only triaged

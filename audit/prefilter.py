@@ -132,9 +132,9 @@ def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int],
 
 def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None, uk: bool = False) -> pl.Expr:
     """A date field that may be after `as_of`: a plain ISO date (a time may follow it) later than
-    it (ISO text sorts as its date does), or any value that is not plain (`dd/mm/yyyy`, white
-    space before it: rare in real exports, and `audit.dates.parse_date` may read a later date
-    from them). Every value the full audit could read as a later date is among these; text
+    it (ISO text sorts as its date does), or any value that is not plain (`audit.dates.odd_date`:
+    white space before it, `dd/mm/yyyy` unless `uk`; rare in real exports, and `parse_date` may
+    read a later date from them). Every value the full audit could read as a later date is among these; text
     comparison and one regular expression cost far less than parsing every field. `odd`: a column
     already flagging the rows with such a value (audit.canonical's), not to test them twice.
     `uk`: a `dd/mm/yyyy` date is plain (`audit.dates.odd_date`), and its text does not sort as
@@ -144,13 +144,14 @@ def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None
         return pl.lit(False)
     # Later than the as-of day in its first ten characters: a plain value's time part starts with
     # a space or `T` (audit.dates.with_time), both below `~`, so the as-of day's own times are not.
-    day, uk_until = as_of.isoformat() + "~", f"^(?:{real_date_until(as_of, uk=True)})$"
+    day = as_of.isoformat() + "~"
+    uk_until = f"^(?:{real_date_until(as_of, uk=True)})$" if uk else None
 
     def later(value: pl.Expr) -> pl.Expr:
-        if not uk:
+        if uk_until is None:
             return (value > day).fill_null(False)
-        return pl.when(value.str.contains("/", literal=True)).then(~value.str.contains(uk_until)) \
-            .otherwise(value > day).fill_null(False)
+        written_uk = value.str.contains("/", literal=True)
+        return pl.when(written_uk).then(~value.str.contains(uk_until)).otherwise(value > day).fill_null(False)
     return pl.any_horizontal([later(pl.col(c)) for c in date_columns]) | (
         odd if odd is not None else any_odd_date(date_columns, uk))
 
