@@ -134,12 +134,12 @@ def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None
     """A date field that may be after `as_of`: a plain ISO date (a time may follow it) later than
     it (ISO text sorts as its date does), or any value that is not plain (`audit.dates.odd_date`:
     white space before it, `dd/mm/yyyy` unless `uk`; rare in real exports, and `parse_date` may
-    read a later date from them). Every value the full audit could read as a later date is among these; text
-    comparison and one regular expression cost far less than parsing every field. `odd`: a column
-    already flagging the rows with such a value (audit.canonical's), not to test them twice.
-    `uk`: a `dd/mm/yyyy` date is plain (`audit.dates.odd_date`), and its text does not sort as
-    its date: one with a `/` is later unless it is a real UK date on or before the day (a test
-    per column, kept to CSV files: on a 1M Parquet run it cost 7%)."""
+    read a later date from them). Every value the full audit could read as a later date is among
+    these; text comparison and one regular expression cost far less than parsing every field.
+    `odd`: a column already flagging the rows with such a value (audit.canonical's), not to test
+    them twice. `uk` (a CSV file's dates): a `dd/mm/yyyy` date is plain, and its text does not
+    sort as its date, so one with a `/` is later unless it is a real UK date on or before the day
+    (a test per column, kept to CSV files: on a 1M Parquet run it cost 7%)."""
     if not date_columns:
         return pl.lit(False)
     # Later than the as-of day in its first ten characters: a plain value's time part starts with
