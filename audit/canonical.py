@@ -126,7 +126,7 @@ def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
 
 def _odd_dates(export: Export, dates: list[str]) -> pl.Expr:
     """A row with a date value that needs the full validity test: noted by the record scan where
-    it looked (a CSV file without quotes: audit.records; where it tested the coding too, among
+    it looked (a CSV file whose lines are its records: audit.records; where it tested the coding too, among
     the rows it leaves to triage), else tested here."""
     flagged = export.scan.odd_dates if export.scan is not None else None
     if flagged is not None:

@@ -235,7 +235,8 @@ def scanned(rows: pl.LazyFrame, slots: list[int], to_triage: pl.Expr, known_code
         to_triage.alias(TO_TRIAGE),
         _row_needs_audit(date_column_names(rows.collect_schema().names()), [f"code_{n}" for n in slots],
                          known_codes, as_of, odd_dates, uk).alias("needs_audit"),
-        pl.sum_horizontal(code.is_not_null() for code in codes).cast(pl.UInt8).alias("filled"),
+        # (A quoted empty field, `""`, is parsed as empty text, not null: as empty as a null.)
+        pl.sum_horizontal((code != "").fill_null(False) for code in codes).cast(pl.UInt8).alias("filled"),
         pl.sum_horizontal((code == "-").fill_null(False) for code in codes).cast(pl.UInt8).alias("no_operation"),
     )
 

@@ -11,10 +11,11 @@ line ends, and checks every record with vectorised expressions:
   quotes may only come in pairs with no separator between them);
 - its length: a line over `FIELD_LIMIT` bytes (shortened by `audit.load` before polars sees it)
   or a record of several lines over it is rejected, so no field over the limit is ever held;
-- in a file without quotes, its date fields: the rows with one that is not blank or a plain real
-  ISO date are noted, so that only they get the full date test after parsing (audit.canonical);
-  and its procedure fields, given patterns of clean coding (audit.prefilter.plain_coding): the
-  rows that do not match them are noted, so that only they are triaged after parsing.
+- in a file whose every line is a record (no quotes, or no quoted field spanning lines), its
+  date fields: the rows with one that is not blank or a plain real ISO date are noted, so that
+  only they get the full date test after parsing (audit.canonical); and its procedure fields,
+  given patterns of clean coding (audit.prefilter.plain_coding): the rows that do not match them
+  are noted, so that only they are triaged after parsing.
 
 The result is an independent count of the file's records and the list of records the audit must
 set aside, with their line numbers and a reason. Blank lines are not records.
@@ -86,7 +87,7 @@ class RecordScan:
     broken_quoting: bool
     # The data rows (`row`, as in `skipped`) with a date field that is neither blank nor a plain
     # real ISO date (`audit.dates.odd_date`): the only rows whose dates need the full validity
-    # test. None where the scan did not look (a file with quotes, or no date fields named). Where
+    # test. None where the scan did not look (a file scanned block by block, or no date fields named). Where
     # it tested the coding too, the rows that failed either test: `to_triage`, a superset.
     odd_dates: pl.Series | None = None
     # The data rows that did not match the clean-coding patterns the scan was given
@@ -316,21 +317,30 @@ def _checks_fields(expected: int, date_fields: frozenset[int], coding: Coding | 
 
 
 def _plain_row(separator: str, expected: int, date_fields: frozenset[int], coding: Coding | None = None,
-               until: date | None = None) -> pl.Expr:
-    """`_exact` for a line of a file without quotes, which also requires each of `date_fields`
+               until: date | None = None, quoted: bool = False) -> pl.Expr:
+    """`_exact` for a line that is a whole record, which also requires each of `date_fields`
     (0-based) to be blank or a plain real date (`audit.dates.plain_date`: on or before `until`,
     when given) and, given `coding`, the fields it names to match the patterns
     of one of its alternatives. One pattern per line tests the field count, the dates and the
     coding together, for about a third more than the field count alone, where the same tests after
     parsing cost twice the count (27 HES date columns: 0.24 s per million rows; the prefilter's
     joined 24 procedure fields: 0.36 s). Where neither is asked for, or the pattern would be too
-    big, `_exact`."""
+    big, `_exact`. `quoted`: the file has quotes (exports from R, pandas or SQL Server may quote
+    every field, or every text field), and its lines each hold a whole record (`_scan_by_line`).
+    Matching costs by the byte: 1M HES lines 0.32 s, the same quoted throughout (1.7 times the
+    bytes) 0.83 s."""
     if not _checks_fields(expected, date_fields, coding):
         return _exact(separator, expected)
     sep = re.escape(separator) if separator != "\t" else r"\t"
-    field = f"[^{sep}]*"
-    date = f"(?:{plain_date(until, field, uk=True)})?"  # (a CSV file's UK dates are plain)
-    alternatives = [[named.get(i, date if i in date_fields else field) for i in range(expected)]
+    # Any field may be quoted (without a quote inside: a line with one is only judged later), and
+    # a date or procedure field is its pattern, or the same wrapped in quotes (their patterns hold
+    # none), which the CSV parser reads as the same text.
+    field, rest = (f'(?:"[^"]*"|[^"{sep}]*)', f'[^"{sep}]*') if quoted else (f"[^{sep}]*", f"[^{sep}]*")
+
+    def value(pattern: str) -> str:
+        return f'(?:{pattern}|"{pattern}")' if quoted else pattern
+    date = value(f"(?:{plain_date(until, rest, uk=True)})?")  # (a CSV file's UK dates are plain)
+    alternatives = [[value(named[i]) if i in named else date if i in date_fields else field for i in range(expected)]
                     for named in coding or [{}]]
     return pl.col("text").str.contains(f"^{_shared_once(alternatives, sep)}$").fill_null(False)
 
@@ -378,14 +388,23 @@ def scan_records(source: Path, separator: str, fields: int, long_lines: frozense
 
     `fields`: the header's field count, as the CSV parser read it. `long_lines`: 1-based lines that `audit.load` found over the limit and shortened. `quotes`:
     the file holds a quote character (without one no record can span lines or be misquoted, and
-    the quote bookkeeping is skipped: most exports). `date_fields`: 0-based fields the audit reads
-    as dates; in a file without quotes the rows with an odd one are noted (`RecordScan.odd_dates`).
-    `coding`: patterns of clean coding (audit.prefilter.plain_coding); in a file without quotes
+    the quote bookkeeping is skipped: most exports; with quotes, it is skipped too where every
+    line holds a whole record: `_scan_by_line`). `date_fields`: 0-based fields the audit reads
+    as dates; where each line is a record the rows with an odd one are noted (`RecordScan.odd_dates`).
+    `coding`: patterns of clean coding (audit.prefilter.plain_coding); where each line is a record
     the rows that do not match them are noted (`RecordScan.to_triage`), with their lines; given
     `until` (the run's as-of date) too, so are the rows with a date after it.
     """
-    if not quotes:
-        return _scan_unquoted(source, separator, fields, long_lines, date_fields, coding, until)
+    if not quotes or _lines_are_records(source, separator):
+        scan = _scan_by_line(source, separator, fields, long_lines, date_fields, coding, until, quotes)
+        if scan is not None:
+            return scan
+    return scan_blocks(source, separator, fields, long_lines)
+
+
+def scan_blocks(source: Path, separator: str, fields: int, long_lines: frozenset[int] = frozenset()) -> RecordScan:
+    """`scan_records` for any file: its lines a block at a time, the lines of a record whose quoted
+    field spans line ends joined (`_split_records`), and each record judged (`_judge`)."""
     header_line = header_fields = None
     data_rows = 0  # parser rows after the header, blank ones included
     records = 0
@@ -401,10 +420,7 @@ def scan_records(source: Path, separator: str, fields: int, long_lines: frozense
         next_line += pending.height
         batch = batch.with_columns(long=pl.col("line").is_in(list(long_lines)) if long_lines else pl.lit(False),
                                    exact=_exact(separator, fields))
-        if quotes:
-            complete, carry = _split_records(pl.concat([carry, batch], how="diagonal"), following is None, separator)
-        else:
-            complete = batch.with_columns(lines=pl.lit(1, pl.UInt32), unclosed=pl.lit(False))
+        complete, carry = _split_records(pl.concat([carry, batch], how="diagonal"), following is None, separator)
         pending = following
         if header_line is None:
             nonblank = complete.filter(pl.col("text").str.strip_chars().fill_null("") != "")
@@ -424,9 +440,8 @@ def scan_records(source: Path, separator: str, fields: int, long_lines: frozense
         # Where the line number stops being the row number plus a constant: at each batch's first
         # row, and after each record that spans several lines.
         offsets.append(numbered.head(1).select("row", "line"))
-        if quotes:
-            offsets.append(numbered.filter(pl.col("lines") > 1).select(
-                pl.col("row") + 1, pl.col("line") + pl.col("lines").cast(pl.Int64)))
+        offsets.append(numbered.filter(pl.col("lines") > 1).select(
+            pl.col("row") + 1, pl.col("line") + pl.col("lines").cast(pl.Int64)))
     if header_line is None:
         header_line, header_fields = 0, 0
     offsets_frame = (pl.concat(offsets).unique("row", keep="last").sort("row") if offsets
@@ -469,6 +484,15 @@ def _first_nonblank(source: Path, blank: pl.Expr) -> pl.DataFrame:
     return pl.DataFrame()
 
 
+def _lines_are_records(source: Path, separator: str) -> bool:
+    """Whether each line in the file's first SAMPLE_BLOCK bytes is a whole well-formed record (or
+    blank): no quoted field there spans lines, as in the exports that quote every field or only
+    some text. Then the whole file is likely so, and `_scan_by_line` finds out."""
+    sample = next(line_batches(source, block=SAMPLE_BLOCK), None)
+    return sample is not None and bool(sample.select(pl.col("text").fill_null("").str.contains(
+        _well_formed(separator)).all()).item())
+
+
 def _often_fails(source: Path, header_line: int, plain: pl.Expr) -> bool:
     """Whether more than TRIAGE_SHARE of the data lines in the file's first SAMPLE_BLOCK bytes fail
     the clean-coding pattern: in a targeted extract (most episodes spinal operations), testing it
@@ -480,14 +504,16 @@ def _often_fails(source: Path, header_line: int, plain: pl.Expr) -> bool:
     return rows.height > 0 and rows.to_series().mean() > TRIAGE_SHARE
 
 
-def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozenset[int],
-                   date_fields: frozenset[int] = frozenset(), coding: Coding | None = None,
-                   until: date | None = None) -> RecordScan:
-    """`scan_records` for a file without a quote character (most exports): every line is one
-    record, so each line is judged alone, and polars' streaming engine does it on every core,
-    keeping only the lines that may not be well-formed rows (blank, too long, a field count off):
-    a third of the time of the block-by-block scan, whose record joining such a file never needs.
-    Memory (the HES benchmark, the process whole): 0.59 GB at 1M lines, 0.70 GB at 10M."""
+def _scan_by_line(source: Path, separator: str, fields: int, long_lines: frozenset[int],
+                  date_fields: frozenset[int] = frozenset(), coding: Coding | None = None,
+                  until: date | None = None, quoted: bool = False) -> RecordScan | None:
+    """`scan_records` for a file whose every line is one record: a file without a quote character
+    (most exports), or, `quoted`, one whose quoted fields never span lines (None when a line
+    shows that one does, or is broken: the block-by-block scan judges such a file). Each line is
+    judged alone, and polars' streaming engine does it on every core, keeping only the lines that
+    may not be well-formed rows (blank, too long, a field count off): a third of the time of the
+    block-by-block scan, whose record joining such a file never needs. Memory (the HES
+    benchmark, the process whole): 0.59 GB at 1M lines, 0.70 GB at 10M."""
     text = pl.col("text")
     blank = text.is_null() | (text.str.strip_chars() == "")
     long = pl.col("line").is_in(list(long_lines)) if long_lines else pl.lit(False)
@@ -499,7 +525,7 @@ def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozen
                           False)
     header_line = int(header["line"].item())
     header_fields = int(header.select(_field_count(separator)).item())
-    if coding and _often_fails(source, header_line, _plain_row(separator, fields, date_fields, coding, until)):
+    if coding and _often_fails(source, header_line, _plain_row(separator, fields, date_fields, coding, until, quoted)):
         coding = None  # most rows are triaged anyway: cheaper from the parsed columns (audit.prefilter)
     # A certified row's dates are needed only to know that none is after `until`: tested here,
     # they need not be parsed (audit.canonical reads their columns from `triage_lines` alone).
@@ -511,17 +537,22 @@ def _scan_unquoted(source: Path, separator: str, fields: int, long_lines: frozen
     # the lines in the same query (`collect_all`) made polars hold every line the slower branch
     # had not reached: 1.6-1.9 GB at 10M lines, where the line count alone reads no text.
     suspects = data.filter(
-        ~_plain_row(separator, fields, date_fields, coding, until) | pl.col("long") | text.is_null()
+        ~_plain_row(separator, fields, date_fields, coding, until, quoted) | pl.col("long") | text.is_null()
         | (text.str.len_bytes() > FIELD_LIMIT)  # (blank lines are among them: they fail every pattern)
-    ).select("line", "long", blank.alias("blank"), (text.str.count_matches(separator, literal=True) + 1).alias("fields"),
+    ).select("line", "long", blank.alias("blank"),
+             (_field_count(separator) if quoted else text.str.count_matches(separator, literal=True) + 1).alias("fields"),
+             # A line that is not a whole record on its own: the file is judged block by block.
+             *([text.fill_null("").str.contains(_well_formed(separator)).alias("whole")] if quoted else []),
              # The lines of the rows to triage are kept (7% of the benchmark's: 13 MB per million
              # lines), so their columns are parsed from them alone (audit.load `Export.triage_rows`).
              # Copied: a line as read is a view into the parser's buffers, which the few kept
              # would hold whole (10M lines: 2.2 GB, against 0.7 GB copied).
              *([pl.concat_str(text, pl.lit("")).alias("text")] if coding_tested else [])).collect(engine="streaming")
+    if quoted and not suspects["whole"].all():
+        return None
     rows = _line_count(source) - header_line
     blanks = int(suspects["blank"].sum())
-    # `_judge`'s reasons, for lines without quotes (no line over the limit gets here: see there).
+    # `_judge`'s reasons, for lines that are whole records (no line over the limit gets here: see there).
     judged = suspects.with_columns(reason=pl.when(pl.col("long")).then(pl.lit(LONG_FIELD_REASON))
                                    .when(pl.col("blank")).then(pl.lit(BLANK))
                                    .when(pl.col("fields") != header_fields)

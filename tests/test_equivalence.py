@@ -81,6 +81,30 @@ def uk_dates(generated):
 
 
 @pytest.fixture(scope="module")
+def quoted(generated):
+    """The same export with every field quoted, empty ones as `""` (as pandas, R and SQL Server
+    exports may write them): the same values, so the same audit, and no more rows to triage."""
+    path = generated.with_name("hes_quoted.csv")
+    pl.read_csv(generated, infer_schema=False).write_csv(path, quote_style="always")
+    return path
+
+
+@pytest.fixture(scope="module")
+def quoted_rows(generated):
+    """The same export with the fields of every other row quoted, and a consultant's code with a
+    comma in it quoted wherever it is (a field only the CSV parser splits rightly)."""
+    path = generated.with_name("hes_quoted_rows.csv")
+    wide = pl.read_csv(generated, infer_schema=False).with_columns(
+        pl.when(pl.col("EPIKEY").str.slice(-1) == "4").then(pl.col("CONSULT") + ", locum").otherwise("CONSULT"))
+    odd = pl.int_range(pl.len()) % 2 == 1
+    fields = [pl.when(odd | pl.col(c).str.contains(",")).then(pl.concat_str(pl.lit('"'), pl.col(c).fill_null(""), pl.lit('"')))
+              .otherwise(pl.col(c).fill_null("")) for c in wide.columns]
+    body = wide.select(pl.concat_str(fields, separator=",").str.join("\n")).item()
+    path.write_text(",".join(wide.columns) + "\n" + body + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
 def parquet(generated):
     """The same export as Parquet, in row groups that batches of any size straddle."""
     path = generated.with_name("hes.parquet")
@@ -141,8 +165,8 @@ def reference(generated):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_rows", [None, 777, 300])
-@pytest.mark.parametrize("variant", ["generated", "padded", "timestamps", "uk_dates", "parquet", "long",
-                                     "long_scattered"])
+@pytest.mark.parametrize("variant", ["generated", "padded", "timestamps", "uk_dates", "quoted", "quoted_rows",
+                                     "parquet", "long", "long_scattered"])
 def test_fast_path_equals_reference(request, monkeypatch, reference, variant, batch_rows):
     """Every variant holds the same episodes, so the reference of the plain export is theirs too;
     batches of a few hundred rows make many episodes (long: many procedures) straddle batches."""
@@ -297,7 +321,8 @@ def test_long_episodes_are_triaged_as_the_same_wide_rows(fields):
         assert counted == (wide["filled"].item(), wide["no_operation"].item())
 
 
-@pytest.mark.parametrize("variant", ["generated", "padded", "odd_dates", "timestamps", "uk_dates"])
+@pytest.mark.parametrize("variant", ["generated", "padded", "odd_dates", "timestamps", "uk_dates", "quoted",
+                                     "quoted_rows"])
 def test_the_scanned_triage_changes_nothing_but_the_work(request, monkeypatch, variant):
     """The record scan certifies most rows clean from their lines (audit.prefilter.plain_coding)
     and only the others are triaged after parsing: the same rows are set aside and counted as when
@@ -331,11 +356,21 @@ def test_line_endings_and_a_bom_change_nothing_the_narrow_read_gives(generated, 
     """Windows systems end an export's lines with CRLF and may start it with a byte order mark
     (some old tools end lines with CR alone): the rows the scan leaves to triage are parsed again
     from its copy of their lines (`Export.triage_rows`), which must read as the file's own."""
+    path = tmp_path / "endings.csv"
+    path.write_bytes(bom + generated.read_bytes().replace(b"\n", ending))
+    _assert_narrow_read_as(path, generated)
+
+
+def test_quoting_every_field_changes_nothing_the_narrow_read_gives(generated, quoted):
+    """Quoted fields (empty ones as `""`, which the parser reads as empty text, not null) give the
+    rows and counts the unquoted file gives, through the scan's narrow read."""
+    _assert_narrow_read_as(quoted, generated)
+
+
+def _assert_narrow_read_as(path, generated):
     from audit.canonical import _narrow, build
     from audit.unit import index_patterns
 
-    path = tmp_path / "endings.csv"
-    path.write_bytes(bom + generated.read_bytes().replace(b"\n", ending))
     index = index_patterns(load_catalogue())
     exports = read_exports([path], index=index, as_of=AS_OF)
     assert _narrow(exports[0], index, None, AS_OF) and exports[0].scan.to_triage.len() > 100
@@ -353,9 +388,11 @@ FIELD_VALUES = ["W371", "A011", "X123", "V522", "V552", "V252", "O011", "Y031", 
                 "W37.1", "W3712", "&", "I123", "W37"]
 
 
-def test_a_row_the_scan_certifies_is_one_the_triage_sets_aside(tmp_path, monkeypatch):
+@pytest.mark.parametrize("quoting", ["none", "every field", "every other row"])
+def test_a_row_the_scan_certifies_is_one_the_triage_sets_aside(tmp_path, monkeypatch, quoting):
     """Every row whose line matches the scan's clean-coding patterns is one `triage` sets aside,
-    with the fields `scanned` counts; and most clean rows are certified."""
+    with the fields `scanned` counts; and most clean rows are certified, whether their fields are
+    quoted or not (`""`, a quoted empty field, is parsed as empty text, an unquoted one as null)."""
     import re
     from itertools import product
 
@@ -368,9 +405,12 @@ def test_a_row_the_scan_certifies_is_one_the_triage_sets_aside(tmp_path, monkeyp
     index = index_patterns(load_catalogue())
     rows = list(product(FIELD_VALUES, repeat=3))
     path = tmp_path / "export.csv"
-    path.write_text("\n".join(",".join(row) for row in [("OPERTN_01", "ID", "OPERTN_02", "OPERTN_03"),
-                                                          *((a, str(i), b, c) for i, (a, b, c) in enumerate(rows))]))
-    scan = records.scan_records(path, ",", 4, quotes=False, coding=plain_coding(index, 0, [2, 3]))
+    lines = [(a, str(i), b, c) for i, (a, b, c) in enumerate(rows)]
+    if quoting != "none":
+        lines = [tuple(f'"{v}"' for v in line) if quoting == "every field" or i % 2 else line
+                 for i, line in enumerate(lines)]
+    path.write_text("\n".join(",".join(row) for row in [("OPERTN_01", "ID", "OPERTN_02", "OPERTN_03"), *lines]))
+    scan = records.scan_records(path, ",", 4, quotes=quoting != "none", coding=plain_coding(index, 0, [2, 3]))
     parsed = pl.read_csv(path, infer_schema=False).select(
         pl.col("OPERTN_01").alias("code_1"), pl.col("OPERTN_02").alias("code_2"), pl.col("OPERTN_03").alias("code_3"))
     exact = triage(parsed.lazy(), [1, 2, 3], index).collect()

@@ -1,5 +1,6 @@
-"""The record scan's fast path for files without a quote character (one record per line, judged
-by polars' streaming engine) finds exactly what the block-by-block scan finds."""
+"""The record scan by line (one record per line, judged by polars' streaming engine: files without
+a quote character, and files with quotes whose lines are each a whole record) finds exactly what
+the block-by-block scan finds."""
 
 from pathlib import Path
 
@@ -17,7 +18,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def _scans(path: Path, separator: str = ",", long_lines: frozenset[int] = frozenset()):
     data = path.read_bytes()
     fields = data.split(b"\n")[0].count(separator.encode()) + 1
-    block = records.scan_records(path, separator, fields, long_lines, quotes=True)  # the general scan
+    block = records.scan_blocks(path, separator, fields, long_lines)  # the general scan
     fast = records.scan_records(path, separator, fields, long_lines, quotes=False)
     return block, fast
 
@@ -55,6 +56,47 @@ def _unquoted_fixtures():
 @pytest.mark.parametrize("path", list(_unquoted_fixtures()), ids=lambda p: p.name)
 def test_fast_scan_matches_the_block_scan_on_every_unquoted_fixture(path):
     _assert_same(*_scans(path))
+
+
+def _quoted_fixtures():
+    for path in sorted(FIXTURES.glob("*.csv")):
+        data = path.read_bytes()
+        if b'"' in data and b"\x00" not in data and not data.startswith(b"\xef\xbb\xbf"):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            yield path
+
+
+@pytest.mark.parametrize("path", list(_quoted_fixtures()), ids=lambda p: p.name)
+def test_a_file_with_quotes_is_scanned_by_line_to_what_the_block_scan_finds(path):
+    """A file with quotes is scanned line by line where each line is a whole record, and block by
+    block where one is not (a quoted field spanning lines, broken quoting): the same either way."""
+    fields = path.read_bytes().split(b"\n")[0].count(b",") + 1
+    _assert_same(records.scan_blocks(path, ",", fields), records.scan_records(path, ",", fields, quotes=True))
+
+
+QUOTED_LINE = st.sampled_from(['"1","2","3"', '"a,b",c,d', '"a""b",c,d', '1,"2",3', '"",,""', '"1","2"',
+                               '"1","2","3","4"', '"a', 'b",c,d', 'a"b,c,d', '"x"y,z,w', '1,2,3', "", '""'])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(QUOTED_LINE, max_size=30), crlf=st.booleans(), sample=st.sampled_from([1 << 18, 16]))
+def test_a_scan_by_line_of_quoted_lines_finds_what_the_block_scan_finds(tmp_path, lines, crlf, sample):
+    """Quoted fields with separators, doubled quotes, a record spanning lines, stray quotes,
+    field counts off: by line or block by block, the same records and reasons. `sample`: the
+    bytes that decide whether to try by line (16: a file's first lines are whole records, and a
+    later one shows that it is not so)."""
+    end = "\r\n" if crlf else "\n"
+    path = tmp_path / "export.csv"
+    path.write_bytes((end.join(['"H1","H2","H3"', *lines]) + end).encode())
+    limit = records.SAMPLE_BLOCK
+    try:
+        records.SAMPLE_BLOCK = sample
+        _assert_same(records.scan_blocks(path, ",", 3), records.scan_records(path, ",", 3, quotes=True))
+    finally:
+        records.SAMPLE_BLOCK = limit
 
 
 def test_fast_scan_finds_blank_ragged_and_long_lines(tmp_path):
@@ -129,18 +171,22 @@ DATE_VALUES = ["", "2024-01-31", "2023-02-29", "2024-02-29", "2024-02-30", "0000
 
 @pytest.mark.parametrize("separator", [",", "\t", ";", "|"])
 @pytest.mark.parametrize("crlf", [False, True])
-def test_the_scan_notes_exactly_the_rows_with_an_odd_date(tmp_path, separator, crlf):
+@pytest.mark.parametrize("quoted", [False, True])
+def test_the_scan_notes_exactly_the_rows_with_an_odd_date(tmp_path, separator, crlf, quoted):
     """The rows the scan says need the full date test are those `odd_date` picks out of the parsed
-    date columns, and only those: a date-like value in another column (X) is no date field."""
+    date columns, and only those: a date-like value in another column (X) is no date field.
+    `quoted`: the fields of every other row are quoted (a quoted date is the same date)."""
     from audit.dates import odd_date
 
     rows = [(f"e{i}", a, b, c) for i, (a, b, c) in enumerate(
         (a, b, c) for a in DATE_VALUES for b in ("01/01/2024", "") for c in DATE_VALUES[::3])]
+    if quoted:
+        rows = [tuple(f'"{v}"' for v in row) if i % 2 else row for i, row in enumerate(rows)]
     end = "\r\n" if crlf else "\n"
     text = end.join(separator.join(row) for row in [("ID", "D1", "X", "D2"), *rows]) + end
     path = tmp_path / "export.csv"
     path.write_bytes(text.encode())
-    scan = records.scan_records(path, separator, 4, quotes=False, date_fields=frozenset({1, 3}))
+    scan = records.scan_records(path, separator, 4, quotes=quoted, date_fields=frozenset({1, 3}))
     parsed = pl.read_csv(path, separator=separator, infer_schema=False).with_row_index("row")
     odd = parsed.filter(pl.any_horizontal(odd_date(pl.col(c), uk=True).fill_null(False) for c in ("D1", "D2")))
     assert sorted(scan.odd_dates.to_list()) == odd["row"].cast(pl.Int64).to_list()
@@ -151,7 +197,7 @@ def test_the_scan_notes_no_odd_dates_where_it_did_not_look(tmp_path):
     path = tmp_path / "export.csv"
     path.write_text("ID,D1\ne1,1/1/2024\n")
     assert records.scan_records(path, ",", 2, quotes=False).odd_dates is None  # no date field named
-    assert records.scan_records(path, ",", 2, quotes=True, date_fields=frozenset({1})).odd_dates is None
+    assert records.scan_blocks(path, ",", 2).odd_dates is None
     assert records.scan_records(path, ",", 2, quotes=False, date_fields=frozenset({1})).odd_dates.to_list() == [0]
 
 
