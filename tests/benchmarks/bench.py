@@ -2,7 +2,8 @@
 the same export, and against what a user would write instead (issue 15).
 
     python tests/benchmarks/bench.py [--episodes 100000,1000000] [--formats csv,parquet]
-                                     [--mixes padded,spinal] [--padded-episodes N] [--spinal-episodes N]
+                                     [--mixes padded,spinal,quoted] [--padded-episodes N]
+                                     [--spinal-episodes N] [--quoted-episodes N]
                                      [--long-episodes N] [--pandas-episodes N] [--no-duckdb]
                                      [--repeat K] [--workdir DIR] [--seed S] [--keep]
 
@@ -12,7 +13,8 @@ It prints five tables:
 
 1. the targets of issue 15 point 1 (audit / floor wall-time ratio and peak RSS, target beside
    each figure) for the `hes` mix at each size, the `padded` mix and the targeted `spinal` mix,
-   CSV and Parquet;
+   CSV and Parquet, and `quoted`: the hes CSV with every field quoted (as pandas, R and SQL
+   Server exports may write it; CSV only);
 2. the sweep: seconds per million episodes at each size, so fixed costs (falling per million)
    and super-linear steps (rising) show;
 3. the long layout (one row per procedure);
@@ -62,6 +64,12 @@ import json, sys
 sys.path.insert(0, sys.argv[3])
 from tests.benchmarks.generate import csv_to_parquet
 print(json.dumps(csv_to_parquet(sys.argv[1], sys.argv[2])))
+"""
+
+TO_QUOTED = """
+import sys
+import polars as pl
+pl.read_csv(sys.argv[1], infer_schema=False).write_csv(sys.argv[2], quote_style="always")
 """
 
 FLOOR = """
@@ -184,7 +192,16 @@ def _generate(*args: str) -> dict:
 
 def input_for(mix: str, episodes: int, fmt: str, seed: int, workdir: Path) -> Path:
     """The cached input, generated when missing (written beside, then renamed). fmt: csv, parquet
-    or long (the long layout, as CSV)."""
+    or long (the long layout, as CSV); mix `quoted`: the hes CSV with every field quoted."""
+    if mix == "quoted":
+        quoted = workdir / f"hes_n{episodes}_seed{seed}_v{GENERATOR_VERSION}_quoted.csv"
+        if not quoted.exists():
+            partial = quoted.with_name(quoted.name + ".partial")
+            _checked(measure([sys.executable, "-c", TO_QUOTED, str(input_for("hes", episodes, "csv", seed, workdir)),
+                              str(partial)], workdir), "quoting the CSV")
+            os.replace(partial, quoted)
+            print(f"  {quoted} ({quoted.stat().st_size / 1e6:,.1f} MB)", flush=True)
+        return quoted
     stem = f"{mix}_n{episodes}_seed{seed}_v{GENERATOR_VERSION}"
     csv, parquet, long = (workdir / f"{stem}.csv", workdir / f"{stem}.parquet", workdir / f"{stem}_long.csv")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -320,10 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", default="100000,1000000",
                         help="comma-separated sizes of the hes mix (default 100000,1000000)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated: csv,parquet")
-    parser.add_argument("--mixes", default="padded,spinal", help="extra mixes: padded,spinal (or none)")
+    parser.add_argument("--mixes", default="padded,spinal,quoted", help="extra mixes: padded,spinal,quoted (or none)")
     parser.add_argument("--padded-episodes", type=int, default=1_000_000, help="size of the padded mix (default 1M)")
     parser.add_argument("--spinal-episodes", type=int, default=200_000,
                         help="size of the targeted spinal mix (default 200,000, as in the issue)")
+    parser.add_argument("--quoted-episodes", type=int, default=1_000_000,
+                        help="size of the quoted mix (default 1M)")
     parser.add_argument("--long-episodes", type=int, default=1_000_000,
                         help="size of the long-layout run (default 1M; 0 to skip)")
     parser.add_argument("--pandas-episodes", type=int, default=20_000,
@@ -344,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     mixes = [m.strip() for m in args.mixes.split(",") if m.strip() and m.strip() != "none"]
     if not formats or any(f not in FORMATS for f in formats):
         parser.error(f"--formats takes a comma-separated list of {', '.join(FORMATS)}")
-    if any(m not in MIXES or m == "hes" for m in mixes):
-        parser.error("--mixes takes a comma-separated list of padded, spinal (or none)")
+    if any(m not in [*MIXES, "quoted"] or m == "hes" for m in mixes):
+        parser.error("--mixes takes a comma-separated list of padded, spinal, quoted (or none)")
     if not sizes or min(sizes) < 1 or args.repeat < 1:
         parser.error("--episodes and --repeat must be at least 1")
     if not NICE_AUDIT.exists():
@@ -356,10 +375,10 @@ def main(argv: list[str] | None = None) -> int:
 
     main_pairs = [floor_and_audit("hes", fmt, n, input_for("hes", n, fmt, args.seed, args.workdir), args)
                   for n in sizes for fmt in formats]
-    mix_size = {"padded": args.padded_episodes, "spinal": args.spinal_episodes}
+    mix_size = {"padded": args.padded_episodes, "spinal": args.spinal_episodes, "quoted": args.quoted_episodes}
     mix_pairs = [floor_and_audit(mix, fmt, mix_size[mix], input_for(mix, mix_size[mix], fmt, args.seed, args.workdir),
                                  args)
-                 for mix in mixes for fmt in formats]
+                 for mix in mixes for fmt in formats if mix != "quoted" or fmt == "csv"]
     long_pairs = []
     if args.long_episodes:
         path = input_for("hes", args.long_episodes, "long", args.seed, args.workdir)
