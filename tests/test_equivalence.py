@@ -97,7 +97,8 @@ def quoted_rows(generated):
     wide = pl.read_csv(generated, infer_schema=False).with_columns(
         pl.when(pl.col("EPIKEY").str.slice(-1) == "4").then(pl.col("CONSULT") + ", locum").otherwise("CONSULT"))
     odd = pl.int_range(pl.len()) % 2 == 1
-    fields = [pl.when(odd | pl.col(c).str.contains(",")).then(pl.concat_str(pl.lit('"'), pl.col(c).fill_null(""), pl.lit('"')))
+    fields = [pl.when(odd | pl.col(c).str.contains(","))
+              .then(pl.concat_str(pl.lit('"'), pl.col(c).fill_null(""), pl.lit('"')))
               .otherwise(pl.col(c).fill_null("")) for c in wide.columns]
     body = wide.select(pl.concat_str(fields, separator=",").str.join("\n")).item()
     path.write_text(",".join(wide.columns) + "\n" + body + "\n")

@@ -39,12 +39,13 @@ def _lines_of_rows(scan: records.RecordScan) -> list[int]:
         pl.col("line") + pl.col("row") - pl.col("offset_row"))["line"].to_list()
 
 
-def _unquoted_fixtures():
+def _fixtures(quoted: bool):
+    """The fixtures that reach the scan (UTF-8 without NUL bytes, and not only a BOM: audit.load
+    refuses or converts the others first), with or without a quote character."""
     for path in sorted(FIXTURES.glob("*.csv")):
         data = path.read_bytes()
-        # What reaches the scan: UTF-8 without quotes or NUL bytes, and not only a BOM
-        # (audit.load refuses or converts the others first).
-        if b'"' in data or b"\x00" in data or data.startswith(b"\xef\xbb\xbf") or path.name == "bom_only.csv":
+        if ((b'"' in data) != quoted or b"\x00" in data or data.startswith(b"\xef\xbb\xbf")
+                or path.name == "bom_only.csv"):
             continue
         try:
             data.decode("utf-8")
@@ -53,23 +54,12 @@ def _unquoted_fixtures():
         yield path
 
 
-@pytest.mark.parametrize("path", list(_unquoted_fixtures()), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", list(_fixtures(quoted=False)), ids=lambda p: p.name)
 def test_fast_scan_matches_the_block_scan_on_every_unquoted_fixture(path):
     _assert_same(*_scans(path))
 
 
-def _quoted_fixtures():
-    for path in sorted(FIXTURES.glob("*.csv")):
-        data = path.read_bytes()
-        if b'"' in data and b"\x00" not in data and not data.startswith(b"\xef\xbb\xbf"):
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            yield path
-
-
-@pytest.mark.parametrize("path", list(_quoted_fixtures()), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", list(_fixtures(quoted=True)), ids=lambda p: p.name)
 def test_a_file_with_quotes_is_scanned_by_line_to_what_the_block_scan_finds(path):
     """A file with quotes is scanned line by line where each line is a whole record, and block by
     block where one is not (a quoted field spanning lines, broken quoting): the same either way."""
