@@ -176,12 +176,13 @@ class Export:
         return batch.drop("row").with_columns(
             numbers["source_row"], numbers["source_line"], source_file=pl.lit(self.name, pl.String))
 
-    def triage_rows(self, lines: pl.Series, extend: Extend | None = None) -> pl.DataFrame:
+    def triage_rows(self, lines: pl.Series, extend: Extend | None = None, again: bool = False) -> pl.DataFrame:
         """The rows that start on these `lines` (all among the record scan's `to_triage` rows), in
         every column `batches` gives, parsed from the scan's copy of their lines by the same CSV
         parser (below the file's own header: the same names, the same empty fields as nulls), in
-        their order in the file."""
-        kept = self.scan.triage_lines.filter(pl.col("line").is_in(lines.implode()))
+        their order in the file. `again`: rows the scan certified, so did not keep: their lines are
+        read again from the file (one streaming pass over its lines)."""
+        kept = self._lines_again(lines) if again else self.scan.triage_lines.filter(pl.col("line").is_in(lines.implode()))
         if kept.height != lines.len():  # a bug: rows to triage the scan did not keep
             raise RuntimeError(f"{lines.len()} rows to triage, {kept.height} of their lines kept")
         text = "\n".join([self.scan.header_text, *([kept["text"].str.join("\n").item()] if kept.height else []), ""])
@@ -191,6 +192,14 @@ class Export:
             raise InputError(self.path, "malformed CSV (a row the record scan passed could not be parsed)") from None
         rows = self._query(parsed.lazy()).with_columns(kept["row"])
         return self._with_sources((extend or _unchanged)(rows).collect())
+
+
+    def _lines_again(self, lines: pl.Series) -> pl.DataFrame:
+        """(`row`, `line`, `text`) of these lines of a file the scan read by line (one record per
+        line: a row's number is its line's past the header's)."""
+        return records.lines(self.source).with_row_index("line", offset=1).with_columns(
+            pl.col("line").cast(pl.Int64)).filter(pl.col("line").is_in(lines.implode())).select(
+            (pl.col("line") - self.scan.header_line - 1).alias("row"), "line", "text").collect(engine="streaming")
 
 
 def _empty_null_slots(frame: pl.LazyFrame) -> pl.LazyFrame:

@@ -329,6 +329,24 @@ def test_the_scanned_triage_changes_nothing_but_the_work(request, monkeypatch, v
     and only the others are triaged after parsing: the same rows are set aside and counted as when
     every row is triaged, in batches of any size, however many rows the scan leaves to triage
     (the test is forced on where the scan would skip it)."""
+    _assert_scanned_as_triaged(request.getfixturevalue(variant), monkeypatch, odd_dates=variant == "odd_dates")
+
+
+@pytest.mark.parametrize("variant", ["generated", "padded", "quoted"])
+def test_rows_the_code_list_sends_to_the_audit_are_read_again_whole(request, monkeypatch, variant):
+    """With the user's OPCS-4 code list, a certified row holding a code the list lacks needs the
+    audit: its line, which the scan did not keep, is read again, and the run is the one every row
+    triaged in full gives (a list lacking every fifth of the export's codes: thousands of rows)."""
+    path = request.getfixturevalue(variant)
+    wide = pl.read_csv(path, infer_schema=False)
+    found = pl.concat([wide[f"OPERTN_{n:02d}"] for n in SLOTS]).drop_nulls().unique().sort()
+    shaped = found.filter(found.str.contains(r"^[A-HJ-Z][0-9]{3}$"))
+    known = shaped.filter(pl.int_range(shaped.len(), eager=True) % 5 != 0)
+    scanned = _assert_scanned_as_triaged(path, monkeypatch, known_codes=known)
+    assert scanned.procedures.filter(~pl.col("code").is_in(known.implode())).height > 1000
+
+
+def _assert_scanned_as_triaged(path, monkeypatch, known_codes=None, odd_dates=False):
     import audit.load
     import audit.records
     from audit.canonical import _narrow, build
@@ -337,18 +355,19 @@ def test_the_scanned_triage_changes_nothing_but_the_work(request, monkeypatch, v
     monkeypatch.setattr(audit.records, "TRIAGE_SHARE", 1.0)
     monkeypatch.setattr(audit.load, "BATCH_ROWS", 777)
     index = index_patterns(load_catalogue())
-    path = request.getfixturevalue(variant)
     exports = read_exports([path], index=index, as_of=AS_OF)
     flagged = exports[0].scan.to_triage.len()
-    assert 0 < flagged < 20000 * {"odd_dates": 0.4}.get(variant, 0.1)  # (padding is certified)
+    assert 0 < flagged < 20000 * (0.4 if odd_dates else 0.1)  # (padding is certified)
     for as_of in (None, AS_OF):
         # Certified rows are parsed for their id and codes only, the others from their lines.
-        assert _narrow(exports[0], index, None, as_of)
-        scanned, triaged = build(exports, index=index, as_of=as_of), build(read_exports([path]), index=index, as_of=as_of)
+        assert _narrow(exports[0], index, as_of)
+        scanned = build(exports, index=index, known_codes=known_codes, as_of=as_of)
+        triaged = build(read_exports([path]), index=index, known_codes=known_codes, as_of=as_of)
         for name in ("episodes", "procedures", "rejected", "carried"):
             assert getattr(scanned, name).equals(getattr(triaged, name)), name
         assert scanned.files == triaged.files and scanned.episode_ids.equals(triaged.episode_ids)
-        assert (scanned.files[0].invalid_dates > 1000) is (variant == "odd_dates")
+        assert (scanned.files[0].invalid_dates > 1000) is odd_dates
+    return scanned
 
 
 @pytest.mark.parametrize("ending, bom", [(b"\r\n", b""), (b"\r\n", b"\xef\xbb\xbf"), (b"\r", b"")],
@@ -374,7 +393,7 @@ def _assert_narrow_read_as(path, generated):
 
     index = index_patterns(load_catalogue())
     exports = read_exports([path], index=index, as_of=AS_OF)
-    assert _narrow(exports[0], index, None, AS_OF) and exports[0].scan.to_triage.len() > 100
+    assert _narrow(exports[0], index, AS_OF) and exports[0].scan.to_triage.len() > 100
     variant = build(exports, index=index, as_of=AS_OF)
     plain = build(read_exports([generated], index=index, as_of=AS_OF), index=index, as_of=AS_OF)
     for name in ("episodes", "procedures", "rejected", "carried"):
