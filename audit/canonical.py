@@ -17,7 +17,7 @@ import polars as pl
 
 from audit import codes, memory
 from audit.codes import CodePattern
-from audit.dates import any_odd_date, is_unparseable, parse_dates
+from audit.dates import any_odd_date, is_unparseable, parse_dates, typed_dates
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS, date_column_names
 from audit.load import CARRY_PREFIX, Export
 from audit.prefilter import (
@@ -124,14 +124,21 @@ def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts).collect()
 
 
-def _odd_dates(export: Export, dates: list[str]) -> pl.Expr:
+def _odd_dates(export: Export, schema: pl.Schema) -> pl.Expr:
     """A row with a date value that needs the full validity test: noted by the record scan where
-    it looked (a CSV file whose lines are its records: audit.records; where it tested the coding too, among
-    the rows it leaves to triage), else tested here."""
+    it looked (a CSV file whose lines are its records: audit.records; where it tested the coding
+    too, among the rows it leaves to triage), else tested here (typed dates as dates)."""
     flagged = export.scan.odd_dates if export.scan is not None else None
     if flagged is not None:
         return pl.col("row").is_in(flagged.implode())
-    return any_odd_date(dates, uk=_uk_dates(export))
+    return any_odd_date(date_column_names(schema.names()), uk=_uk_dates(export), typed=typed_dates(schema))
+
+
+def _as_text(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows kept for the full audit with their typed dates (a Parquet file's, audit.dates.typed_dates,
+    tested as dates in the stream) cast to text, as every later stage reads them."""
+    typed = typed_dates(rows.collect_schema())
+    return rows.with_columns(pl.col(c).cast(pl.String) for c in typed) if typed else rows
 
 
 def _uk_dates(export: Export) -> bool:
@@ -173,11 +180,10 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
     shape, uk = export.plan.shape, _uk_dates(export)
 
     def extend(rows: pl.LazyFrame) -> pl.LazyFrame:
-        dates = date_column_names(rows.collect_schema().names())
         rows = rows.with_columns(
             pl.col("episode_id").str.strip_chars(),
             first_failure(shape).alias("_reason"),
-            _odd_dates(export, dates).alias("_odd_dates"),
+            _odd_dates(export, rows.collect_schema()).alias("_odd_dates"),
         )
         if index is None:
             return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8),
@@ -266,7 +272,7 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
                 _position_number(batch, export.plan.shape),
                 needs.alias("needs_audit"), "filled", "no_operation",
             ),
-            whole.lazy().filter(ok & needs).drop(_STREAM, strict=False),
+            _as_text(whole.lazy().filter(ok & needs).drop(_STREAM, strict=False)),
         ])
         read.rejected.append(bad)
         read.invalid_dates += _unparseable_dates(odd)
@@ -387,7 +393,8 @@ def _audit_in_full(read: _FileRead, export: Export, checks, scattered: pl.Expr) 
     again = export.batches(lambda rows: checks(rows).filter(scattered))
     read.identity = [part.with_columns(pl.col("needs_audit") | scattered) for part in read.identity]
     read.kept = ([part.filter(~scattered) for part in read.kept]
-                 + [batch.filter(pl.col("_reason").is_null()).drop(_STREAM, strict=False) for batch in again])
+                 + [_as_text(batch.lazy().filter(pl.col("_reason").is_null()).drop(_STREAM, strict=False)).collect()
+                    for batch in again])
 
 
 def _position_number(rows: pl.DataFrame, shape: str) -> pl.Expr:

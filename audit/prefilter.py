@@ -38,7 +38,7 @@ from datetime import date
 import polars as pl
 
 from audit.codes import SPINAL_CATEGORIES, CodePattern
-from audit.dates import any_odd_date, real_date_until
+from audit.dates import after_day, any_odd_date, real_date_until, typed_dates
 from audit.layouts import date_column_names
 from audit.records import Coding
 from schemas.inputs import position_number
@@ -130,7 +130,8 @@ def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int],
     return (*coded, not_coded)
 
 
-def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None, uk: bool = False) -> pl.Expr:
+def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None, uk: bool = False,
+                typed: dict[str, pl.DataType] | None = None) -> pl.Expr:
     """A date field that may be after `as_of`: a plain ISO date (a time may follow it) later than
     it (ISO text sorts as its date does), or any value that is not plain (`audit.dates.odd_date`:
     white space before it, `dd/mm/yyyy` unless `uk`; rare in real exports, and `parse_date` may
@@ -139,9 +140,11 @@ def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None
     `odd`: a column already flagging the rows with such a value (audit.canonical's), not to test
     them twice. `uk` (a CSV file's dates): a `dd/mm/yyyy` date is plain, and its text does not
     sort as its date, so one with a `/` is later unless it is a real UK date on or before the day
-    (a test per column, kept to CSV files: on a 1M Parquet run it cost 7%)."""
+    (a test per column, kept to CSV files: on a 1M Parquet run it cost 7%). `typed`: the columns
+    a Parquet file types as dates (`audit.dates.typed_dates`), compared as dates."""
     if not date_columns:
         return pl.lit(False)
+    typed = typed or {}
     # Later than the as-of day in its first ten characters: a plain value's time part starts with
     # a space or `T` (audit.dates.with_time), both below `~`, so the as-of day's own times are not.
     day = as_of.isoformat() + "~"
@@ -152,8 +155,8 @@ def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None
             return (value > day).fill_null(False)
         written_uk = value.str.contains("/", literal=True)
         return pl.when(written_uk).then(~value.str.contains(uk_until)).otherwise(value > day).fill_null(False)
-    return pl.any_horizontal([later(pl.col(c)) for c in date_columns]) | (
-        odd if odd is not None else any_odd_date(date_columns, uk))
+    return pl.any_horizontal([after_day(c, typed[c], as_of) if c in typed else later(pl.col(c))
+                              for c in date_columns]) | (odd if odd is not None else any_odd_date(date_columns, uk, typed))
 
 
 def _fields_need_audit(fields: pl.Expr, present: pl.Expr, index: tuple[CodePattern, ...]) -> pl.Expr:
@@ -173,13 +176,14 @@ def _fields_need_audit(fields: pl.Expr, present: pl.Expr, index: tuple[CodePatte
     )
 
 
-def _row_needs_audit(date_columns: list[str], code_columns: list[str], known_codes: pl.Series | None,
+def _row_needs_audit(schema: pl.Schema, code_columns: list[str], known_codes: pl.Series | None,
                      as_of: date | None, odd_dates: pl.Expr | None, uk: bool = False) -> pl.Expr:
     """What needs the audit field by field rather than from the joined string: a date that may be
-    after `as_of` (`uk`: see `maybe_after`), a clean code missing from the user's code list."""
+    after `as_of` (`uk`: see `maybe_after`), a clean code missing from the user's code list.
+    `schema`: the rows', whose date columns (typed or text) are tested."""
     needs = pl.lit(False)
     if as_of is not None:
-        needs = needs | maybe_after(date_columns, as_of, odd_dates, uk)
+        needs = needs | maybe_after(date_column_names(schema.names()), as_of, odd_dates, uk, typed_dates(schema))
     if known_codes is not None:
         needs = needs | pl.any_horizontal([
             (pl.col(c).str.contains(f"^{_CODE}$") & ~pl.col(c).is_in(known_codes.implode())).fill_null(False)
@@ -202,8 +206,7 @@ def triage(rows: pl.LazyFrame, slots: list[int], index: tuple[CodePattern, ...],
     fields = pl.col("_fields")
     present = pl.sum_horizontal([pl.col(f"code_{n}").is_not_null() for n in slots]).cast(pl.Int32)
     needs = _fields_need_audit(fields, present, index) | _row_needs_audit(
-        date_column_names(rows.collect_schema().names()), [f"code_{n}" for n in slots], known_codes, as_of, odd_dates,
-        uk)
+        rows.collect_schema(), [f"code_{n}" for n in slots], known_codes, as_of, odd_dates, uk)
     return (
         rows.with_columns(pl.concat_str([pl.col(f"code_{n}") for n in slots], separator=SEP, ignore_nulls=True)
                           .fill_null("").alias("_fields"))
@@ -233,8 +236,8 @@ def scanned(rows: pl.LazyFrame, slots: list[int], to_triage: pl.Expr, known_code
     codes = [pl.col(f"code_{n}") for n in slots]
     return rows.with_columns(
         to_triage.alias(TO_TRIAGE),
-        _row_needs_audit(date_column_names(rows.collect_schema().names()), [f"code_{n}" for n in slots],
-                         known_codes, as_of, odd_dates, uk).alias("needs_audit"),
+        _row_needs_audit(rows.collect_schema(), [f"code_{n}" for n in slots], known_codes, as_of, odd_dates,
+                         uk).alias("needs_audit"),
         # (A quoted empty field, `""`, is parsed as empty text, not null: as empty as a null.)
         pl.sum_horizontal((code != "").fill_null(False) for code in codes).cast(pl.UInt8).alias("filled"),
         pl.sum_horizontal((code == "-").fill_null(False) for code in codes).cast(pl.UInt8).alias("no_operation"),
@@ -256,7 +259,8 @@ def triage_flagged(batch: pl.DataFrame, slots: list[int], index: tuple[CodePatte
     rows = batch.lazy().select(*[f"code_{n}" for n in slots], *dates).filter(flagged)  # (not every column copied)
     redone = list(_COUNTS)
     if odd_dates is not None:
-        rows, redone = rows.with_columns(any_odd_date(dates, uk).alias(odd_dates)), [*redone, odd_dates]
+        odd = any_odd_date(dates, uk, typed_dates(batch.schema))
+        rows, redone = rows.with_columns(odd.alias(odd_dates)), [*redone, odd_dates]
     exact = triage(rows, slots, index, known_codes, as_of, pl.col(odd_dates) if odd_dates else None, uk)
     return replace_rows(batch, flagged, exact.select(redone).collect())
 
@@ -282,7 +286,7 @@ def long_row_triage(rows: pl.LazyFrame, index: tuple[CodePattern, ...], known_co
     fires = "|".join([*_index_alternatives(index), _ALWAYS])
     return rows.with_columns(
         (code.str.contains(f"^({fires})$").fill_null(False)
-         | _row_needs_audit(date_column_names(rows.collect_schema().names()), ["code_raw"], known_codes, as_of,
+         | _row_needs_audit(rows.collect_schema(), ["code_raw"], known_codes, as_of,
                             odd_dates, uk)).alias(ROW_NEEDS),
         code.str.contains(f"^{_CODE}$").fill_null(False).alias("_code"),
         code.str.contains(f"^{_DASH}$").fill_null(False).alias("_dash"),

@@ -2,7 +2,7 @@
 reference implementation, on the same generated input."""
 
 import dataclasses
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 import pytest
@@ -114,6 +114,19 @@ def parquet(generated):
 
 
 @pytest.fixture(scope="module")
+def parquet_dates(generated):
+    """The same export as Parquet with its dates typed (Spark writes a SUS extract's dates so),
+    the episode's as dates and the procedures' as dates and times."""
+    path = generated.with_name("hes_dates.parquet")
+    wide = pl.read_csv(generated, infer_schema=False)
+    wide.with_columns(
+        *[pl.col(c).str.to_date("%Y-%m-%d", strict=False) for c in ("ADMIDATE", "EPISTART", "EPIEND")],
+        *[pl.col(f"OPDATE_{n:02d}").str.to_datetime("%Y-%m-%d", time_unit="us", strict=False) for n in SLOTS],
+    ).write_parquet(path, row_group_size=1000)
+    return path
+
+
+@pytest.fixture(scope="module")
 def long(generated):
     """The same episodes in the long layout (one row per procedure, in episode order)."""
     path = generated.with_name("long.csv")
@@ -167,7 +180,7 @@ def reference(generated):
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_rows", [None, 777, 300])
 @pytest.mark.parametrize("variant", ["generated", "padded", "timestamps", "uk_dates", "quoted", "quoted_rows",
-                                     "parquet", "long", "long_scattered"])
+                                     "parquet", "parquet_dates", "long", "long_scattered"])
 def test_fast_path_equals_reference(request, monkeypatch, reference, variant, batch_rows):
     """Every variant holds the same episodes, so the reference of the plain export is theirs too;
     batches of a few hundred rows make many episodes (long: many procedures) straddle batches."""
@@ -272,6 +285,33 @@ def test_prefilter_sets_aside_rows_dated_on_or_before_as_of(value):
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]},
                         schema={"code_1": pl.String, "date_1": pl.String, "episode_end": pl.String})
     assert not triage(rows.lazy(), [1], (), as_of=AS_OF, uk=True).collect()["needs_audit"].item()
+
+
+@pytest.mark.parametrize("dtype", [pl.Date, pl.Datetime("us"), pl.Datetime("ms")], ids=str)
+def test_typed_dates_are_tested_as_their_text_would_be(dtype):
+    """A Parquet file's typed dates (audit.dates.TYPED_DATES) are tested as dates in the stream:
+    odd (no real date as text: years outside 1-9999) and after the as-of day exactly when the same
+    values cast to text, as every later stage reads them, test so. Around the as-of day, its last
+    moment, the years' edges, and values polars holds but text shows as no date."""
+    from audit.dates import any_odd_date
+    from audit.prefilter import maybe_after
+
+    days = [date(1, 1, 1), date(1, 1, 2), date(9999, 12, 31), date(1800, 1, 1), date(2024, 2, 29),
+            AS_OF - timedelta(days=1), AS_OF, AS_OF + timedelta(days=1), date(2099, 1, 1)]
+    values = pl.Series("date_1", days, pl.Date).append(pl.Series("date_1", [-719_163, -719_530, 2_932_897, None],
+                                                                  pl.Int32).cast(pl.Date))  # (years 0, -1, 10000)
+    typed = values.to_frame().with_columns(pl.col("date_1").cast(dtype))
+    if dtype != pl.Date:  # a time after the date: the last moment of the day
+        typed = pl.concat([typed, typed.select(pl.col("date_1") + timedelta(days=1) - timedelta(milliseconds=1))])
+    text = typed.select(pl.col("date_1").cast(pl.String))
+    for frame in (typed, text):
+        assert frame.schema["date_1"] == (pl.String if frame is text else dtype)
+    kinds = {"date_1": dtype}
+    odd = typed.select(any_odd_date(["date_1"], typed=kinds)).to_series()
+    assert odd.to_list() == text.select(any_odd_date(["date_1"])).to_series().to_list() and 0 < odd.sum() < odd.len() - 1
+    later = typed.select(maybe_after(["date_1"], AS_OF, typed=kinds)).to_series()
+    assert later.to_list() == text.select(maybe_after(["date_1"], AS_OF)).to_series().to_list()
+    assert 0 < later.sum() < later.len() - 1
 
 
 @pytest.mark.parametrize("fields, needs, filled, no_operation", [
