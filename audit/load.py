@@ -184,7 +184,8 @@ class Export:
         parser (below the file's own header: the same names, the same empty fields as nulls), in
         their order in the file. `again`: rows the scan certified, so did not keep: their lines are
         read again from the file (one streaming pass over its lines)."""
-        kept = self._lines_again(lines) if again else self.scan.triage_lines.filter(pl.col("line").is_in(lines.implode()))
+        kept = (self._lines_again(lines) if again
+                else self.scan.triage_lines.filter(pl.col("line").is_in(lines.implode())))
         if kept.height != lines.len():  # a bug: rows to triage the scan did not keep
             raise RuntimeError(f"{lines.len()} rows to triage, {kept.height} of their lines kept")
         text = "\n".join([self.scan.header_text, *([kept["text"].str.join("\n").item()] if kept.height else []), ""])

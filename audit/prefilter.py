@@ -155,8 +155,9 @@ def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None
             return (value > day).fill_null(False)
         written_uk = value.str.contains("/", literal=True)
         return pl.when(written_uk).then(~value.str.contains(uk_until)).otherwise(value > day).fill_null(False)
-    return pl.any_horizontal([after_day(c, typed[c], as_of) if c in typed else later(pl.col(c))
-                              for c in date_columns]) | (odd if odd is not None else any_odd_date(date_columns, uk, typed))
+    later_day = pl.any_horizontal([after_day(c, typed[c], as_of) if c in typed else later(pl.col(c))
+                                   for c in date_columns])
+    return later_day | (odd if odd is not None else any_odd_date(date_columns, uk, typed))
 
 
 def _fields_need_audit(fields: pl.Expr, present: pl.Expr, index: tuple[CodePattern, ...]) -> pl.Expr:

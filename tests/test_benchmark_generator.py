@@ -240,7 +240,8 @@ def test_bench_script_prints_its_tables(tmp_path):
         peers = ["--no-duckdb", "--pandas-episodes", "0"]
     run = subprocess.run(
         [sys.executable, str(bench), "--episodes", f"{N},{2 * N}", "--padded-episodes", str(N),
-         "--spinal-episodes", str(N), "--quoted-episodes", str(N), "--long-episodes", str(N), "--repeat", "1", "--workdir", str(tmp_path),
+         "--spinal-episodes", str(N), "--quoted-episodes", str(N), "--typed-episodes", str(N),
+         "--long-episodes", str(N), "--repeat", "1", "--workdir", str(tmp_path),
          *(peers or ["--pandas-episodes", str(N)])],
         capture_output=True, text=True, timeout=600,
     )
@@ -248,11 +249,12 @@ def test_bench_script_prints_its_tables(tmp_path):
     lines = run.stdout.splitlines()
     header = next(line for line in lines if line.startswith("mix "))
     assert header.split()[:6] == ["mix", "format", "episodes", "floor_s", "audit_s", "ratio"]
-    rows = [line.split() for line in lines[lines.index(header) + 1:lines.index(header) + 10]]
+    rows = [line.split() for line in lines[lines.index(header) + 1:lines.index(header) + 11]]
     assert [row[:3] for row in rows] == [
         ["hes", "csv", f"{N:,}"], ["hes", "parquet", f"{N:,}"], ["hes", "csv", f"{2 * N:,}"],
         ["hes", "parquet", f"{2 * N:,}"], ["padded", "csv", f"{N:,}"], ["padded", "parquet", f"{N:,}"],
-        ["spinal", "csv", f"{N:,}"], ["spinal", "parquet", f"{N:,}"], ["quoted", "csv", f"{N:,}"]]
+        ["spinal", "csv", f"{N:,}"], ["spinal", "parquet", f"{N:,}"], ["quoted", "csv", f"{N:,}"],
+        ["typed", "parquet", f"{N:,}"]]
     assert "≤3.00" in lines[lines.index(header) + 7]  # the targeted export's target beside its ratio
     assert any(line.startswith("long ") for line in lines)
     assert f"episodes {N:,}, matched" in run.stdout

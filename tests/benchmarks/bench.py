@@ -2,8 +2,8 @@
 the same export, and against what a user would write instead (issue 15).
 
     python tests/benchmarks/bench.py [--episodes 100000,1000000] [--formats csv,parquet]
-                                     [--mixes padded,spinal,quoted] [--padded-episodes N]
-                                     [--spinal-episodes N] [--quoted-episodes N]
+                                     [--mixes padded,spinal,quoted,typed] [--padded-episodes N]
+                                     [--spinal-episodes N] [--quoted-episodes N] [--typed-episodes N]
                                      [--long-episodes N] [--pandas-episodes N] [--no-duckdb]
                                      [--repeat K] [--workdir DIR] [--seed S] [--keep]
 
@@ -13,8 +13,9 @@ It prints five tables:
 
 1. the targets of issue 15 point 1 (audit / floor wall-time ratio and peak RSS, target beside
    each figure) for the `hes` mix at each size, the `padded` mix and the targeted `spinal` mix,
-   CSV and Parquet, and `quoted`: the hes CSV with every field quoted (as pandas, R and SQL
-   Server exports may write it; CSV only);
+   CSV and Parquet, `quoted`: the hes CSV with every field quoted (as pandas, R and SQL Server
+   exports may write it; CSV only), and `typed`: the hes Parquet with its dates typed as dates
+   (as Spark writes a SUS extract; Parquet only);
 2. the sweep: seconds per million episodes at each size, so fixed costs (falling per million)
    and super-linear steps (rising) show;
 3. the long layout (one row per procedure);
@@ -55,6 +56,7 @@ from tests.benchmarks.generate import DEFAULT_SEED, GENERATOR_VERSION, MIXES  # 
 from tests.benchmarks.peers import GENERIC_RULES  # noqa: E402
 
 FORMATS = ("csv", "parquet")
+ONE_FORMAT = {"quoted": "csv", "typed": "parquet"}  # the mixes measured in one format only
 NICE_AUDIT = Path(sys.executable).parent / "nice-audit"
 PEERS = Path(__file__).with_name("peers.py")
 MB = 1024 * 1024  # peak RSS is printed in MB of 2**20 bytes; the targets' GB are 2**30 bytes
@@ -70,6 +72,14 @@ TO_QUOTED = """
 import sys
 import polars as pl
 pl.read_csv(sys.argv[1], infer_schema=False).write_csv(sys.argv[2], quote_style="always")
+"""
+
+TO_TYPED = """
+import sys
+import polars as pl
+dates = pl.col("ADMIDATE", "EPISTART", "EPIEND", *[f"OPDATE_{n:02d}" for n in range(1, 25)])
+pl.scan_csv(sys.argv[1], infer_schema=False).with_columns(dates.str.to_date("%Y-%m-%d", strict=False)).sink_parquet(
+    sys.argv[2])
 """
 
 FLOOR = """
@@ -192,16 +202,19 @@ def _generate(*args: str) -> dict:
 
 def input_for(mix: str, episodes: int, fmt: str, seed: int, workdir: Path) -> Path:
     """The cached input, generated when missing (written beside, then renamed). fmt: csv, parquet
-    or long (the long layout, as CSV); mix `quoted`: the hes CSV with every field quoted."""
-    if mix == "quoted":
-        quoted = workdir / f"hes_n{episodes}_seed{seed}_v{GENERATOR_VERSION}_quoted.csv"
-        if not quoted.exists():
-            partial = quoted.with_name(quoted.name + ".partial")
-            _checked(measure([sys.executable, "-c", TO_QUOTED, str(input_for("hes", episodes, "csv", seed, workdir)),
-                              str(partial)], workdir), "quoting the CSV")
-            os.replace(partial, quoted)
-            print(f"  {quoted} ({quoted.stat().st_size / 1e6:,.1f} MB)", flush=True)
-        return quoted
+    or long (the long layout, as CSV); mix `quoted`: the hes CSV with every field quoted, `typed`:
+    the hes Parquet with its dates typed."""
+    if mix in ("quoted", "typed"):
+        suffix = "csv" if mix == "quoted" else "parquet"
+        made = workdir / f"hes_n{episodes}_seed{seed}_v{GENERATOR_VERSION}_{mix}.{suffix}"
+        if not made.exists():
+            partial = made.with_name(made.name + ".partial")
+            _checked(measure([sys.executable, "-c", TO_QUOTED if mix == "quoted" else TO_TYPED,
+                              str(input_for("hes", episodes, "csv", seed, workdir)), str(partial)], workdir),
+                     f"writing the {mix} export")
+            os.replace(partial, made)
+            print(f"  {made} ({made.stat().st_size / 1e6:,.1f} MB)", flush=True)
+        return made
     stem = f"{mix}_n{episodes}_seed{seed}_v{GENERATOR_VERSION}"
     csv, parquet, long = (workdir / f"{stem}.csv", workdir / f"{stem}.parquet", workdir / f"{stem}_long.csv")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -337,12 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", default="100000,1000000",
                         help="comma-separated sizes of the hes mix (default 100000,1000000)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated: csv,parquet")
-    parser.add_argument("--mixes", default="padded,spinal,quoted", help="extra mixes: padded,spinal,quoted (or none)")
+    parser.add_argument("--mixes", default="padded,spinal,quoted,typed",
+                        help="extra mixes: padded,spinal,quoted,typed (or none)")
     parser.add_argument("--padded-episodes", type=int, default=1_000_000, help="size of the padded mix (default 1M)")
     parser.add_argument("--spinal-episodes", type=int, default=200_000,
                         help="size of the targeted spinal mix (default 200,000, as in the issue)")
     parser.add_argument("--quoted-episodes", type=int, default=1_000_000,
                         help="size of the quoted mix (default 1M)")
+    parser.add_argument("--typed-episodes", type=int, default=1_000_000,
+                        help="size of the typed mix (default 1M)")
     parser.add_argument("--long-episodes", type=int, default=1_000_000,
                         help="size of the long-layout run (default 1M; 0 to skip)")
     parser.add_argument("--pandas-episodes", type=int, default=20_000,
@@ -363,8 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     mixes = [m.strip() for m in args.mixes.split(",") if m.strip() and m.strip() != "none"]
     if not formats or any(f not in FORMATS for f in formats):
         parser.error(f"--formats takes a comma-separated list of {', '.join(FORMATS)}")
-    if any(m not in [*MIXES, "quoted"] or m == "hes" for m in mixes):
-        parser.error("--mixes takes a comma-separated list of padded, spinal, quoted (or none)")
+    if any(m not in [*MIXES, *ONE_FORMAT] or m == "hes" for m in mixes):
+        parser.error("--mixes takes a comma-separated list of padded, spinal, quoted, typed (or none)")
     if not sizes or min(sizes) < 1 or args.repeat < 1:
         parser.error("--episodes and --repeat must be at least 1")
     if not NICE_AUDIT.exists():
@@ -375,10 +391,11 @@ def main(argv: list[str] | None = None) -> int:
 
     main_pairs = [floor_and_audit("hes", fmt, n, input_for("hes", n, fmt, args.seed, args.workdir), args)
                   for n in sizes for fmt in formats]
-    mix_size = {"padded": args.padded_episodes, "spinal": args.spinal_episodes, "quoted": args.quoted_episodes}
+    mix_size = {"padded": args.padded_episodes, "spinal": args.spinal_episodes, "quoted": args.quoted_episodes,
+                "typed": args.typed_episodes}
     mix_pairs = [floor_and_audit(mix, fmt, mix_size[mix], input_for(mix, mix_size[mix], fmt, args.seed, args.workdir),
                                  args)
-                 for mix in mixes for fmt in formats if mix != "quoted" or fmt == "csv"]
+                 for mix in mixes for fmt in formats if ONE_FORMAT.get(mix, fmt) == fmt]
     long_pairs = []
     if args.long_episodes:
         path = input_for("hes", args.long_episodes, "long", args.seed, args.workdir)
