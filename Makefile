@@ -37,7 +37,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-spark java chromium
 	$(BIN)/python -m pytest
 
-# Seeded HES-style exports (three mixes, wide and long), the full audit timed against polars merely
+# Seeded HES-style exports (five mixes, wide and long), the full audit timed against polars merely
 # reading them, against DuckDB and a pandas row loop, and the CLI's fixed costs (about 10 minutes).
 # BENCH_ARGS="--episodes 100000,1000000,10000000" for the national-scale sweep.
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
