@@ -196,7 +196,6 @@ class Export:
         rows = self._query(parsed.lazy()).with_columns(kept["row"])
         return self._with_sources((extend or _unchanged)(rows).collect())
 
-
     def _lines_again(self, lines: pl.Series) -> pl.DataFrame:
         """(`row`, `line`, `text`) of these lines of a file the scan read by line (one record per
         line: a row's number is its line's past the header's)."""
