@@ -93,11 +93,14 @@ def any_odd_date(columns: list[str], uk: bool = False, typed: dict[str, pl.DataT
 
 
 # The column types a Parquet file's dates may have that the checks test as they are (a date, or a
-# date and time without a time zone, in micro- or milliseconds: Spark's and pandas' own), rather
-# than as text: casting them to text cost 0.2-0.4 s per million rows, and testing the text as much
-# again. As text, such a value is a plain date in years 1-9999, and a time may follow it.
-TYPED_DATES = (pl.Date, pl.Datetime("us"), pl.Datetime("ms"))
+# date and time without a time zone: Spark writes DATE and INT96 or microsecond timestamps, which
+# polars reads in nanoseconds, pandas nanoseconds), rather than as text: casting them to text cost
+# 0.2-0.4 s per million rows, and testing the text as much again. As text, such a value is a plain
+# date in years 1-9999, and a time may follow it.
+TYPED_DATES = (pl.Date, pl.Datetime("us"), pl.Datetime("ms"), pl.Datetime("ns"))
 _FIRST_DAY, _LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
+# What 64-bit nanoseconds hold (1677-09-21 to 2262-04-11): every such value is a plain date.
+_NS_FIRST, _NS_LAST = datetime(1677, 9, 22), datetime(2262, 4, 11)
 
 
 def typed_dates(schema: pl.Schema) -> dict[str, pl.DataType]:
@@ -110,6 +113,8 @@ def _odd_typed(column: str, dtype: pl.DataType) -> pl.Expr:
     value = pl.col(column)
     if dtype == pl.Date:
         return ~value.is_between(_FIRST_DAY, _LAST_DAY).fill_null(True)
+    if dtype == pl.Datetime("ns"):
+        return pl.repeat(False, pl.len())
     first, last = datetime.combine(_FIRST_DAY, time()), datetime.combine(_LAST_DAY, time.max)
     return ~value.is_between(pl.lit(first, dtype), pl.lit(last, dtype)).fill_null(True)
 
@@ -119,7 +124,10 @@ def after_day(column: str, dtype: pl.DataType, day: date) -> pl.Expr:
     value = pl.col(column)
     if dtype == pl.Date:
         return (value > day).fill_null(False)
-    return (value >= pl.lit(datetime.combine(day + timedelta(days=1), time()), dtype)).fill_null(False)
+    next_day = datetime.combine(day + timedelta(days=1), time())
+    if dtype == pl.Datetime("ns") and not _NS_FIRST <= next_day <= _NS_LAST:  # (no such literal)
+        return value.is_not_null() if next_day < _NS_FIRST else pl.repeat(False, pl.len())
+    return (value >= pl.lit(next_day, dtype)).fill_null(False)
 
 
 # Leap days older than this many years before an as-of date are left out of `real_date_until`:
