@@ -92,11 +92,11 @@ def any_odd_date(columns: list[str], uk: bool = False, typed: dict[str, pl.DataT
                              or [pl.lit(False)])
 
 
-# The column types a Parquet file's dates may have that the checks test as they are (a date, or a
-# date and time without a time zone: Spark writes DATE and INT96 or microsecond timestamps, which
-# polars reads in nanoseconds, pandas nanoseconds), rather than as text: casting them to text cost
-# 0.2-0.4 s per million rows, and testing the text as much again. As text, such a value is a plain
-# date in years 1-9999, and a time may follow it.
+# The column types a Parquet file's dates may have that the checks test as they are, rather than
+# as text: a date, or a date and time without a time zone in ns, us or ms (Spark writes dates as
+# DATE and timestamps as INT96, which polars reads in nanoseconds, or in microseconds; pandas
+# writes nanoseconds). Casting them to text cost 0.2-0.4 s per million rows, and testing the text
+# as much again. As text, such a value is a plain date in years 1-9999, a time perhaps after it.
 TYPED_DATES = (pl.Date, pl.Datetime("us"), pl.Datetime("ms"), pl.Datetime("ns"))
 _FIRST_DAY, _LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
 # What 64-bit nanoseconds hold (1677-09-21 to 2262-04-11): every such value is a plain date.
