@@ -199,8 +199,7 @@ class Export:
     def _lines_again(self, lines: pl.Series) -> pl.DataFrame:
         """(`row`, `line`, `text`) of these lines of a file the scan read by line (one record per
         line: a row's number is its line's past the header's)."""
-        return records.lines(self.source).with_row_index("line", offset=1).with_columns(
-            pl.col("line").cast(pl.Int64)).filter(pl.col("line").is_in(lines.implode())).select(
+        return records.numbered_lines(self.source).filter(pl.col("line").is_in(lines.implode())).select(
             (pl.col("line") - self.scan.header_line - 1).alias("row"), "line", "text").collect(engine="streaming")
 
 
@@ -616,7 +615,7 @@ def _without_broken_records(source: Path, scan: RecordScan) -> Path:
     target = _temporary(".csv")
     broken = scan.skipped.filter(pl.col("reason") == QUOTING_REASON).select(
         pl.col("line").alias("start"), pl.col("last_line").alias("end"))
-    numbered = records.lines(source).with_row_index("line", offset=1).with_columns(pl.col("line").cast(pl.Int64))
+    numbered = records.numbered_lines(source)
     located = numbered.join_asof(broken.lazy(), left_on="line", right_on="start", strategy="backward")
     inside = pl.col("start").is_not_null() & (pl.col("line") <= pl.col("end"))
     (located.filter(~inside | (pl.col("line") == pl.col("start")))

@@ -133,6 +133,11 @@ def lines(source: Path) -> pl.LazyFrame:
     )
 
 
+def numbered_lines(source: Path) -> pl.LazyFrame:
+    """The file's lines with `line`, their 1-based number in the file."""
+    return lines(source).with_row_index("line", offset=1).with_columns(pl.col("line").cast(pl.Int64))
+
+
 def _transitions(lines: pl.DataFrame, separator: str) -> pl.DataFrame:
     """Add `opens` and `stays`: what each line does to the state "inside a quoted field".
 
@@ -517,7 +522,7 @@ def _scan_by_line(source: Path, separator: str, fields: int, long_lines: frozens
     text = pl.col("text")
     blank = text.is_null() | (text.str.strip_chars() == "")
     long = pl.col("line").is_in(list(long_lines)) if long_lines else pl.lit(False)
-    numbered = lines(source).with_row_index("line", offset=1).with_columns(pl.col("line").cast(pl.Int64))
+    numbered = numbered_lines(source)
     header = _first_nonblank(source, blank) if source.stat().st_size else pl.DataFrame()
     if header.height == 0:  # empty, or blank lines only: no header, no records
         empty = pl.DataFrame(schema={"row": pl.Int64, "line": pl.Int64, "last_line": pl.Int64, "reason": pl.String})
