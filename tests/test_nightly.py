@@ -113,6 +113,42 @@ def test_two_runs_at_once_are_both_recorded(tmp_path):
 
 
 @pytest.mark.slow
+class _BusyOnce:
+    """A connection whose first statement SQLite answers "busy" without waiting, as it does to one
+    of two runs creating a history at the same moment."""
+
+    def __init__(self, conn, busy):
+        self.conn, self.busy = conn, busy
+
+    def execute(self, *args):
+        if self.busy:
+            self.busy.pop()
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise error
+        return self.conn.execute(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+@pytest.mark.parametrize("errors", [1, 3])
+def test_a_history_answering_busy_at_once_is_opened_again(tmp_path, monkeypatch, errors):
+    busy, connect = [True] * errors, sqlite3.connect
+    monkeypatch.setattr(history.sqlite3, "connect", lambda *a, **k: _BusyOnce(connect(*a, **k), busy))
+    conn = history.connect(tmp_path / "h.sqlite")
+    assert not busy and conn.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_history_busy_past_the_wait_is_one_line(tmp_path, monkeypatch):
+    busy, connect = [True] * 1000, sqlite3.connect
+    monkeypatch.setattr(history, "LOCK_WAIT_SECONDS", 0)
+    monkeypatch.setattr(history.sqlite3, "connect", lambda *a, **k: _BusyOnce(connect(*a, **k), busy))
+    with pytest.raises(history.UserError, match="locked by another process for too long"):
+        history.connect(tmp_path / "h.sqlite")
+
+
 @pytest.mark.parametrize("delay", [0.3, 0.8, 1.3, 1.8, 2.5])
 def test_killed_run_leaves_previous_outputs_intact(tmp_path, delay):
     out, db = tmp_path / "out", tmp_path / "h.sqlite"
