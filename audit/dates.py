@@ -4,6 +4,12 @@ Exports mix ISO `yyyy-mm-dd` (HES, SUS) and `dd/mm/yyyy` (PAS reports opened in 
 `1800-01-01` for a null date and `1801-01-01` for an invalid one (HES data dictionary); those
 placeholders are treated as no date. An impossible date (`2026-02-30`) is no date too, and is
 counted so the report can show it.
+
+A time stamped with its offset from UTC (`2024-06-01T23:00:00Z`, `…+00:00`: Spark writing CSV in
+a UTC session, as Databricks does by default) or a Parquet timestamp with a time zone (Spark's
+TIMESTAMP_MICROS, pandas' tz-aware times) is an instant: its date is the day it fell on in
+England (`ENGLAND`), where the episodes took place. In summer, midnight in London is 23:00 UTC
+the day before, which the written date would give.
 """
 
 import calendar
@@ -14,12 +20,55 @@ import polars as pl
 from audit.layouts import date_column_names
 
 PLACEHOLDERS = (date(1800, 1, 1), date(1801, 1, 1))
+# England's civil time, the IANA zone, which polars carries (no system time zone data needed).
+ENGLAND = "Europe/London"
+# Instants are moved to England's day only from when it kept GMT (railway time, 1 December 1847;
+# before it, London's local mean time) to well past any real episode: an instant outside keeps
+# the day it was written with, so the HES placeholders stay placeholders, and no value leaves the
+# range its type can hold (a nanosecond timestamp wraps round silently).
+_ENGLAND_FROM, _ENGLAND_UNTIL = datetime(1848, 1, 1), datetime(2200, 1, 1)
+# An ISO date and time of day with its offset from UTC (`Z`, `+01`, `+0100`, `+01:00`): the date,
+# hours, minutes, the offset's sign, hours and minutes. Seconds never move an instant's day, as
+# offsets are whole minutes.
+_INSTANT = (r"^(\d{4}-\d{2}-\d{2})[ T]([01]\d|2[0-3]):([0-5]\d)(?::\d{2}(?:[.,]\d+)?)? ?"
+            r"(?:Z|([+-])(\d{2}):?(\d{2})?)$")
 
 
 def parse_date(raw: pl.Expr) -> pl.Expr:
-    """A Date, or null when the value is blank, a placeholder or not a real date."""
+    """A Date, or null when the value is blank, a placeholder or not a real date. An instant (a
+    time with its offset) is the day it fell on in England."""
     parsed = _read_date(raw)
-    return pl.when(parsed.is_in(PLACEHOLDERS)).then(None).otherwise(parsed)
+    return pl.when(parsed.is_in(PLACEHOLDERS)).then(None).otherwise(_in_england(raw, parsed))
+
+
+def _in_england(raw: pl.Expr, written: pl.Expr) -> pl.Expr:
+    """`written` (the date a value spells), or for an instant the day it fell on in England."""
+    text = raw.cast(pl.String).str.strip_chars()
+    part = lambda n: text.str.extract(_INSTANT, n)  # noqa: E731
+    sign = pl.when(part(4) == "-").then(-1).otherwise(1)
+    offset_minutes = sign * (part(5).cast(pl.Int64) * 60 + part(6).fill_null("0").cast(pl.Int64)).fill_null(0)
+    utc = (written.cast(pl.Datetime("us"))
+           + pl.duration(minutes=part(2).cast(pl.Int64) * 60 + part(3).cast(pl.Int64) - offset_minutes))
+    moved = utc.dt.replace_time_zone("UTC").dt.convert_time_zone(ENGLAND).dt.date()
+    in_range = written.is_between(_ENGLAND_FROM.date(), _ENGLAND_UNTIL.date(), closed="left")
+    return pl.when(text.str.contains(_INSTANT) & in_range).then(moved).otherwise(written)
+
+
+def england_times(schema: pl.Schema) -> list[pl.Expr]:
+    """The date columns (audit.layouts.date_column_names) of `schema` holding timestamps with a
+    time zone, as England's wall time without one (a Parquet file's, then TYPED_DATES): Spark's
+    TIMESTAMP_MICROS and pandas' tz-aware times are instants, most often in UTC."""
+    return [_england_time(pl.col(c)) for c in date_column_names(schema.names())
+            if isinstance(schema[c], pl.Datetime) and schema[c].time_zone is not None]
+
+
+def _england_time(instant: pl.Expr) -> pl.Expr:
+    """A timestamp with a time zone as England's wall time, without one; outside `_ENGLAND_FROM`
+    .. `_ENGLAND_UNTIL`, its wall time as written, as `parse_date` keeps the written day."""
+    utc = instant.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    english = instant.dt.convert_time_zone(ENGLAND).dt.replace_time_zone(None)
+    in_range = utc.is_between(_ENGLAND_FROM, _ENGLAND_UNTIL, closed="left")
+    return pl.when(in_range).then(english).otherwise(instant.dt.replace_time_zone(None))
 
 
 def _read_date(raw: pl.Expr) -> pl.Expr:
@@ -211,7 +260,20 @@ def plain_date(until: date | None = None, rest: str = ".*", uk: bool = False) ->
     `dd/mm/yyyy` too (two-digit day and month), as a CSV file may write dates (PAS reports opened
     in Excel). A CSV file's UK dates are plain (its row tests read them as dates: `uk` in
     audit.prefilter); in Parquet, which carries ISO text or typed dates, they stay odd."""
-    iso = REAL_DATE if until is None else real_date_until(until)
+    if until is None:
+        iso = with_time(REAL_DATE, rest)
+    else:
+        # An instant on the as-of day (a time with its offset) may be the next day in England
+        # (`parse_date`): that day's values are plain only without one.
+        iso = (f"(?:{with_time(real_date_until(until - timedelta(days=1)), rest)}"
+               f"|{with_time(until.isoformat(), _without_offset(rest))})")
     if not uk:
-        return with_time(iso, rest)
-    return f"(?:{with_time(iso, rest)}|{REAL_UK_DATE if until is None else real_date_until(until, uk=True)})"
+        return iso
+    return f"(?:{iso}|{REAL_UK_DATE if until is None else real_date_until(until, uk=True)})"
+
+
+def _without_offset(rest: str) -> str:
+    """A time `rest` (`.*`, or a class `[^…]*`) that holds none of the characters an offset from
+    UTC is written with (`Z`, `+`, `-`)."""
+    kept = rest[2:-2] if rest.startswith("[^") and rest.endswith("]*") else r"\n"
+    return rf"[^{kept}Z+\-]*"

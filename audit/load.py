@@ -27,7 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from audit.codes import CodePattern
-from audit.dates import typed_dates
+from audit.dates import england_times, typed_dates
 from audit.errors import InputError, UserError
 from audit import memory, records
 from audit.layouts import DATE_FIELDS, ENCODINGS, ColumnPlan, Mapping, date_column_names, detect_layout, plan_for
@@ -121,6 +121,7 @@ class Export:
         if is_parquet(self.path):
             # Text, as a CSV file's columns are, but the dates the file types (audit.dates.TYPED_DATES):
             # the checks test those as they are, and audit.canonical casts the rows it keeps.
+            frame = frame.with_columns(england_times(frame.collect_schema()))
             schema = frame.collect_schema()
             typed = typed_dates(schema)
             frame = _empty_null_slots(frame.with_columns(

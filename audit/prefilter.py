@@ -133,7 +133,7 @@ def plain_coding(index: tuple[CodePattern, ...], first: int, others: list[int],
 def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None, uk: bool = False,
                 typed: dict[str, pl.DataType] | None = None) -> pl.Expr:
     """A date field that may be after `as_of`: a plain ISO date (a time may follow it) later than
-    it (ISO text sorts as its date does), or any value that is not plain (`audit.dates.odd_date`:
+    it (ISO text sorts as its date does) or on it with a time, or any value that is not plain (`audit.dates.odd_date`:
     white space before it, `dd/mm/yyyy` unless `uk`; rare in real exports, and `parse_date` may
     read a later date from them). Every value the full audit could read as a later date is among
     these; text comparison and one regular expression cost far less than parsing every field.
@@ -145,9 +145,10 @@ def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None
     if not date_columns:
         return pl.lit(False)
     typed = typed or {}
-    # Later than the as-of day in its first ten characters: a plain value's time part starts with
-    # a space or `T` (audit.dates.with_time), both below `~`, so the as-of day's own times are not.
-    day = as_of.isoformat() + "~"
+    # Later than the as-of day itself: the day with a time after it (audit.dates.with_time) sorts
+    # after it too, and is taken in, as an instant that day (a time with its offset from UTC) may
+    # be the next day in England (audit.dates.parse_date); those are a day's rows at most.
+    day = as_of.isoformat()
     uk_until = f"^(?:{real_date_until(as_of, uk=True)})$" if uk else None
 
     def later(value: pl.Expr) -> pl.Expr:

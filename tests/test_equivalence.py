@@ -258,6 +258,8 @@ def test_examples_equal_reference():
     "2026-11-22", "2027-01-01", " 2026-12-01", "\t2026-12-01", "\u00a02026-12-01", "2026-12-01T08:30",
     "2026-11-22 00:00:00.000", "2026-11-21X", "01/12/2026", "1/1/2030", "22/11/2026", "01/01/2099",
     "21/12/2026", "29/02/2028", "31/11/2026", "21/11/2026 10:00",
+    # Instants on the as-of day that fell on the next day in England (audit.dates.parse_date).
+    "2026-11-21T23:30-05:00", "2026-11-21 20:00:00.000-04:00",
 ])
 def test_prefilter_keeps_every_date_that_may_be_after_as_of(value):
     """The prefilter orders dates by their text: every value the full audit parses as a date
@@ -273,13 +275,15 @@ def test_prefilter_keeps_every_date_that_may_be_after_as_of(value):
 
 
 @pytest.mark.parametrize("value", ["2026-11-21", "2026-11-20", "2010-01-01", "1800-01-01", None,
-                                   "2026-11-21 23:59", "2026-11-21T23:59:59.999", "2010-01-01 00:00:00",
+                                   "2026-11-20 23:59", "2026-11-20T23:59:59.999", "2010-01-01 00:00:00",
+                                   "2026-11-20T23:30:00Z", "2026-11-20 23:59:59.999+00:00",
                                    "21/11/2026", "20/11/2026", "31/10/2026", "29/02/2024", "01/01/2010",
                                    "01/01/1800"])
 def test_prefilter_sets_aside_rows_dated_on_or_before_as_of(value):
     """A time after the date (SQL Server's and Spark's timestamps as text) leaves the date as it
-    is: the as-of day's own times are on it, not after it (audit.dates.parse_date reads the date).
-    A CSV file's `dd/mm/yyyy` date is compared as the date it is, not as its text."""
+    is, and an instant the day before the as-of day is at latest on it in England
+    (audit.dates.parse_date). A CSV file's `dd/mm/yyyy` date is compared as the date it is, not as
+    its text."""
     from audit.prefilter import triage
 
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]},
@@ -316,7 +320,12 @@ def test_typed_dates_are_tested_as_their_text_would_be(dtype, as_of):
     assert odd.to_list() == text.select(any_odd_date(["date_1"])).to_series().to_list()
     assert (0 < odd.sum() < odd.len() - 1) is (dtype != pl.Datetime("ns"))
     later = typed.select(maybe_after(["date_1"], as_of, typed=kinds)).to_series()
-    assert later.to_list() == text.select(maybe_after(["date_1"], as_of)).to_series().to_list()
+    # (The text of the as-of day with a time is kept in full, as it might be an instant: typed
+    # values without a time zone are none.)
+    on_the_day = text.select(pl.col("date_1").str.starts_with(f"{as_of.isoformat()} ").fill_null(False)).to_series()
+    text_later = text.select(maybe_after(["date_1"], as_of)).to_series()
+    assert later.to_list() == (text_later & ~on_the_day).to_list()
+    assert (on_the_day.sum() > 0) is (dtype != pl.Date and as_of == AS_OF)
     if as_of == AS_OF:  # some values on or before the day, some after it
         assert 0 < later.sum() < later.len() - 1
 

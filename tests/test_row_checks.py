@@ -1,7 +1,7 @@
 """The checks the file's one streaming query makes (audit.canonical) against the slower, plainer
 definitions they stand in for: pandera's row schemas, and parsing every date."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
@@ -121,3 +121,50 @@ def test_real_dates_until_as_of_are_exactly_the_real_dates_not_after_it(as_of):
     assert ((left_out.dt.year() < 1000) | old_leap_day).all()
     assert judged["taken"].sum() > 600_000
     assert judged.filter(pl.col("v").is_in([as_of.isoformat(), as_of.strftime(UK)]))["taken"].all()
+
+@pytest.mark.parametrize("value, day", [
+    ("2024-06-01T23:00:00Z", date(2024, 6, 2)),  # midnight in London (BST) is 23:00 UTC the day before
+    ("2024-06-01 23:00:00.000000+00:00", date(2024, 6, 2)),  # polars' text of a UTC timestamp
+    ("2024-06-01 23:00+0000", date(2024, 6, 2)),
+    ("2024-06-01T19:30:00.123-04", date(2024, 6, 2)),
+    ("2024-06-02T00:30+01:00", date(2024, 6, 2)),
+    ("2024-06-01T22:59:59.999Z", date(2024, 6, 1)),
+    ("2024-01-01T23:30Z", date(2024, 1, 1)),  # GMT in winter
+    ("2024-01-02T00:30+05:30", date(2024, 1, 1)),
+    ("2024-03-31T00:59Z", date(2024, 3, 31)), ("2024-10-26T23:00Z", date(2024, 10, 27)),  # the clocks change
+    ("2024-06-01 23:00:00", date(2024, 6, 1)),  # a time without its offset is England's own
+    ("2024-06-01 23:00:00.000", date(2024, 6, 1)),
+    ("1800-01-01T23:30Z", None), ("1801-01-01T23:00:00-05:00", None),  # the HES placeholders stay so
+    ("1700-06-01T23:30Z", date(1700, 6, 1)),  # before England kept GMT: the day written
+    ("9999-12-31T23:00-05:00", date(9999, 12, 31)),
+    ("2024-02-30T23:00Z", None), ("2024-06-01T24:00Z", date(2024, 6, 1)),  # an hour 24 is no instant
+])
+def test_an_instant_is_the_day_it_fell_on_in_england(value, day):
+    """A time with its offset from UTC (Spark's CSV in a UTC session) is an instant: its date is
+    England's (audit.dates.parse_date)."""
+    from audit.dates import parse_date
+
+    assert pl.select(parse_date(pl.lit(value))).item() == day
+
+
+@pytest.mark.parametrize("as_of", [date(2026, 6, 1), date(2026, 1, 1), date(2024, 3, 1)], ids=str)
+def test_the_scan_certifies_no_instant_england_dates_after_as_of(as_of):
+    """The record scan's date test for a run's as-of date takes in the as-of day's times without
+    an offset, and no instant that fell after it in England; of those on or before it, it leaves
+    out only instants written on the day or the next (such a row is triaged in full)."""
+    from audit.dates import parse_date, plain_date
+
+    days = [as_of + timedelta(days=n) for n in (-2, -1, 0, 1)]
+    times = ["", " 00:00:00", "T23:30", " 23:59:59.999", "T12:00:00Z", "T23:30:00Z", " 23:30+00:00",
+             "T20:00-05:00", "T00:30+01:00", "T01:00+0200", " 22:00:00.000000+00:00"]
+    values = pl.DataFrame({"v": [f"{d.isoformat()}{t}" for d in days for t in times]})
+    judged = values.with_columns(taken=pl.col("v").str.contains(f"^{plain_date(as_of, uk=True)}$"),
+                                 day=parse_date(pl.col("v")))
+    assert judged.filter(pl.col("taken") & ~(pl.col("day") <= as_of)).height == 0
+    left_out = judged.filter(~pl.col("taken") & (pl.col("day") <= as_of))["v"]
+    written_on = left_out.str.slice(0, 10).str.to_date()
+    assert written_on.is_in(days[2:]).all() and left_out.str.contains("(?:Z|[+-][0-9:]+)$").all()
+    on_the_day = judged.filter(pl.col("v").str.starts_with(as_of.isoformat()) & ~pl.col("v").str.contains("[Z+]|:.*-"))
+    assert on_the_day["taken"].all() and on_the_day.height == 4
+    # The test has instants written on the day that fell after it.
+    assert judged.filter(pl.col("v").str.starts_with(as_of.isoformat()) & (pl.col("day") > as_of)).height > 0

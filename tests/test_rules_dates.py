@@ -2,6 +2,7 @@
 
 from datetime import date, timedelta
 
+import polars as pl
 import pytest
 
 from tests.conftest import audit_long, findings_of, status_of
@@ -279,3 +280,53 @@ def test_every_guidance_is_timed_by_its_own_dates():
     expected = [_timing_by_hand(catalogue.guidance[g], when, as_of) for g, when in cases]
     assert timed["timing"].to_list() == expected
     assert len(set(expected)) == 5  # every outcome is among the cases
+
+
+FUTURE_E1 = ("the episode is dated 2026-06-02, after the run's as-of date 2026-06-01: correct the date "
+             "(no guidance is judged on a date after the as-of date)")
+
+
+def _future_findings(path, as_of):
+    from datetime import datetime, timezone
+
+    from audit.catalogue import load_catalogue
+    from audit.pipeline import AuditOptions, run_audit
+
+    result = run_audit(AuditOptions(inputs=[path], as_of=as_of), load_catalogue(), datetime.now(timezone.utc))
+    return result.findings.select("episode_id", "rule_id", "position", "message").rows()
+
+
+def test_an_instant_after_the_as_of_day_in_england_is_in_the_future(tmp_path):
+    """A time with its offset from UTC is dated by its day in England (audit.dates.parse_date),
+    through the record scan as through the full audit: 23:30 UTC on 1 June is 2 June in London."""
+    path = tmp_path / "hes.csv"
+    path.write_text("EPIKEY,EPIEND,OPERTN_01,OPDATE_01,OPERTN_02\n"
+                    "E1,2026-05-31,W371,2026-06-01T23:30:00Z,Z943\n"
+                    "E2,2026-05-31,W371,2026-06-01T22:30:00Z,Z943\n"
+                    "E3,2026-05-31,W371,2026-06-01 23:30:00,Z943\n"
+                    "E4,2026-05-31,W371,2026-05-31T23:30:00.000Z,Z943\n", encoding="utf-8")
+    assert _future_findings(path, date(2026, 6, 1)) == [("E1", "date-in-future", 1, FUTURE_E1)]
+
+
+@pytest.mark.parametrize("dtype", [pl.Datetime("us", "UTC"), pl.Datetime("ns", "UTC"), pl.Datetime("ms", "Europe/London"),
+                                   pl.Datetime("us", "America/New_York")], ids=str)
+def test_parquet_timestamps_with_a_time_zone_are_dated_in_england(tmp_path, dtype):
+    """Spark's TIMESTAMP_MICROS and pandas' tz-aware times are instants: dated by their day in
+    England (the same instants as England's wall time give the same findings)."""
+    from datetime import datetime
+
+    utc = [datetime(2026, 6, 1, 23, 30), datetime(2026, 6, 1, 22, 30), datetime(2026, 5, 31, 23, 30), None]
+    frame = pl.DataFrame({"EPIKEY": ["E1", "E2", "E3", "E4"], "EPIEND": ["2026-05-31"] * 4,
+                          "OPERTN_01": ["W371"] * 4, "OPDATE_01": utc, "OPERTN_02": ["Z943"] * 4})
+    instants = frame.with_columns(pl.col("OPDATE_01").dt.replace_time_zone("UTC").dt.convert_time_zone(
+        dtype.time_zone).cast(dtype))
+    instants.write_parquet(tmp_path / "instants.parquet")
+    assert pl.read_parquet(tmp_path / "instants.parquet").schema["OPDATE_01"] == dtype
+    english = instants.with_columns(pl.col("OPDATE_01").dt.convert_time_zone("Europe/London").dt.replace_time_zone(None))
+    english.write_parquet(tmp_path / "english.parquet")
+    found = _future_findings(tmp_path / "instants.parquet", date(2026, 6, 1))
+    assert found == [("E1", "date-in-future", 1, FUTURE_E1)]
+    assert found == _future_findings(tmp_path / "english.parquet", date(2026, 6, 1))
+    from audit.load import read_exports  # (tested as dates, as England's wall time: audit.dates.TYPED_DATES)
+    (batch,) = read_exports([tmp_path / "instants.parquet"])[0].batches()
+    assert batch.schema["date_1"] == pl.Datetime(dtype.time_unit)

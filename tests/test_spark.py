@@ -360,3 +360,28 @@ def test_wide_rows_sent_twice_meet_their_copies(spark, tmp_path):
     outcome = spark_run(spark, [tmp_path / "parquet"], tmp_path / "spark", partitions=2)
     same_outputs(written(whole, tmp_path / "local"), outcome.out)
     assert whole.data.rejected["episode_id"].n_unique() == 3 and outcome.summary["totals"]["findings"] > 20
+
+
+def test_timestamps_are_dated_in_england_whatever_the_session_time_zone(spark, tmp_path):
+    """A Parquet timestamp is an instant: both engines date it by its day in England (audit.dates),
+    though Spark's cast to text would give the session's wall time (here New York's)."""
+    from datetime import datetime
+
+    from audit.engines.spark import run
+
+    england = [datetime(2026, 11, 22, 0, 30), datetime(2026, 11, 21, 23, 30)]  # after AS_OF in England, and on it
+    path = tmp_path / "instants.parquet"
+    pl.DataFrame({"EPIKEY": ["E1", "E2"], "EPIEND": ["2026-11-20"] * 2, "OPERTN_01": ["W371"] * 2,
+                  "OPDATE_01": england, "OPERTN_02": ["Z943"] * 2}).with_columns(
+        pl.col("OPDATE_01").dt.replace_time_zone("Europe/London").dt.convert_time_zone("UTC")).write_parquet(path)
+    before = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        spark.read.parquet(str(path)).createOrReplaceTempView("instants")
+        outcome = run(spark, Settings(tables=("instants",), out=tmp_path / "spark", as_of=AS_OF), CATALOGUE, PINNED_TIME)
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", before)
+    keys = ["episode_id", "rule_id", "position"]
+    spark_findings = pl.read_csv(outcome.out / outputs.FINDINGS_CSV, infer_schema=False).select(keys).rows()
+    assert spark_findings == [("E1", "date-in-future", "1")]
+    assert local_run([path]).findings.select(keys).cast(pl.String).rows() == spark_findings

@@ -234,8 +234,21 @@ def _read(spark, source: Source, settings: Settings):
         row = F.monotonically_increasing_id() + 1
     line = F.col(f"`{source.line_column}`").cast("bigint") if source.line_column else F.lit(None).cast("bigint")
     columns = [c for c in source.export.plan.source_columns() if c not in (SOURCE_ROW, SOURCE_LINE)]
-    return frame.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in columns], row.alias("_source_row"),
-                        line.alias("_source_line"))
+    return frame.select(*[_as_text(frame, c) for c in columns], row.alias("_source_row"), line.alias("_source_line"))
+
+
+def _as_text(frame, column: str):
+    """A column as text. A timestamp (an instant, TimestampType) with its offset, which Spark's cast
+    leaves out (it writes the session's wall time): audit.dates.parse_date dates it by its day in
+    England, as the local engine does a Parquet timestamp with a time zone, whatever the session's
+    time zone (UTC on Databricks)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampType
+
+    value = F.col(f"`{column}`")
+    if isinstance(frame.schema[column].dataType, TimestampType):
+        return F.date_format(value, "yyyy-MM-dd'T'HH:mm:ssXXX").alias(column)
+    return value.cast("string").alias(column)
 
 
 def _prepare(export: load.Export, schema: dict[str, pl.DataType]):
