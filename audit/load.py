@@ -12,6 +12,7 @@ import atexit
 import codecs
 import gzip
 import hashlib
+import json
 import logging
 import re
 import shutil
@@ -73,6 +74,8 @@ class Export:
     # The index codes the scan's clean-coding test was built for (audit.prefilter.plain_coding):
     # its `to_triage` rows hold for an audit with this index only.
     clean_for: tuple[CodePattern, ...] | None = None
+    # Parquet only: the columns Spark's schema in the file calls timestamps (`spark_instants`).
+    utc_columns: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -117,7 +120,12 @@ class Export:
     def _query(self, frame: pl.LazyFrame, first_row: int = 0, narrow: bool = False) -> pl.LazyFrame:
         """The canonical columns of the needed columns, with `row` (0-based parser row); `narrow`:
         the id and the procedure codes only (`batches`)."""
-        frame = _canonical_columns(frame.select(self.plan.source_columns()), self.plan, narrow)
+        frame = frame.select(self.plan.source_columns())
+        if self.utc_columns:  # instants in UTC, then England's wall time (audit.dates.england_times)
+            schema = frame.collect_schema()
+            frame = frame.with_columns(pl.col(c).dt.replace_time_zone("UTC") for c in self.utc_columns
+                                       if isinstance(schema.get(c), pl.Datetime) and schema[c].time_zone is None)
+        frame = _canonical_columns(frame, self.plan, narrow)
         if is_parquet(self.path):
             # Text, as a CSV file's columns are, but the dates the file types (audit.dates.TYPED_DATES):
             # the checks test those as they are, and audit.canonical casts the rows it keeps.
@@ -658,6 +666,22 @@ def _check_parquet_types(path: Path, source: Path, needed: list[str]) -> None:
         raise InputError(path, f"{described}: the audit needs text, numbers or dates there")
 
 
+# Spark writes its own schema into a Parquet file's footer. Its `timestamp` columns hold instants,
+# stored in UTC; written as INT96 (Spark's default), polars reads them without a time zone, as
+# if they were wall times (a London midnight in summer would be 23:00 the day before).
+SPARK_SCHEMA = "org.apache.spark.sql.parquet.row.metadata"
+
+
+def spark_instants(source: Path) -> tuple[str, ...]:
+    """The columns Spark's schema in the file calls `timestamp` (none in a file Spark did not write,
+    or whose schema cannot be read: its timestamps are then taken as they are read)."""
+    try:
+        fields = json.loads(pl.read_parquet_metadata(source).get(SPARK_SCHEMA) or "{}").get("fields") or []
+        return tuple(f["name"] for f in fields if isinstance(f, dict) and f.get("type") == "timestamp")
+    except (*READ_ERRORS, TypeError, KeyError, AttributeError):
+        return ()
+
+
 def _readable_name(path: Path) -> Path:
     """polars takes paths as UTF-8 text: a name with undecodable bytes is read through a link."""
     try:
@@ -692,7 +716,7 @@ def open_export(path: Path, *, layout: str | None, mapping: Mapping | None, enco
                              "column type polars cannot read") from None
         plan = plan_for(path, header, layout, mapping)
         _check_parquet_types(path, source, plan.source_columns())
-        return Export(path, plan, digest, "parquet", source)
+        return Export(path, plan, digest, "parquet", source, utc_columns=spark_instants(source))
     source, used, content, long_lines = _csv_source(path, encoding)
     source = _readable_name(source)
     separator = _separator(_first_line(source))

@@ -330,3 +330,32 @@ def test_parquet_timestamps_with_a_time_zone_are_dated_in_england(tmp_path, dtyp
     from audit.load import read_exports  # (tested as dates, as England's wall time: audit.dates.TYPED_DATES)
     (batch,) = read_exports([tmp_path / "instants.parquet"])[0].batches()
     assert batch.schema["date_1"] == pl.Datetime(dtype.time_unit)
+
+
+def _spark_schema(date_type: str) -> str:
+    import json
+
+    fields = [{"name": c, "type": date_type if c == "OPDATE_01" else "string", "nullable": True, "metadata": {}}
+              for c in ("EPIKEY", "EPIEND", "OPERTN_01", "OPDATE_01", "OPERTN_02")]
+    return json.dumps({"type": "struct", "fields": fields})
+
+
+@pytest.mark.parametrize("spark_schema, future", [
+    (_spark_schema("timestamp"), True),  # an instant, stored in UTC (Spark's INT96)
+    (_spark_schema("timestamp_ntz"), False), (None, False),  # a wall time, as polars reads it
+    ('{"type": "struct", "fields": [', False), ('["timestamp"]', False),  # a schema that cannot be read
+])
+def test_spark_timestamps_read_without_a_time_zone_are_instants(tmp_path, spark_schema, future):
+    """Spark's INT96 timestamps hold UTC instants, which polars reads without a time zone: the
+    file's Spark schema says which columns are so (audit.load.spark_instants). Here London's
+    00:30 on 2 June, stored as 23:30 on 1 June."""
+    from datetime import datetime
+
+    from audit.load import SPARK_SCHEMA
+
+    frame = pl.DataFrame({"EPIKEY": ["E1"], "EPIEND": ["2026-05-31"], "OPERTN_01": ["W371"],
+                          "OPDATE_01": [datetime(2026, 6, 1, 23, 30)], "OPERTN_02": ["Z943"]},
+                         schema_overrides={"OPDATE_01": pl.Datetime("ns")})
+    frame.write_parquet(tmp_path / "spark.parquet", metadata={SPARK_SCHEMA: spark_schema} if spark_schema else None)
+    found = _future_findings(tmp_path / "spark.parquet", date(2026, 6, 1))
+    assert found == ([("E1", "date-in-future", 1, FUTURE_E1)] if future else [])

@@ -362,26 +362,31 @@ def test_wide_rows_sent_twice_meet_their_copies(spark, tmp_path):
     assert whole.data.rejected["episode_id"].n_unique() == 3 and outcome.summary["totals"]["findings"] > 20
 
 
-def test_timestamps_are_dated_in_england_whatever_the_session_time_zone(spark, tmp_path):
-    """A Parquet timestamp is an instant: both engines date it by its day in England (audit.dates),
-    though Spark's cast to text would give the session's wall time (here New York's)."""
-    from datetime import datetime
-
+@pytest.mark.parametrize("written_as", ["INT96", "TIMESTAMP_MICROS"])
+def test_timestamps_are_dated_in_england_whatever_the_session_time_zone(spark, tmp_path, written_as):
+    """A timestamp Spark wrote is an instant: both engines date it by its day in England
+    (audit.dates), though Spark's cast to text gives the session's wall time (here New York's)
+    and polars reads INT96 without a time zone (audit.load.spark_instants)."""
     from audit.engines.spark import run
 
-    england = [datetime(2026, 11, 22, 0, 30), datetime(2026, 11, 21, 23, 30)]  # after AS_OF in England, and on it
-    path = tmp_path / "instants.parquet"
-    pl.DataFrame({"EPIKEY": ["E1", "E2"], "EPIEND": ["2026-11-20"] * 2, "OPERTN_01": ["W371"] * 2,
-                  "OPDATE_01": england, "OPERTN_02": ["Z943"] * 2}).with_columns(
-        pl.col("OPDATE_01").dt.replace_time_zone("Europe/London").dt.convert_time_zone("UTC")).write_parquet(path)
+    as_of = date(2026, 6, 1)
     before = spark.conf.get("spark.sql.session.timeZone")
-    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
     try:
-        spark.read.parquet(str(path)).createOrReplaceTempView("instants")
-        outcome = run(spark, Settings(tables=("instants",), out=tmp_path / "spark", as_of=AS_OF), CATALOGUE, PINNED_TIME)
+        spark.conf.set("spark.sql.session.timeZone", "Europe/London")
+        spark.conf.set("spark.sql.parquet.outputTimestampType", written_as)
+        spark.sql("select * from values ('E1', timestamp'2026-06-02 00:30:00'), ('E2', timestamp'2026-06-01 23:30:00')"
+                  " as t(EPIKEY, OPDATE_01)").selectExpr(  # after the as-of day in England (BST), and on it
+            "EPIKEY", "'2026-05-31' as EPIEND", "'W371' as OPERTN_01", "OPDATE_01", "'Z943' as OPERTN_02",
+        ).coalesce(1).write.parquet(str(tmp_path / "instants"))
+        spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+        spark.read.parquet(str(tmp_path / "instants")).createOrReplaceTempView("instants")
+        outcome = run(spark, Settings(tables=("instants",), out=tmp_path / "spark", as_of=as_of), CATALOGUE, PINNED_TIME)
     finally:
         spark.conf.set("spark.sql.session.timeZone", before)
+        spark.conf.unset("spark.sql.parquet.outputTimestampType")
     keys = ["episode_id", "rule_id", "position"]
     spark_findings = pl.read_csv(outcome.out / outputs.FINDINGS_CSV, infer_schema=False).select(keys).rows()
     assert spark_findings == [("E1", "date-in-future", "1")]
-    assert local_run([path]).findings.select(keys).cast(pl.String).rows() == spark_findings
+    (path,) = (tmp_path / "instants").glob("*.parquet")
+    local = run_audit(AuditOptions(inputs=[path], as_of=as_of), CATALOGUE, PINNED_TIME)
+    assert local.findings.select(keys).cast(pl.String).rows() == spark_findings
