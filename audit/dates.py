@@ -145,8 +145,9 @@ def any_odd_date(columns: list[str], uk: bool = False, typed: dict[str, pl.DataT
 # as text: a date, or a date and time without a time zone in ns, us or ms (Spark writes dates as
 # DATE and timestamps as INT96, which polars reads in nanoseconds, or in microseconds; pandas
 # writes nanoseconds). Timestamps with a time zone, and Spark's (audit.load.spark_instants), are
-# England's wall time by then (`england_times`). Casting them to text cost 0.2-0.4 s per million rows, and testing the text
-# as much again. As text, such a value is a plain date in years 1-9999, a time perhaps after it.
+# England's wall time by then (`england_times`). Casting them to text cost 0.2-0.4 s per million
+# rows, and testing the text as much again. As text, such a value is a plain date in years
+# 1-9999, a time perhaps after it.
 TYPED_DATES = (pl.Date, pl.Datetime("us"), pl.Datetime("ms"), pl.Datetime("ns"))
 _FIRST_DAY, _LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
 # What 64-bit nanoseconds hold (1677-09-21 to 2262-04-11): every such value is a plain date.
