@@ -37,8 +37,13 @@ _INSTANT = (r"^(\d{4}-\d{2}-\d{2})[ T]([01]\d|2[0-3]):([0-5]\d)(?::\d{2}(?:[.,]\
 def parse_date(raw: pl.Expr) -> pl.Expr:
     """A Date, or null when the value is blank, a placeholder or not a real date. An instant (a
     time with its offset) is the day it fell on in England."""
+    return _in_england(raw, _written_day(raw))
+
+
+def _written_day(raw: pl.Expr) -> pl.Expr:
+    """`parse_date` without the instants' move: the day written."""
     parsed = _read_date(raw)
-    return pl.when(parsed.is_in(PLACEHOLDERS)).then(None).otherwise(_in_england(raw, parsed))
+    return pl.when(parsed.is_in(PLACEHOLDERS)).then(None).otherwise(parsed)
 
 
 def _in_england(raw: pl.Expr, written: pl.Expr) -> pl.Expr:
@@ -95,9 +100,13 @@ def parse_dates(values: pl.Series) -> pl.Series:
     reshape (512,000 procedure dates of the spinal benchmark: 0.16 s, 0.02 s this way)."""
     if values.len() == 0:
         return pl.Series(values.name, [], pl.Date)
-    distinct = values.unique()
-    parsed = pl.select(parse_date(pl.lit(distinct))).to_series()
-    return values.replace_strict(distinct, parsed, return_dtype=pl.Date)
+    # The instants among them, a few or none, are moved to England's day apart: the move costs
+    # twice the parse (500,000 distinct timestamps: 0.16 s written, 0.48 s moved).
+    dated = values.unique().to_frame("value").with_columns(day=_written_day(pl.col("value")))
+    instants = dated.filter(pl.col("value").str.strip_chars().str.contains(_INSTANT))
+    if instants.height:
+        dated = dated.update(instants.with_columns(day=parse_date(pl.col("value"))), on="value", include_nulls=True)
+    return values.replace_strict(dated["value"], dated["day"], return_dtype=pl.Date)
 
 
 def is_unparseable(raw: pl.Expr) -> pl.Expr:

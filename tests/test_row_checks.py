@@ -122,7 +122,7 @@ def test_real_dates_until_as_of_are_exactly_the_real_dates_not_after_it(as_of):
     assert judged["taken"].sum() > 600_000
     assert judged.filter(pl.col("v").is_in([as_of.isoformat(), as_of.strftime(UK)]))["taken"].all()
 
-@pytest.mark.parametrize("value, day", [
+INSTANTS = [
     ("2024-06-01T23:00:00Z", date(2024, 6, 2)),  # midnight in London (BST) is 23:00 UTC the day before
     ("2024-06-01 23:00:00.000000+00:00", date(2024, 6, 2)),  # polars' text of a UTC timestamp
     ("2024-06-01 23:00+0000", date(2024, 6, 2)),
@@ -138,13 +138,26 @@ def test_real_dates_until_as_of_are_exactly_the_real_dates_not_after_it(as_of):
     ("1700-06-01T23:30Z", date(1700, 6, 1)),  # before England kept GMT: the day written
     ("9999-12-31T23:00-05:00", date(9999, 12, 31)),
     ("2024-02-30T23:00Z", None), ("2024-06-01T24:00Z", date(2024, 6, 1)),  # an hour 24 is no instant
-])
+]
+
+
+@pytest.mark.parametrize("value, day", INSTANTS)
 def test_an_instant_is_the_day_it_fell_on_in_england(value, day):
     """A time with its offset from UTC (Spark's CSV in a UTC session) is an instant: its date is
     England's (audit.dates.parse_date)."""
     from audit.dates import parse_date
 
     assert pl.select(parse_date(pl.lit(value))).item() == day
+
+
+def test_a_column_of_dates_moves_its_instants_only():
+    """audit.dates.parse_dates moves the instants among a column's values apart from the rest."""
+    from audit.dates import parse_dates
+
+    values = [v for v, _ in INSTANTS] + ["2024-06-01", "01/06/2024", "1800-01-01", "", None, "2024-06-01T23:00:00Z"]
+    days = [d for _, d in INSTANTS] + [date(2024, 6, 1), date(2024, 6, 1), None, None, None, date(2024, 6, 2)]
+    assert parse_dates(pl.Series("v", values)).to_list() == days
+    assert parse_dates(pl.Series("v", values[-6:-1])).to_list() == days[-6:-1]  # (no instant among them)
 
 
 @pytest.mark.parametrize("as_of", [date(2026, 6, 1), date(2026, 1, 1), date(2024, 3, 1)], ids=str)
