@@ -312,8 +312,11 @@ def test_an_instant_after_the_as_of_day_in_england_is_in_the_future(tmp_path):
                                    pl.Datetime("us", "America/New_York")], ids=str)
 def test_parquet_timestamps_with_a_time_zone_are_dated_in_england(tmp_path, dtype):
     """Spark's TIMESTAMP_MICROS and pandas' tz-aware times are instants: dated by their day in
-    England (the same instants as England's wall time give the same findings)."""
+    England (the same instants as England's wall time give the same findings), and are tested as
+    dates, as England's wall time (audit.dates.TYPED_DATES)."""
     from datetime import datetime
+
+    from audit.load import read_exports
 
     utc = [datetime(2026, 6, 1, 23, 30), datetime(2026, 6, 1, 22, 30), datetime(2026, 5, 31, 23, 30), None]
     frame = pl.DataFrame({"EPIKEY": ["E1", "E2", "E3", "E4"], "EPIEND": ["2026-05-31"] * 4,
@@ -327,7 +330,6 @@ def test_parquet_timestamps_with_a_time_zone_are_dated_in_england(tmp_path, dtyp
     found = _future_findings(tmp_path / "instants.parquet", date(2026, 6, 1))
     assert found == [("E1", "date-in-future", 1, FUTURE_E1)]
     assert found == _future_findings(tmp_path / "english.parquet", date(2026, 6, 1))
-    from audit.load import read_exports  # (tested as dates, as England's wall time: audit.dates.TYPED_DATES)
     (batch,) = read_exports([tmp_path / "instants.parquet"])[0].batches()
     assert batch.schema["date_1"] == pl.Datetime(dtype.time_unit)
 
