@@ -136,7 +136,8 @@ def maybe_after(date_columns: list[str], as_of: date, odd: pl.Expr | None = None
     it (ISO text sorts as its date does) or on it with a time, or any value that is not plain
     (`audit.dates.odd_date`: white space before it, `dd/mm/yyyy` unless `uk`; rare in real
     exports, and `parse_date` may read a later date from them). Every value the full audit could
-    read as a later date is among these; text comparison and one regular expression cost far less than parsing every field.
+    read as a later date is among these; text comparison and one regular expression cost far less
+    than parsing every field.
     `odd`: a column already flagging the rows with such a value (audit.canonical's), not to test
     them twice. `uk` (a CSV file's dates): a `dd/mm/yyyy` date is plain, and its text does not
     sort as its date, so one with a `/` is later unless it is a real UK date on or before the day

@@ -308,8 +308,8 @@ def test_an_instant_after_the_as_of_day_in_england_is_in_the_future(tmp_path):
     assert _future_findings(path, date(2026, 6, 1)) == [("E1", "date-in-future", 1, FUTURE_E1)]
 
 
-@pytest.mark.parametrize("dtype", [pl.Datetime("us", "UTC"), pl.Datetime("ns", "UTC"), pl.Datetime("ms", "Europe/London"),
-                                   pl.Datetime("us", "America/New_York")], ids=str)
+@pytest.mark.parametrize("dtype", [pl.Datetime("us", "UTC"), pl.Datetime("ns", "UTC"),
+                                   pl.Datetime("ms", "Europe/London"), pl.Datetime("us", "America/New_York")], ids=str)
 def test_parquet_timestamps_with_a_time_zone_are_dated_in_england(tmp_path, dtype):
     """Spark's TIMESTAMP_MICROS and pandas' tz-aware times are instants: dated by their day in
     England (the same instants as England's wall time give the same findings), and are tested as
@@ -325,7 +325,8 @@ def test_parquet_timestamps_with_a_time_zone_are_dated_in_england(tmp_path, dtyp
         dtype.time_zone).cast(dtype))
     instants.write_parquet(tmp_path / "instants.parquet")
     assert pl.read_parquet(tmp_path / "instants.parquet").schema["OPDATE_01"] == dtype
-    english = instants.with_columns(pl.col("OPDATE_01").dt.convert_time_zone("Europe/London").dt.replace_time_zone(None))
+    english = instants.with_columns(
+        pl.col("OPDATE_01").dt.convert_time_zone("Europe/London").dt.replace_time_zone(None))
     english.write_parquet(tmp_path / "english.parquet")
     found = _future_findings(tmp_path / "instants.parquet", date(2026, 6, 1))
     assert found == [("E1", "date-in-future", 1, FUTURE_E1)]

@@ -380,7 +380,8 @@ def test_timestamps_are_dated_in_england_whatever_the_session_time_zone(spark, t
         ).coalesce(1).write.parquet(str(tmp_path / "instants"))
         spark.conf.set("spark.sql.session.timeZone", "America/New_York")
         spark.read.parquet(str(tmp_path / "instants")).createOrReplaceTempView("instants")
-        outcome = run(spark, Settings(tables=("instants",), out=tmp_path / "spark", as_of=as_of), CATALOGUE, PINNED_TIME)
+        settings = Settings(tables=("instants",), out=tmp_path / "spark", as_of=as_of)
+        outcome = run(spark, settings, CATALOGUE, PINNED_TIME)
     finally:
         spark.conf.set("spark.sql.session.timeZone", before)
         spark.conf.unset("spark.sql.parquet.outputTimestampType")
