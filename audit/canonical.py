@@ -327,7 +327,7 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
         on=["source_file", "source_row"], how="anti",
     ) if ambiguous.height else identity_frame
     episodes, procedures, carried = [], [], []
-    for export, ok in _whole_long_episodes([(export, part) for export, read in zip(exports, reads) for part in read.kept]):
+    for export, ok in _kept_per_file(exports, reads):
         if ambiguous.height:
             ok = ok.join(ambiguous.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
         episodes.append(_episodes(ok, export.plan.shape))
@@ -408,16 +408,14 @@ def _source_line(rows: pl.DataFrame) -> pl.Expr:
     return pl.col("source_line") if "source_line" in rows.columns else pl.lit(None, pl.Int64).alias("source_line")
 
 
-def _whole_long_episodes(kept: list[tuple[Export, pl.DataFrame]]) -> list[tuple[Export, pl.DataFrame]]:
-    """A long file's kept rows as one frame: its episodes' fields are gathered from all their rows,
-    and an export need not keep an episode's rows together (its batches are episode-aligned only
-    where it does). Wide rows are whole episodes: their batches stay as they are."""
-    wide = [(export, rows) for export, rows in kept if export.plan.shape == "wide"]
-    long: dict[int, tuple[Export, list[pl.DataFrame]]] = {}
-    for export, rows in kept:
-        if export.plan.shape == "long":
-            long.setdefault(id(export), (export, []))[1].append(rows)
-    return wide + [(export, pl.concat(parts)) for export, parts in long.values()]
+def _kept_per_file(exports: list[Export], reads: list[_FileRead]) -> list[tuple[Export, pl.DataFrame]]:
+    """Each file's kept rows as one frame. A long file's episodes' fields are gathered from all
+    their rows, and an export need not keep an episode's rows together (its batches are
+    episode-aligned only where it does); a wide file's rows are whole episodes, but reshaping its
+    batches' rows at once is one query per stage, not one per batch (10M episodes in Parquet, 20
+    batches: 1.4-2.2 s of reshaping as 60 queries, 0.57-0.66 s as 3)."""
+    return [(export, pl.concat(read.kept) if len(read.kept) > 1 else read.kept[0])
+            for export, read in zip(exports, reads) if read.kept]
 
 
 def _empty(schema) -> pl.DataFrame:

@@ -92,18 +92,29 @@ def _in_one_file(data) -> pl.LazyFrame:
                       .filter(pl.col("source_file") > 1))
 
 
+def _repeated(rows: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """The `keys` values found on more than one of `rows`, which should each have their own. Only
+    rows whose 64-bit hash of them repeats can hold one (a collision adds a row to compare, never
+    hides one), so the text is grouped over those few rows: grouping ten million ids took 0.7 s,
+    sorting their hashes 0.2 s."""
+    hashed = (pl.col(keys[0]) if len(keys) == 1 else pl.struct(keys)).hash()
+    repeated_hashes = (rows.select(hashed.alias("_hash")).sort("_hash")
+                       .filter(pl.col("_hash") == pl.col("_hash").shift(1)).collect()["_hash"])
+    return (rows.filter(hashed.is_in(repeated_hashes.implode())).group_by(keys).len()
+            .filter(pl.col("len") > 1))
+
+
 def _no_repeated_wide_ids(data) -> pl.LazyFrame:
     """False for every wide row whose episode id is on another wide row (ids on rows of another
     file are the several-files check's, which comes first)."""
     rows, wide = data.lazyframe, pl.col("shape") == "wide"
-    return _not_among(rows, rows.filter(wide).group_by("episode_id").len().filter(pl.col("len") > 1), where=wide)
+    return _not_among(rows, _repeated(rows.filter(wide), ["episode_id"]), where=wide)
 
 
 def _no_repeated_positions(data) -> pl.LazyFrame:
     """False for every row of an episode that lists a position twice."""
     rows = data.lazyframe
-    return _not_among(rows, rows.filter(pl.col("shape") == "long").group_by("episode_id", "position").len()
-                      .filter(pl.col("len") > 1))
+    return _not_among(rows, _repeated(rows.filter(pl.col("shape") == "long"), ["episode_id", "position"]))
 
 
 _SEVERAL_FILES = pa.Check(_in_one_file, name="episode-in-several-files")

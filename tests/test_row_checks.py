@@ -5,10 +5,12 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audit.dates import is_unparseable, odd_date
 from audit.validate import first_failure, rejected_rows
-from schemas.inputs import LONG_ROWS, WIDE_ROWS
+from schemas.inputs import EPISODE_POSITIONS, IDENTITY_ONE_FILE, LONG_ROWS, WIDE_ROWS
 
 LONG_ROWS_TABLE = [
     # episode_id, position, code_raw
@@ -181,3 +183,41 @@ def test_the_scan_certifies_no_instant_england_dates_after_as_of(as_of):
     assert on_the_day["taken"].all() and on_the_day.height == 4
     # The test has instants written on the day that fell after it.
     assert judged.filter(pl.col("v").str.starts_with(as_of.isoformat()) & (pl.col("day") > as_of)).height > 0
+
+
+IDENTITY_ROWS = st.lists(st.tuples(st.sampled_from(["E1", "E2", "E3", "E10", "e1", None]),
+                                   st.sampled_from(["wide", "long"]), st.sampled_from([1, 2, None])), max_size=12)
+
+
+def _identity(rows: list) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema={"episode_id": pl.String, "shape": pl.String, "position": pl.Int32},
+                        orient="row").with_columns(source_file=pl.lit("0"), source_row=pl.int_range(pl.len(), dtype=pl.Int64))
+
+
+def _plainly_repeated(frame: pl.DataFrame, shape: str, keys: list[str]) -> set[int]:
+    """The rows of `shape` whose `keys` another row of that shape has, by grouping every row."""
+    mine = frame.filter(pl.col("shape") == shape)
+    repeated = mine.group_by(keys).len().filter(pl.col("len") > 1).drop("len")
+    ids = repeated["episode_id"].implode()
+    among = mine if shape == "wide" else frame  # a repeated position rejects every row of its episode
+    # (pandera passes a check's null outcome: a row without an id is the row checks' to reject)
+    return set(among.filter(pl.col("episode_id").is_in(ids).fill_null(False))["source_row"].to_list())
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=IDENTITY_ROWS, colliding=st.booleans())
+def test_the_identity_checks_reject_exactly_the_repeated_rows(rows, colliding):
+    """Rows whose episode id (wide) or id and position (long) another row repeats, found from their
+    hashes and then their text (schemas.inputs._repeated): the same rows as grouping every row,
+    also when every hash collides."""
+    frame = _identity(rows)
+    original = pl.Expr.hash
+    if colliding:
+        pl.Expr.hash = lambda self, *args, **kwargs: self.is_null().cast(pl.UInt64) * 0  # one value per row
+    try:
+        wide = set(rejected_rows(frame, IDENTITY_ONE_FILE)["source_row"].to_list())
+        long = set(rejected_rows(frame, EPISODE_POSITIONS)["source_row"].to_list())
+    finally:
+        pl.Expr.hash = original
+    assert wide == _plainly_repeated(frame, "wide", ["episode_id"])
+    assert long == _plainly_repeated(frame, "long", ["episode_id", "position"])
