@@ -332,7 +332,8 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
             ok = ok.join(ambiguous.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
         episodes.append(_episodes(ok, export.plan.shape))
         procedures.append(_procedures(ok, export.plan.shape))
-        carried.append(_carried(ok))
+        if any(c.startswith(CARRY_PREFIX) for c in ok.columns):  # else its ids would be sorted for no column
+            carried.append(_carried(ok))
     # Identity checks reject every row of an episode (all its copies, or all its rows), so an
     # episode is accepted when any of its rows is, and none of an ambiguous episode's are.
     ambiguous_ids = ambiguous["episode_id"].unique()
