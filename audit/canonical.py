@@ -332,8 +332,8 @@ def build(exports: list[Export], index: tuple[CodePattern, ...] | None = None,
             ok = ok.join(ambiguous.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
         episodes.append(_episodes(ok, export.plan.shape))
         procedures.append(_procedures(ok, export.plan.shape))
-        if any(c.startswith(CARRY_PREFIX) for c in ok.columns):  # else its ids would be sorted for no column
-            carried.append(_carried(ok))
+        if (columns := _carried(ok)) is not None:
+            carried.append(columns)
     # Identity checks reject every row of an episode (all its copies, or all its rows), so an
     # episode is accepted when any of its rows is, and none of an ambiguous episode's are.
     ambiguous_ids = ambiguous["episode_id"].unique()
@@ -470,9 +470,12 @@ PROCEDURE_COLUMNS = [
 ]
 
 
-def _carried(rows: pl.DataFrame) -> pl.DataFrame:
-    """The mapping's carried columns, one row per episode, under their export names."""
+def _carried(rows: pl.DataFrame) -> pl.DataFrame | None:
+    """The mapping's carried columns, one row per episode, under their export names; None when it
+    carries none (most do not: the kept ids would be deduplicated and sorted for no column)."""
     names = [c for c in rows.columns if c.startswith(CARRY_PREFIX)]
+    if not names:
+        return None
     return rows.select("episode_id", *[pl.col(c).alias(c.removeprefix(CARRY_PREFIX)) for c in names])
 
 
