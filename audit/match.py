@@ -56,11 +56,8 @@ def component_present(component: Component) -> pl.Expr:
 
 def _sequenced(procedures: pl.DataFrame, index_codes: pl.Expr) -> pl.DataFrame:
     """Valid codes of the episodes carrying an index code, with their place in the sequence."""
-    candidates = procedures.filter(
-        (pl.col("code_kind") == codes.PROCEDURE) & index_codes
-    ).select("episode_id").unique()
-    in_order = sequence.in_episode_order(
-        procedures.filter(pl.col("code_kind") == codes.PROCEDURE).join(candidates, on="episode_id", how="semi"))
+    in_order = sequence.episodes_with(
+        sequence.in_episode_order(procedures.filter(pl.col("code_kind") == codes.PROCEDURE)), index_codes)
     action = codes.is_action(pl.col("code"))
     # Sorted by episode and position: windows are boundary operations (audit.sequence), run lazily
     # so that polars computes their shared parts once (see audit.sequence).

@@ -34,6 +34,18 @@ def in_episode_order(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort("episode_id", "position")
 
 
+def episodes_with(frame: pl.DataFrame, rows: pl.Expr) -> pl.DataFrame:
+    """Every row of the episodes where any row is one of `rows`: a semi-join of `frame` (in
+    episode order) with its own episodes, by their numbers in frame order rather than by hashing
+    the text id (10M episodes' spinal procedures, 1.65M rows: 350 against 140 ms)."""
+    if not frame.height:
+        return frame
+    marks = frame.lazy().select(episode_number().alias("number"), rows.fill_null(False).alias("hit")).collect()
+    number = marks.get_column("number")
+    listed = pl.repeat(False, number[-1] + 1, eager=True).scatter(number.filter(marks.get_column("hit")), True)
+    return frame.filter(listed.gather(number))
+
+
 def first_row() -> pl.Expr:
     """True on the first row of each episode."""
     return (EPISODE != EPISODE.shift(1)).fill_null(True)

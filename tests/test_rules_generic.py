@@ -162,3 +162,18 @@ def test_blank_first_slot_in_a_wide_export(tmp_path):
 )
 def test_overflow_site_code(tmp_path, sequence, expected):
     assert findings_of(audit_long(tmp_path, episode(*sequence))) == expected
+
+
+def test_findings_are_the_same_when_every_episode_id_hashes_alike(tmp_path, monkeypatch):
+    """A rule's messages are evaluated over its failing rows' whole episodes, picked by the ids'
+    hashes (audit.rules.base.findings_from): a colliding episode comes whole and adds nothing."""
+    rows = [HEADER]
+    for number, codes_ in enumerate([("-", "W371", "Z942"), ("W371", "Z943"), ("Y534", "W371"), ("V255", "Y534"),
+                                     ("W371", "V5"), ("-", "&"), ("V384", "V553", "Z943")]):
+        rows += [f"| E{number} | {n} | {code} |" for n, code in enumerate(codes_, 1)]
+    expected = audit_long(tmp_path, "\n".join(rows)).findings
+    assert expected.height >= 4 and expected["episode_id"].n_unique() >= 4
+    import polars as pl
+
+    monkeypatch.setattr(pl.Series, "hash", lambda self, *args, **kwargs: pl.Series(self.name, [0] * self.len(), pl.UInt64))
+    assert audit_long(tmp_path, "\n".join(rows)).findings.equals(expected)

@@ -50,3 +50,17 @@ def test_in_episode_order_sorts_only_what_is_not(order):
     result = sequence.in_episode_order(frame)
     assert result.rows() == sorted(order)
     assert (result is frame) == (order == sorted(order) and len(set(order)) == len(order))
+
+
+@pytest.mark.parametrize("rows", [V == 3, V.is_null(), B == 1, pl.lit(False), pl.lit(True)],
+                         ids=["some", "null values", "most", "none", "all"])
+def test_episodes_with_equals_the_semi_join_it_replaces(episodes, rows):
+    hit = episodes.filter(rows.fill_null(False)).select(E).unique()
+    expected = episodes.join(hit, on=E, how="semi", maintain_order="left")
+    assert sequence.episodes_with(episodes, rows).equals(expected)
+    assert 0 < expected.height < episodes.height or rows.meta.is_literal()
+
+
+def test_episodes_with_an_empty_frame():
+    empty = pl.DataFrame(schema={E: pl.String, "position": pl.Int32, "v": pl.Int32})
+    assert sequence.episodes_with(empty, V == 1).height == 0

@@ -77,14 +77,17 @@ def findings_from(frame: pl.DataFrame, rules: list[Rule], guidance_id, code_set,
         raise RuntimeError(f"{name}: a rule could not be evaluated ({type(error).__name__})") from None
     indexed = frame.with_row_index("index").hstack(fails).with_columns(_failing=pl.lit(False))
     parts = [_project(indexed.head(0), rules[0], guidance_id, code_set, keep)]  # the shape, when none fail
+    keys = None
     for number, rule in enumerate(rules):
         failing = fails.get_column(f"_fails_{number}")
         if not failing.any():
             continue
         # Messages may look across the episode (window expressions), so evaluate them over the
-        # failing rows' whole episodes, then keep the failing rows.
-        episodes = frame.get_column("episode_id").filter(failing).unique()
-        these = indexed.filter(pl.col("episode_id").is_in(episodes.implode())).with_columns(
+        # failing rows' whole episodes, then keep the failing rows. The episodes are picked by
+        # their ids' 64-bit hashes (half the text's cost): a colliding episode comes whole, and
+        # has no failing row to keep.
+        keys = frame.get_column("episode_id").hash() if keys is None else keys
+        these = indexed.filter(keys.is_in(keys.filter(failing).unique().implode())).with_columns(
             pl.col(f"_fails_{number}").alias("_failing"))
         parts.append(_project(these, rule, guidance_id, code_set, keep))
     return pl.concat(parts)

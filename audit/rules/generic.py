@@ -118,10 +118,10 @@ def slot_rules(known_codes: pl.Series | None = None, as_of: date | None = None) 
 def spinal_sequence(procedures: pl.DataFrame) -> pl.DataFrame:
     """The valid codes of episodes with a spinal operation or a V55 code, in order, with the next
     and previous code and `operation_position`: the position of the action each code describes."""
-    valid = procedures.filter(pl.col("code_kind") == codes.PROCEDURE)
-    spinal = valid.filter(codes.is_spinal_operation(pl.col("code")) | codes.is_levels(pl.col("code")))
+    valid = sequence.in_episode_order(procedures.filter(pl.col("code_kind") == codes.PROCEDURE))
+    spinal = codes.is_spinal_operation(pl.col("code")) | codes.is_levels(pl.col("code"))
     return (
-        sequence.in_episode_order(valid.join(spinal.select("episode_id").unique(), on="episode_id", how="semi"))
+        sequence.episodes_with(valid, spinal)
         .lazy().with_columns(
             next_code=sequence.shifted(pl.col("code"), -1),
             next_position=sequence.shifted(pl.col("position"), -1),
