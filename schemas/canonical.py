@@ -1,6 +1,10 @@
 """The canonical frames every stage after loading relies on.
 
-Built-in pandera checks only (vectorised polars expressions, never element-wise).
+Every check a vectorised polars expression, never element-wise: pandera's built-in ones, and
+the frames' order, which the stages after loading rely on (audit.sequence), checked row against
+row. Ordered strictly, each episode is listed once and each (episode, position) too: pandera's
+`unique` grouped the 1.69M procedures of 10M episodes by their text ids (140 ms; the order
+check 18 ms), and the 410,000 episodes (55 ms; 16 ms).
 """
 
 import polars as pl
@@ -23,12 +27,28 @@ _SOURCE = {
     "source_row": pa.Column(pl.Int64, pa.Check.ge(1)),
 }
 
+
+def _in_id_order(data) -> pl.LazyFrame:
+    """Each episode after the one before it in episode_id order."""
+    return data.lazyframe.select((pl.col("episode_id") > pl.col("episode_id").shift(1)).fill_null(True))
+
+
 EPISODES = pa.DataFrameSchema(
-    {"episode_id": pa.Column(pl.String, unique=True), **_EPISODE_FIELDS, **_SOURCE},
+    {"episode_id": pa.Column(pl.String), **_EPISODE_FIELDS, **_SOURCE},
+    checks=[pa.Check(_in_id_order, name="in-id-order")],
     strict=True,
     ordered=True,
     name="episodes",
 )
+
+
+def _in_episode_order(data) -> pl.LazyFrame:
+    """Each procedure after the one before it in (episode_id, position) order."""
+    episode, position = pl.col("episode_id"), pl.col("position")
+    previous = episode.shift(1)
+    return data.lazyframe.select(
+        ((episode > previous) | ((episode == previous) & (position > position.shift(1)))).fill_null(True))
+
 
 PROCEDURES = pa.DataFrameSchema(
     {
@@ -43,8 +63,8 @@ PROCEDURES = pa.DataFrameSchema(
         **_EPISODE_FIELDS,
         **_SOURCE,
     },
+    checks=[pa.Check(_in_episode_order, name="in-episode-order")],
     strict=True,
     ordered=True,
-    unique=["episode_id", "position"],
     name="procedures",
 )
