@@ -528,3 +528,21 @@ def test_the_clean_codes_pattern_excludes_exactly_the_given_prefixes():
         clean = {c for c in codes if re.fullmatch("[A-HJ-Z][0-9]{3}", c)}
         expected = {c for c in clean if not any(c.startswith(p) for p in prefixes)}
         assert {c for c in codes if pattern and re.fullmatch(pattern, c)} == expected, prefixes
+
+
+@pytest.mark.parametrize("more_codes, siblings_clean", [(0, True), (3000, False)])
+def test_the_clean_codes_leave_out_exact_index_codes_alone_within_the_budget(more_codes, siblings_clean):
+    """Another code of an exact index code's category is clean (the scan certifies it) while the
+    pattern stays within CODE_PATTERN_BUDGET; a catalogue past it leaves out whole categories."""
+    import re
+
+    from audit.codes import parse_pattern
+    from audit.prefilter import CODE_PATTERN_BUDGET, _clean_codes
+
+    letters = "ABCDEFGHJKLMNOPQRSTUVWXYZ"
+    more = [f"{letters[n % 25]}{n % 1000:03d}" for n in range(more_codes)]  # H207 among them
+    code, primary = _clean_codes(tuple(parse_pattern(p) for p in ["H20.5", "B28.-", *more]))
+    assert not any(re.fullmatch(code, c) for c in ("H205", "B281", "V255", "V552", "O011"))
+    assert not re.fullmatch(primary, "Y031")  # (Chapter Y or Z never first)
+    assert bool(re.fullmatch(code, "H206")) == siblings_clean and bool(re.fullmatch(primary, "H206")) == siblings_clean
+    assert (max(len(code), len(primary)) <= CODE_PATTERN_BUDGET) == siblings_clean
