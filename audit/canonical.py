@@ -124,11 +124,12 @@ def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts).collect()
 
 
-def _odd_dates(export: Export, schema: pl.Schema) -> pl.Expr:
+def _odd_dates(export: Export, schema: pl.Schema, scan_notes: bool = True) -> pl.Expr:
     """A row with a date value that needs the full validity test: noted by the record scan where
     it looked (a CSV file whose lines are its records: audit.records; where it tested the coding
-    too, among the rows it leaves to triage), else tested here (typed dates as dates)."""
-    flagged = export.scan.odd_dates if export.scan is not None else None
+    too, among the rows it leaves to triage) and `scan_notes` allows, else tested here (typed dates
+    as dates)."""
+    flagged = export.scan.odd_dates if export.scan is not None and scan_notes else None
     if flagged is not None:
         return pl.col("row").is_in(flagged.implode())
     return any_odd_date(date_column_names(schema.names()), uk=_uk_dates(export), typed=typed_dates(schema))
@@ -182,13 +183,10 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
     shape, uk = export.plan.shape, _uk_dates(export)
 
     def extend(rows: pl.LazyFrame) -> pl.LazyFrame:
-        schema = rows.collect_schema()
-        odd = (any_odd_date(date_column_names(schema.names()), uk=uk, typed=typed_dates(schema)) if in_full
-               else _odd_dates(export, schema))
         rows = rows.with_columns(
             pl.col("episode_id").str.strip_chars(),
             first_failure(shape).alias("_reason"),
-            odd.alias("_odd_dates"),
+            _odd_dates(export, rows.collect_schema(), scan_notes=not in_full).alias("_odd_dates"),
         )
         if index is None:
             return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8),
@@ -240,7 +238,7 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
     read = _FileRead(rejected=[export.structural_rejects()])
     read.rows_read = read.rejected[0].height
     checks = _checks(export, index, known_codes, as_of)
-    in_full = _checks(export, index, known_codes, as_of, in_full=True)
+    full_checks = _checks(export, index, known_codes, as_of, in_full=True)  # the flagged rows' own
     long, long_triage = export.plan.shape == "long", export.plan.shape == "long" and index is not None
     uk = _uk_dates(export)
     narrow = _narrow(export, index, as_of)
@@ -250,7 +248,7 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
         whole = batch  # the batch's rows that may need more than their id and codes, in every column
         if narrow:
             flagged = batch[TO_TRIAGE]
-            whole = export.triage_rows(batch.filter(flagged)["source_line"], in_full)
+            whole = export.triage_rows(batch.filter(flagged)["source_line"], full_checks)
             batch = replace_rows(batch, flagged, whole.select(_TRIAGE))
             if known_codes is not None:  # certified rows holding a code the user's list lacks
                 listed_lines.append(batch.filter(~flagged & pl.col("needs_audit") & pl.col("_reason").is_null())

@@ -242,7 +242,8 @@ def triage(rows: pl.LazyFrame, slots: list[int], index: tuple[CodePattern, ...],
     )
 
 
-TO_TRIAGE = "_to_triage"  # a row the record scan could not certify clean: `triage_flagged` triages it
+TO_TRIAGE = "_to_triage"  # a row the record scan could not certify clean, triaged once read whole
+# (`triage_flagged`; a narrow read parses it from its line and triages it there: audit.canonical._checks)
 _COUNTS = ["needs_audit", "filled", "no_operation"]
 
 
