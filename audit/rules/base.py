@@ -45,7 +45,7 @@ def shown(code: pl.Expr) -> pl.Expr:
 INDEX = text(shown(pl.col("code")), " at position ", pl.col("position").cast(pl.String))
 
 
-def _project(frame: pl.DataFrame, rule: Rule, guidance_id, code_set, keep) -> pl.DataFrame:
+def _project(frame: pl.LazyFrame, rule: Rule, guidance_id, code_set, keep) -> pl.LazyFrame:
     return frame.select(
         "_failing",
         "episode_id",
@@ -76,21 +76,22 @@ def findings_from(frame: pl.DataFrame, rules: list[Rule], guidance_id, code_set,
     except pl.exceptions.PolarsError as error:  # polars' message may quote values: not repeated
         raise RuntimeError(f"{name}: a rule could not be evaluated ({type(error).__name__})") from None
     indexed = frame.with_row_index("index").hstack(fails).with_columns(_failing=pl.lit(False))
-    parts = [_project(indexed.head(0), rules[0], guidance_id, code_set, keep)]  # the shape, when none fail
-    keys = None
-    for number, rule in enumerate(rules):
-        failing = fails.get_column(f"_fails_{number}")
-        if not failing.any():
-            continue
+    parts = [_project(indexed.head(0).lazy(), rules[0], guidance_id, code_set, keep)]  # the shape, when none fail
+    failing_rules = [number for number in range(len(rules)) if fails.get_column(f"_fails_{number}").any()]
+    if failing_rules:
         # Messages may look across the episode (window expressions), so evaluate them over the
         # failing rows' whole episodes, then keep the failing rows. The episodes are picked by
         # their ids' 64-bit hashes (half the text's cost): a colliding episode comes whole, and
-        # has no failing row to keep.
-        keys = frame.get_column("episode_id").hash() if keys is None else keys
-        these = indexed.filter(keys.is_in(keys.filter(failing).unique().implode())).with_columns(
-            pl.col(f"_fails_{number}").alias("_failing"))
-        parts.append(_project(these, rule, guidance_id, code_set, keep))
-    return pl.concat(parts)
+        # has no failing row to keep. One lazy query for every rule: polars copies only the
+        # columns each rule reads, and runs the rules side by side.
+        keys = frame.get_column("episode_id").hash()
+        indexed = indexed.with_columns(keys.alias("_key")).lazy()
+        for number in failing_rules:
+            failing = keys.filter(fails.get_column(f"_fails_{number}")).unique()
+            these = indexed.filter(pl.col("_key").is_in(failing.implode())).with_columns(
+                pl.col(f"_fails_{number}").alias("_failing"))
+            parts.append(_project(these, rules[number], guidance_id, code_set, keep))
+    return pl.concat(parts).collect()
 
 
 def empty_findings() -> pl.DataFrame:
