@@ -118,14 +118,6 @@ def display_expr(code: pl.Expr) -> pl.Expr:
     return pl.concat_str([code.str.slice(0, 3), pl.lit("."), code.str.slice(3)])
 
 
-def display_joined(code_lists: pl.Expr, separator: str) -> pl.Expr:
-    """Lists of normalised codes (four characters, letters and digits: `with_normalised_codes`)
-    as their displayed codes (`display_expr`) joined by `separator`: joined first, then dotted in
-    one pass over the text, which costs less than displaying each element with `list.eval`
-    (judging the spinal benchmark: 274 -> 237 ms)."""
-    return code_lists.list.join(separator).str.replace_all("([0-9A-Z]{3})([0-9A-Z]*)", "$1.$2")
-
-
 def _table(name: str) -> list[dict[str, str]]:
     """A small sourced data table shipped beside this module (see its `source`/`uncertain` columns)."""
     text = (resources.files("audit") / name).read_text(encoding="utf-8")

@@ -69,10 +69,18 @@ def sequence_columns(code_set: CodeSet) -> list[pl.Expr]:
     ]
     actual = pl.concat_list(pl.col("code"), pl.col("qualifiers"))
     return [
-        codes.display_joined(actual, " ").alias("actual_sequence"),
-        pl.concat_str([*parts, codes.display_joined(laterality, " ").replace("", None), *companions],
+        _displayed(actual).alias("actual_sequence"),
+        pl.concat_str([*parts, _displayed(laterality).replace("", None), *companions],
                       separator=" ", ignore_nulls=True).alias("expected_sequence"),
     ]
+
+
+def _displayed(code_lists: pl.Expr) -> pl.Expr:
+    """Lists of codes as their displayed codes (`codes.display_expr`: a dot after the third
+    character), joined by spaces: joined first, then dotted in one pass over the text, which costs
+    less than displaying each element (`list.eval`; judging the spinal benchmark: 274 -> 237 ms).
+    A procedure's code is four characters (audit.codes.with_normalised_codes), no space."""
+    return code_lists.list.join(" ").str.replace_all(r"([^ ]{3})([^ ]*)", "$1.$2")
 
 
 def errors_on_operations(occurrences: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:

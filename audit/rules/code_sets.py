@@ -123,7 +123,7 @@ def _order_rule() -> Rule:
     in_order = (~ranks.str.contains(_DESCENDING)).fill_null(True)
     first_bad = ranks.str.find(_DESCENDING) + 1  # the second of the first pair: one character per qualifier
     position = pl.col("qualifier_positions").list.get(first_bad, null_on_oob=True)
-    recorded = codes.display_joined(pl.col("qualifiers"), ", ")
+    recorded = pl.col("qualifiers").list.eval(shown(pl.element())).list.join(", ")
     return Rule(
         "qualifier-order", ERROR, in_order,
         position=position,
