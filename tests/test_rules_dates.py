@@ -154,6 +154,25 @@ def test_future_dated_episode_is_a_data_quality_finding(tmp_path):
 # --- Predating episodes are not failures (issue 10 point 8) --------------------------------------
 
 
+def test_future_date_finding_reads_its_position_and_date_across_the_episode(tmp_path):
+    """The finding sits on the first filled slot, but its position is the first procedure dated
+    after as-of and its message the episode's latest date (audit.rules.generic: windows over the
+    episode; registry: "An episode cannot be dated after the run's as-of date"). rules.base
+    evaluates a failing rule's message over its whole episodes in one lazy query: this pins that
+    the failing-row filter is applied after those windows, not pushed below them."""
+    text = """
+        | episode_id | position | code | procedure_date |
+        | E1         | 1        | W371 | 2026-11-01     |
+        | E1         | 2        | Z943 |                |
+        | E1         | 3        | W381 | 2026-12-03     |
+        | E1         | 4        | W391 | 2026-12-05     |
+        | E2         | 1        | W371 | 2026-11-01     |
+    """
+    result = audit_long(tmp_path, text, as_of=date(2026, 11, 21))
+    assert findings_of(result) == [("date-in-future", None, 3, "warning")]
+    assert "the episode is dated 2026-12-05" in result.findings["message"].item()
+
+
 def test_predating_episode_gets_no_guidance_rule_findings(tmp_path):
     # IPG366 done 2010-10-15, before its publication, with the site missing and V55 missing.
     result = audit_long(tmp_path, dated("2010-10-15", codes_=["V401", "Y534"]))

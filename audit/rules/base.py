@@ -85,10 +85,10 @@ def findings_from(frame: pl.DataFrame, rules: list[Rule], guidance_id, code_set,
         # has no failing row to keep. One lazy query for every rule: polars copies only the
         # columns each rule reads, and runs the rules side by side.
         keys = frame.get_column("episode_id").hash()
-        indexed = indexed.with_columns(keys.alias("_key")).lazy()
+        keyed = indexed.with_columns(keys.alias("_key")).lazy()
         for number in failing_rules:
             failing = keys.filter(fails.get_column(f"_fails_{number}")).unique()
-            these = indexed.filter(pl.col("_key").is_in(failing.implode())).with_columns(
+            these = keyed.filter(pl.col("_key").is_in(failing.implode())).with_columns(
                 pl.col(f"_fails_{number}").alias("_failing"))
             parts.append(_project(these, rules[number], guidance_id, code_set, keep))
     return pl.concat(parts).collect()
