@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -18,6 +19,9 @@ from audit.errors import UserError
 from audit.history import CHANGES, FINDING_KEY, NEW, STILL_OPEN, Changes
 from audit.result import AuditResult
 from audit.workbook import rows_left_out, write_workbook
+
+if TYPE_CHECKING:
+    from reports.bundle import Bundle
 
 FINDINGS_CSV = "findings.csv"
 FINDINGS_PARQUET = "findings.parquet"
@@ -159,30 +163,40 @@ def changes_summary(previous_run: str | None, previous_started: str | None, coun
             "by_guidance": by_guidance}
 
 
-def write_report_bundle(folder: Path, findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.DataFrame,
-                        rejected: pl.DataFrame, changes: Changes | None, summary: dict, worksheet_cap: int) -> None:
-    """report-data/: the aggregates and capped samples report.html is rendered from
-    (reports.bundle), computed here while the frames are in memory, so rendering never reads the
-    whole episodes.csv back. Both engines write it from the frames they write as CSV."""
-    from reports.bundle import build_bundle, text_frame, write_bundle
+def report_bundle(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.DataFrame, rejected: pl.DataFrame,
+                  changes: Changes | None, summary: dict, worksheet_cap: int):
+    """report-data/'s content (reports.bundle.Bundle): the aggregates and capped samples
+    report.html is rendered from, computed while the frames are in memory, so rendering never
+    reads the whole episodes.csv back. Both engines build it from the frames they write as CSV."""
+    from reports.bundle import build_bundle, text_frame
     from reports.frames import CARRIED_FROM, columns_present
 
-    bundle = build_bundle(
+    return build_bundle(
         text_frame(findings), text_frame(episodes), text_frame(sequences), text_frame(rejected),
         text_frame(changes.keys.select(CHANGES_COLUMNS)) if changes is not None else None,
         columns_present=columns_present(summary), carried=tuple(c for c in findings.columns if c not in CARRIED_FROM),
         worksheet_cap=max(worksheet_cap, 200))  # at least the default: `report DIR` re-renders at 200 from it
-    write_bundle(bundle, folder)
+
+
+def write_report_bundle(folder: Path, findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.DataFrame,
+                        rejected: pl.DataFrame, changes: Changes | None, summary: dict, worksheet_cap: int) -> None:
+    """report-data/ (`report_bundle`), written into `folder` after the CSVs it summarises."""
+    from reports.bundle import write_bundle
+
+    write_bundle(report_bundle(findings, episodes, sequences, rejected, changes, summary, worksheet_cap), folder)
 
 
 def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
           trend: pl.DataFrame | None = None, volume: dict | None = None, run_id: str | None = None,
           scope: str | None = None, other_scopes: dict[str, int] | None = None, worksheet_cap: int = 200,
-          then: Callable[[dict], None] | None = None) -> dict:
+          then: Callable[[dict, Bundle], None] | None = None) -> dict:
     """Write every output into `folder` (a run's staging folder, see audit.publish); returns the
     summary. worksheet_cap: the report's, so that its bundle holds enough episodes. `then`: called
-    with the summary once every other file is written, while findings.xlsx still is (the run
-    renders its report there: on two cores the two overlap)."""
+    in a thread of its own with summary.json's content and the report bundle as soon as both are
+    known, while the files are written (the run renders its report there, from them; on two cores
+    the three overlap); it must not read the folder's other files, which may not be complete yet."""
+    from reports.bundle import write_bundle
+
     folder = Path(folder)
     today = result.started.date().isoformat()
     findings = carry(_with_first_seen(with_episode_facts(result.findings, result), changes, today),
@@ -190,36 +204,41 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
     episodes = carry(result.episodes, result.data.carried)
     sheets = {"findings": findings, "episodes": episodes, "rejected": result.data.rejected}
     # The workbook (polars building its XML, ISA-L deflating it: both release the GIL) is written
-    # in a thread while the CSV files, the report bundle and `then` run here: it takes about as
-    # long as all of them (1.1-1.2 s on the 200k spinal benchmark, 0.6 s at 1M episodes). The pool's
-    # exit waits for it, so no file of the folder is still being written when this returns.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="findings.xlsx") as pool:
+    # in a thread from the start, and the report (`then`) in another once its bundle is built,
+    # while the CSV files are written here. With the report rendered after every file, the
+    # workbook was done first and the report ran alone, one core idle: at 1M episodes this stage
+    # and the report took 0.70-0.80 s, now 0.56-0.63 s (docs/performance.md, session 22). The
+    # pool's exit waits for both threads, so no file of the folder is still being written when
+    # this returns, whatever failed.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="outputs") as pool:
         workbook = pool.submit(write_workbook, folder / FINDINGS_XLSX, sheets, result.started)
-        write_csv(findings, folder / FINDINGS_CSV)
-        findings.with_columns(pl.col("first_seen").str.to_date("%Y-%m-%d")).write_parquet(
-            folder / FINDINGS_PARQUET, statistics=False)
-        write_csv(episodes, folder / EPISODES_CSV)
-        write_csv(result.data.rejected, folder / REJECTED_CSV)
         flagged_sequences = sequences(result)
-        write_csv(flagged_sequences, folder / SEQUENCES_CSV)
+        # The two files the report reads besides its bundle (reports.frames.load_outputs), before it.
         if result.options.code_list is not None:
             write_csv(code_titles(flagged_sequences, result.options.code_list), folder / CODE_TITLES_CSV)
-        if changes is not None:
-            write_csv(changes.keys, folder / CHANGES_CSV)
         if trend is not None:
             write_csv(trend, folder / TREND_CSV)
         head = {"run_id": run_id, "scope": scope, **summary(result)}
         changed = _changes_summary(changes)
         if changed is not None and other_scopes is not None:
             changed["other_scopes"] = other_scopes
-        write_report_bundle(folder, findings, episodes, flagged_sequences, result.data.rejected, changes,
-                            {**head, "changes": changed, "volume": volume}, worksheet_cap)
-        left_out = rows_left_out(sheets)
+        left_out = rows_left_out(sheets)  # known before the workbook is written
         content = {**head, "xlsx_rows_left_out": {sheet: n for sheet, n in left_out.items() if n},
                    "changes": changed, "volume": volume}
-        text = json.dumps(content, indent=2, default=int)
-        (folder / SUMMARY_JSON).write_text(text + "\n", encoding="utf-8")
-        if then is not None:
-            then(content)
-        workbook.result()  # its error, if it failed, is this run's
+        bundle = report_bundle(findings, episodes, flagged_sequences, result.data.rejected, changes,
+                               {**head, "changes": changed, "volume": volume}, worksheet_cap)
+        reported = pool.submit(then, content, bundle) if then is not None else None
+        write_csv(findings, folder / FINDINGS_CSV)
+        findings.with_columns(pl.col("first_seen").str.to_date("%Y-%m-%d")).write_parquet(
+            folder / FINDINGS_PARQUET, statistics=False)
+        write_csv(episodes, folder / EPISODES_CSV)
+        write_csv(result.data.rejected, folder / REJECTED_CSV)
+        write_csv(flagged_sequences, folder / SEQUENCES_CSV)
+        if changes is not None:
+            write_csv(changes.keys, folder / CHANGES_CSV)
+        write_bundle(bundle, folder)  # after the CSVs: bundle.json records their sizes
+        (folder / SUMMARY_JSON).write_text(json.dumps(content, indent=2, default=int) + "\n", encoding="utf-8")
+        for task in (reported, workbook):
+            if task is not None:
+                task.result()  # its error, if it failed, is this run's
     return content

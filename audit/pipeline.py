@@ -140,8 +140,9 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
         progress("Writing outputs")
         staging = publish.Staging(out, run_id, settings.history)
 
-        def report(summary: dict) -> None:
-            """The trend (this run added) and report.html, rendered while findings.xlsx is written."""
+        def report(summary: dict, bundle) -> None:
+            """The trend (this run added) and report.html, rendered from the summary and bundle
+            while the other files are written."""
             if trend is not None:
                 current = pl.DataFrame(history.trend_rows(run_id, summary), schema=history.TREND_SCHEMA,
                                        orient="row")
@@ -150,7 +151,8 @@ def audit_to_directory(settings: Settings, catalogue: Catalogue, started: dateti
             # Imported only now: jinja2 is the report's, not a dependency of the other stages (issue 15).
             from reports.render import render_report
 
-            render_report(staging.path, catalogue, worksheet_cap=settings.worksheet_cap, generated=started)
+            render_report(staging.path, catalogue, worksheet_cap=settings.worksheet_cap, generated=started,
+                          written=(summary, bundle))
 
         try:
             with in_memory():  # the outputs and the report: small frames (audit.in_memory)

@@ -300,6 +300,10 @@ def _sources(folder: Path) -> dict[str, int]:
     return {name: (Path(folder) / name).stat().st_size for name in SOURCES if (Path(folder) / name).is_file()}
 
 
+def _json(content: dict) -> str:
+    return json.dumps(content, indent=1, sort_keys=True) + "\n"
+
+
 def write_bundle(bundle: Bundle, folder: Path) -> Path:
     """Write the bundle into folder/report-data/, after the CSVs it summarises (bundle.json last:
     a folder holding it is complete)."""
@@ -309,8 +313,15 @@ def write_bundle(bundle: Bundle, folder: Path) -> Path:
         frame.write_parquet(target / f"{name}.parquet", statistics=False)
     content = {"format": FORMAT, "worksheet_cap": bundle.worksheet_cap, "findings_cap": bundle.findings_cap,
                "frames": sorted(bundle.frames), "facts": bundle.facts, "sources": _sources(folder)}
-    (target / BUNDLE_JSON).write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (target / BUNDLE_JSON).write_text(_json(content), encoding="utf-8")
     return target
+
+
+def as_written(bundle: Bundle) -> Bundle:
+    """The bundle as `read_bundle` gives it back once written: its facts through bundle.json's
+    JSON (keys sorted, tuples as lists). Its frames are as Parquet gives them back
+    (tests/test_report.py keeps the two equal)."""
+    return Bundle(bundle.worksheet_cap, bundle.findings_cap, json.loads(_json(bundle.facts)), bundle.frames)
 
 
 def read_bundle(folder: Path) -> Bundle | None:

@@ -26,7 +26,7 @@ from audit.outputs import (
     TREND_CSV,
     csv_restored,
 )
-from reports.bundle import Bundle, build_bundle, read_bundle
+from reports.bundle import Bundle, as_written, build_bundle, read_bundle
 from schemas.outputs import EPISODE_STATUSES, FINDINGS
 
 FINDINGS_COLUMNS = tuple(FINDINGS.columns)  # the output contract, read back as text
@@ -127,14 +127,24 @@ def read_summary(folder: Path) -> dict:
     return summary
 
 
-def load_outputs(folder: Path, *, worksheet_cap: int = 200, findings_cap: int = 200) -> Outputs:
+def load_outputs(folder: Path, *, worksheet_cap: int = 200, findings_cap: int = 200,
+                 written: tuple[dict, Bundle] | None = None) -> Outputs:
     """The run's summary and bundle. The bundle the run wrote is used when it holds the caps asked
-    for; otherwise (an older run, a folder without one, larger caps) it is built from the CSVs."""
+    for; otherwise (an older run, a folder without one, larger caps) it is built from the CSVs.
+    written: the summary and bundle a run is still writing into `folder` (audit.outputs.write
+    renders the report beside its other files), taken as their files will hold them."""
     folder = Path(folder)
-    summary = read_summary(folder)
-    bundle = read_bundle(folder)
-    if bundle is None or not bundle.covers(worksheet_cap, findings_cap):
-        bundle = bundle_from_csvs(folder, summary, worksheet_cap=worksheet_cap, findings_cap=findings_cap)
+    if written is not None:
+        summary, bundle = json.loads(json.dumps(written[0], default=int)), as_written(written[1])
+        _check_summary(summary, folder / SUMMARY_JSON)
+        if not bundle.covers(worksheet_cap, findings_cap):  # a bug: the run builds it at its caps
+            raise RuntimeError(f"the run's bundle holds caps {bundle.worksheet_cap}/{bundle.findings_cap}, "
+                               f"not {worksheet_cap}/{findings_cap}")
+    else:
+        summary = read_summary(folder)
+        bundle = read_bundle(folder)
+        if bundle is None or not bundle.covers(worksheet_cap, findings_cap):
+            bundle = bundle_from_csvs(folder, summary, worksheet_cap=worksheet_cap, findings_cap=findings_cap)
     return Outputs(
         folder=folder,
         summary=summary,

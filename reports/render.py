@@ -25,7 +25,8 @@ from audit.catalogue import Catalogue, builtin_files, load_catalogue
 from audit.in_memory import in_memory
 from reports.common import CHANGE_ICONS, SEVERITY_ICONS, STATUS_ICONS
 from reports.context import area_breakdowns, build_page, listed_counts
-from reports.frames import ReportError, load_outputs, read_summary
+from reports.bundle import Bundle
+from reports.frames import Outputs, ReportError, load_outputs, read_summary
 from reports.page import ReportPage
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -219,7 +220,7 @@ def _predicted_caps(page_at, listed_counts, asked: tuple[int, int]) -> tuple[int
 
 
 def render_report(out_dir: Path, catalogue: Catalogue, *, worksheet_cap: int = 200, findings_cap: int = 200,
-                  generated: datetime | None = None) -> Path:
+                  generated: datetime | None = None, written: tuple[dict, Bundle] | None = None) -> Path:
     """Read the output files in `out_dir`, write `out_dir/report.html` and return its path.
 
     worksheet_cap: episodes shown per rule in the worksheet (and per guidance among superseded);
@@ -227,14 +228,18 @@ def render_report(out_dir: Path, catalogue: Catalogue, *, worksheet_cap: int = 2
     the page would pass MAX_BYTES, both caps are lowered (and the page says so).
     generated: the time printed as "generated"; defaults to the run's start (summary.json), so the
     same outputs always give the same bytes.
+    written: the summary and bundle of a run still writing its other files into `out_dir`
+    (audit.outputs.write): the page is rendered from them, and is the page `report DIR` renders
+    from the folder once the run is done.
     """
     with in_memory():  # the bundle's small frames (audit.in_memory)
-        return _render_report(Path(out_dir), catalogue, worksheet_cap, findings_cap, generated)
+        outputs = load_outputs(Path(out_dir), worksheet_cap=worksheet_cap, findings_cap=findings_cap, written=written)
+        return _render_report(outputs, catalogue, worksheet_cap, findings_cap, generated)
 
 
-def _render_report(out_dir: Path, catalogue: Catalogue, worksheet_cap: int, findings_cap: int,
+def _render_report(outputs: Outputs, catalogue: Catalogue, worksheet_cap: int, findings_cap: int,
                    generated: datetime | None) -> Path:
-    outputs = load_outputs(out_dir, worksheet_cap=worksheet_cap, findings_cap=findings_cap)
+    out_dir = outputs.folder
     if outputs.code_titles:  # the official list's titles, where the run was given one, come first
         catalogue = replace(catalogue, titles={**catalogue.titles, **outputs.code_titles})
     asked = (worksheet_cap, findings_cap)

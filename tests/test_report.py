@@ -939,6 +939,59 @@ def test_without_a_usable_bundle_the_page_is_built_from_the_csvs_and_is_the_same
     assert render_report(out, load_catalogue()).read_bytes() == (example_outputs / "report.html").read_bytes()
 
 
+def _warehouse_with_carried_columns(tmp_path: Path) -> AuditOptions:
+    from audit.layouts import load_mapping
+
+    export = pl.read_csv(EXAMPLES / "warehouse_export.csv", infer_schema=False).with_columns(
+        Coded_By=pl.lit("coder-1"), Ward=pl.lit("W1"))
+    export.write_csv(tmp_path / "warehouse_export.csv")
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text((EXAMPLES / "warehouse_mapping.toml").read_text(encoding="utf-8")
+                       + 'coder = "Coded_By"\ncarry = ["Ward"]\n', encoding="utf-8")
+    return AuditOptions(inputs=[tmp_path / "warehouse_export.csv"], mapping=load_mapping(mapping), as_of=AS_OF)
+
+
+RUNS = {  # inputs whose bundles differ in shape: carried columns, rejected rows, no finding at all
+    "examples": lambda tmp_path: AuditOptions(inputs=EXAMPLE_FILES, as_of=AS_OF),
+    "carried columns": _warehouse_with_carried_columns,
+    "markup everywhere": lambda tmp_path: AuditOptions(inputs=[FIXTURES / "markup_in_every_text_column.csv"],
+                                                      as_of=AS_OF),
+    "rejected rows": lambda tmp_path: AuditOptions(inputs=[FIXTURES / "duplicate_episode_ids.csv"], as_of=AS_OF),
+    "no rows": lambda tmp_path: AuditOptions(inputs=[FIXTURES / "header_only.csv"], as_of=AS_OF),
+}
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_a_run_renders_its_report_from_the_bundle_its_files_will_hold(tmp_path, run):
+    """A run renders report.html from its summary and bundle in memory while its other files are
+    written (audit.outputs.write's `then`): they are what the written files give back, and so the
+    page is the one `report DIR` renders from the folder afterwards."""
+    from reports.bundle import FRAMES, as_written, read_bundle
+    from reports.frames import read_summary
+
+    result = run_audit(RUNS[run](tmp_path), load_catalogue(), PINNED_TIME)
+    out = tmp_path / "out"
+    out.mkdir()
+    handed = {}
+
+    def then(summary, bundle):
+        handed.update(summary=summary, bundle=bundle,
+                      page=render_report(out, load_catalogue(), written=(summary, bundle)).read_bytes())
+
+    outputs.write(result, out, then=then)
+    on_disk = read_bundle(out)
+    assert on_disk is not None and sorted(handed["bundle"].frames) == list(FRAMES)
+    in_memory = as_written(handed["bundle"])
+    assert json.dumps(in_memory.facts) == json.dumps(on_disk.facts)  # keys in the same order too
+    assert (in_memory.worksheet_cap, in_memory.findings_cap) == (on_disk.worksheet_cap, on_disk.findings_cap)
+    for name in FRAMES:
+        assert in_memory[name].schema == on_disk[name].schema, name
+        assert in_memory[name].equals(on_disk[name]), name
+    assert json.loads(json.dumps(handed["summary"], default=int)) == read_summary(out)
+    assert (out / "report.html").read_bytes() == handed["page"]
+    assert render_report(out, load_catalogue()).read_bytes() == handed["page"]
+
+
 def test_a_larger_cap_than_the_bundle_holds_is_read_from_the_csvs(tmp_path, example_outputs):
     from reports.bundle import read_bundle
 

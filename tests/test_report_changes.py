@@ -93,6 +93,14 @@ def nights(tmp_path_factory) -> list[Night]:
     return kept
 
 
+def test_each_nights_report_is_the_one_its_folder_renders_again(nights, tmp_path):
+    """The run renders its report from its summary and bundle in memory, the trend and the
+    changes included, before those files are written: the page is the one the folder gives."""
+    for n, night in enumerate(nights, start=1):
+        out = Path(shutil.copytree(night.out, tmp_path / f"night{n}"))
+        assert render_report(out, load_catalogue()).read_bytes() == (night.out / "report.html").read_bytes()
+
+
 def section(night: Night) -> Node:
     return night.dom.find("section", id="changes")
 

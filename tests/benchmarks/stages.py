@@ -7,7 +7,10 @@ For docs/performance.md: one run in this process (no profiler: pyinstrument infl
 Python-heavy stages, jinja2 rendering above all). The first line is the imports the `run`
 command pays before its first stage (polars, pandera and the pipeline's modules; typer and the
 interpreter's own start are not in it). Stages run inside `audit_to_directory` exactly as
-`nice-audit run` runs them, so the sum is the run's wall time less the interpreter start.
+`nice-audit run` runs them, so the sum is the run's wall time less the interpreter start. The
+report is rendered in a thread while the output files are still being written (audit.outputs),
+so "Writing outputs" ends when the render starts, and the files written after that count in the
+report's line.
 """
 
 from __future__ import annotations
