@@ -132,26 +132,27 @@ def prepared(findings: pl.DataFrame, episodes: pl.DataFrame,
 
 def _breakdowns(findings: pl.DataFrame, episodes: pl.DataFrame, columns_present: set[str]) -> tuple[pl.DataFrame, dict]:
     """Per provider / specialty / consultant / coder value: statuses and findings, most errors
-    first, the first BREAKDOWN_CAP + BREAKDOWN_SEARCH_CAP values; with each table's true size."""
-    parts, totals = [], {}
-    for column, _ in BREAKDOWNS:
-        if column not in findings.columns or column not in episodes.columns:
-            continue
-        recorded = bool((findings[column] != "").any() or (episodes[column] != "").any())
-        if column not in columns_present and not recorded:
-            continue
-        severity = severity_counts(findings, column).drop("episodes", "superseded")
-        joined = (
-            status_counts(episodes, column).join(severity, on=column, how="full", coalesce=True)
-            .fill_null(0)
-            .sort(["errors", "findings", column], descending=[True, True, False])
-        )
-        totals[column] = joined.height
-        parts.append(joined.head(BREAKDOWN_CAP + BREAKDOWN_SEARCH_CAP).rename({column: "value"})
-                     .select(pl.lit(column).alias("column"), pl.exclude("value").cast(pl.Int64), "value"))
+    first, the first BREAKDOWN_CAP + BREAKDOWN_SEARCH_CAP values; with each table's true size.
+    One lazy query per column, run together: the four cost 0.1 s one after another on the
+    200,000-episode spinal benchmark."""
+    columns = [column for column, _ in BREAKDOWNS if column in findings.columns and column in episodes.columns
+               and (column in columns_present or bool((findings[column] != "").any() or (episodes[column] != "").any()))]
+    tables = pl.collect_all([
+        status_counts(episodes.lazy(), column)
+        .join(findings.lazy().group_by(column).agg(findings=pl.len(), errors=(pl.col("severity") == ERROR).sum(),
+                                                   warnings=(pl.col("severity") == WARNING).sum()),
+              on=column, how="full", coalesce=True)
+        .fill_null(0)
+        .sort(["errors", "findings", column], descending=[True, True, False])
+        for column in columns
+    ])
+    totals = {column: joined.height for column, joined in zip(columns, tables)}
     schema = {"column": pl.String, **{c: pl.Int64 for c in ("matched", "compliant", "non_compliant", "superseded",
                                                              "predates", "date_uncertain", "findings", "errors",
                                                              "warnings")}, "value": pl.String}
+    parts = [joined.head(BREAKDOWN_CAP + BREAKDOWN_SEARCH_CAP).rename({column: "value"})
+             .select(pl.lit(column).alias("column"), pl.exclude("value").cast(pl.Int64), "value")
+             for column, joined in zip(columns, tables)]
     frame = pl.concat([p.select(list(schema)) for p in parts]) if parts else pl.DataFrame(schema=schema)
     return frame.cast(schema), totals
 
