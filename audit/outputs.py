@@ -164,7 +164,7 @@ def changes_summary(previous_run: str | None, previous_started: str | None, coun
 
 
 def report_bundle(findings: pl.DataFrame, episodes: pl.DataFrame, sequences: pl.DataFrame, rejected: pl.DataFrame,
-                  changes: Changes | None, summary: dict, worksheet_cap: int):
+                  changes: Changes | None, summary: dict, worksheet_cap: int) -> Bundle:
     """report-data/'s content (reports.bundle.Bundle): the aggregates and capped samples
     report.html is rendered from, computed while the frames are in memory, so rendering never
     reads the whole episodes.csv back. Both engines build it from the frames they write as CSV."""
@@ -194,7 +194,8 @@ def write(result: AuditResult, folder: Path, *, changes: Changes | None = None,
     summary. worksheet_cap: the report's, so that its bundle holds enough episodes. `then`: called
     in a thread of its own with summary.json's content and the report bundle as soon as both are
     known, while the files are written (the run renders its report there, from them; on two cores
-    the three overlap); it must not read the folder's other files, which may not be complete yet."""
+    the three overlap). code_titles.csv and trend.csv are written before it starts; the folder's
+    other files may not be complete yet."""
     from reports.bundle import write_bundle
 
     folder = Path(folder)
