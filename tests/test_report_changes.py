@@ -94,8 +94,8 @@ def nights(tmp_path_factory) -> list[Night]:
 
 
 def test_each_nights_report_is_the_one_its_folder_renders_again(nights, tmp_path):
-    """The run renders its report from its summary and bundle in memory, the trend and the
-    changes included, before those files are written: the page is the one the folder gives."""
+    """The run renders its report from its summary and bundle in memory (the changes and the
+    trend included) while its other files are written: the page is the one the folder gives."""
     for n, night in enumerate(nights, start=1):
         out = Path(shutil.copytree(night.out, tmp_path / f"night{n}"))
         assert render_report(out, load_catalogue()).read_bytes() == (night.out / "report.html").read_bytes()
