@@ -133,8 +133,8 @@ def prepared(findings: pl.DataFrame, episodes: pl.DataFrame,
 def _breakdowns(findings: pl.DataFrame, episodes: pl.DataFrame, columns_present: set[str]) -> tuple[pl.DataFrame, dict]:
     """Per provider / specialty / consultant / coder value: statuses and findings, most errors
     first, the first BREAKDOWN_CAP + BREAKDOWN_SEARCH_CAP values; with each table's true size.
-    One lazy query per column, run together: the four cost 0.1 s one after another on the
-    200,000-episode spinal benchmark."""
+    One lazy query per column, run together, counting only what the table shows: on the
+    200,000-episode spinal benchmark 35-40 ms, against 50-53 ms one after another."""
     columns = [column for column, _ in BREAKDOWNS if column in findings.columns and column in episodes.columns
                and (column in columns_present or bool((findings[column] != "").any() or (episodes[column] != "").any()))]
     tables = pl.collect_all([
