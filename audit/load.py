@@ -149,7 +149,9 @@ class Export:
         codes are parsed, which is all a row the scan certified needs; the other rows' columns
         come from their lines (`triage_rows`). Parsing costs by the column materialised: at 1M
         rows of the benchmark's export, the id and 24 codes 0.65 s, the 55 columns the audit
-        reads 1.28 s."""
+        reads 1.28 s. A certified row's codes are only counted (or looked up in the user's code
+        list), so they are parsed as categories, not text: a few hundred distinct values in
+        millions of fields, each stored once (10M rows: 7.6 -> 5.9 s, CPU 14.0 -> 11.0 s)."""
         rows = self.batch_rows or BATCH_ROWS
         extend = extend or _unchanged
         try:
@@ -165,8 +167,11 @@ class Export:
             else:
                 # truncate_ragged_lines: a row with extra fields must not stop the read; the scan
                 # has already set it aside, and this keeps the parser's rows in step with it.
+                categories = {slot.code: pl.Categorical for slot in self.plan.slots
+                              if slot.code != self.plan.episode_id} if narrow else None
                 query = self._query(pl.scan_csv(self.source, infer_schema=False, separator=self.separator,
-                                                truncate_ragged_lines=True), narrow=narrow)
+                                                truncate_ragged_lines=True, schema_overrides=categories),
+                                    narrow=narrow)
                 if self.scan is not None and self.scan.skipped.height:
                     query = query.join(self.scan.skipped.lazy().select("row"), on="row", how="anti")
                 query = extend(query)

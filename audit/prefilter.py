@@ -206,9 +206,10 @@ def _row_needs_audit(schema: pl.Schema, code_columns: list[str], known_codes: pl
     if as_of is not None:
         needs = needs | maybe_after(date_column_names(schema.names()), as_of, odd_dates, uk, typed_dates(schema))
     if known_codes is not None:
+        as_text = [pl.col(c).cast(pl.String) for c in code_columns]  # (a narrow read's codes are categories)
         needs = needs | pl.any_horizontal([
-            (pl.col(c).str.contains(f"^{_CODE}$") & ~pl.col(c).is_in(known_codes.implode())).fill_null(False)
-            for c in code_columns
+            (code.str.contains(f"^{_CODE}$") & ~code.is_in(known_codes.implode())).fill_null(False)
+            for code in as_text
         ])
     return needs
 
