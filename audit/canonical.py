@@ -124,15 +124,21 @@ def _wide_slots(rows: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts).collect()
 
 
-def _odd_dates(export: Export, schema: pl.Schema, scan_notes: bool = True) -> pl.Expr:
-    """A row with a date value that needs the full validity test: noted by the record scan where
-    it looked (a CSV file whose lines are its records: audit.records; where it tested the coding
-    too, among the rows it leaves to triage) and `scan_notes` allows, else tested here (typed dates
-    as dates)."""
-    flagged = export.scan.odd_dates if export.scan is not None and scan_notes else None
-    if flagged is not None:
-        return pl.col("row").is_in(flagged.implode())
-    return any_odd_date(date_column_names(schema.names()), uk=_uk_dates(export), typed=typed_dates(schema))
+def _scan_notes(export: Export, in_full: bool) -> pl.Series | None:
+    """The rows the record scan noted as holding a date value that is not plain, where it looked
+    (a CSV file whose lines are its records: audit.records; where it tested the coding too, among
+    the rows it leaves to triage), unless `in_full` (rows parsed from their lines, tested anew)."""
+    return export.scan.odd_dates if export.scan is not None and not in_full else None
+
+
+def _odd_dates(export: Export, schema: pl.Schema, noted: pl.Series | None, until: date | None) -> pl.Expr:
+    """A row with a date value that needs the full validity test: one of the scan's `noted` rows,
+    else tested here (typed dates as dates; `until`: a text date that may be after it counts,
+    audit.dates.odd_date)."""
+    if noted is not None:
+        return pl.col("row").is_in(noted.implode())
+    return any_odd_date(date_column_names(schema.names()), uk=_uk_dates(export), typed=typed_dates(schema),
+                        until=until)
 
 
 def _as_text(rows: pl.LazyFrame) -> pl.LazyFrame:
@@ -176,30 +182,35 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
             as_of: date | None, in_full: bool = False):
     """What the file's one streaming query adds to its rows: the id stripped, `_reason` (why
     the row is rejected, null when it is not), `_odd_dates` (a date value needs the full validity
-    test) and the prefilter's columns (audit.prefilter; without an index, or for a long file,
+    test; where tested here for the prefilter, or may be after `as_of`: the two in one pattern)
+    and the prefilter's columns (audit.prefilter; without an index, or for a long file,
     every row needs the audit). `in_full`: for the rows the record scan left to triage, parsed
     from their lines (`Export.triage_rows`): their dates tested and their coding triaged here,
     rather than taken from the scan's notes and triaged again (1M CSV: 50,587 rows, 226 -> 178 ms)."""
     shape, uk = export.plan.shape, _uk_dates(export)
+    noted = _scan_notes(export, in_full)
+    later_in_odd = noted is None and index is not None and as_of is not None
 
     def extend(rows: pl.LazyFrame) -> pl.LazyFrame:
         rows = rows.with_columns(
             pl.col("episode_id").str.strip_chars(),
             first_failure(shape).alias("_reason"),
-            _odd_dates(export, rows.collect_schema(), scan_notes=not in_full).alias("_odd_dates"),
+            _odd_dates(export, rows.collect_schema(), noted, as_of if later_in_odd else None).alias("_odd_dates"),
         )
         if index is None:
             return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8),
                                      no_operation=pl.lit(0, pl.UInt8))
         if shape == "long":  # the episode's triage needs all its rows: per batch, in `build`
-            return long_row_triage(rows, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"), uk=uk)
+            return long_row_triage(rows, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"), uk=uk,
+                                   later_in_odd=later_in_odd)
         slots = [slot.position for slot in export.plan.slots]
         if not in_full and (flagged := _to_triage(export, index)) is not None:
             # Where the scan tested the coding, the rows it flags as possibly odd-dated are these.
             to_triage = (pl.col("_odd_dates") if flagged is export.scan.odd_dates
                          else pl.col("row").is_in(flagged.implode()))
             return scanned(rows, slots, to_triage, known_codes, as_of, odd_dates=pl.col("_odd_dates"), uk=uk)
-        return triage(rows, slots, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"), uk=uk)
+        return triage(rows, slots, index, known_codes, as_of, odd_dates=pl.col("_odd_dates"), uk=uk,
+                      later_in_odd=later_in_odd)
 
     return extend
 

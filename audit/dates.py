@@ -133,21 +133,25 @@ REAL_DATE = (rf"{_YEAR}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]
               rf"|(?:0[13578]|1[02])-31)|{_LEAP_YEAR}-02-29")
 
 
-def odd_date(raw: pl.Expr, uk: bool = False) -> pl.Expr:
+def odd_date(raw: pl.Expr, uk: bool = False, until: date | None = None) -> pl.Expr:
     """A value that is neither blank nor a plain date that is certainly real (`plain_date`: ISO,
     alone or with a time after it; with `uk`, `dd/mm/yyyy` too): it needs the full
     `is_unparseable` test (false for a null). Every unparseable value is odd; the few rows
-    holding an odd value are tested in full."""
+    holding an odd value are tested in full. `until`: a plain date that may be after it is odd too
+    (`plain_date`'s bound), so that one pattern finds both the rows to test in full and those a
+    run's as-of date sends to the audit (audit.prefilter.maybe_after's `later_in_odd`)."""
     # (An optional group, `^(…)?$`, would take in the blank value too, at three times the cost.)
-    return ~(raw.str.contains(f"^{plain_date(uk=uk)}$") | (raw == "")).fill_null(True)
+    return ~(raw.str.contains(f"^{plain_date(until, uk=uk)}$") | (raw == "")).fill_null(True)
 
 
-def any_odd_date(columns: list[str], uk: bool = False, typed: dict[str, pl.DataType] | None = None) -> pl.Expr:
-    """A row with an odd value (`odd_date`) in any of these columns; false without columns.
-    `typed`: those of them typed as dates (`typed_dates`), tested as what they are."""
+def any_odd_date(columns: list[str], uk: bool = False, typed: dict[str, pl.DataType] | None = None,
+                 until: date | None = None) -> pl.Expr:
+    """A row with an odd value (`odd_date`, bounded by `until` when given) in any of these
+    columns; false without columns. `typed`: those of them typed as dates (`typed_dates`), tested
+    as what they are (never against `until`: audit.prefilter.after_day compares them)."""
     typed = typed or {}
-    return pl.any_horizontal([_odd_typed(c, typed[c]) if c in typed else odd_date(pl.col(c), uk) for c in columns]
-                             or [pl.lit(False)])
+    return pl.any_horizontal([_odd_typed(c, typed[c]) if c in typed else odd_date(pl.col(c), uk, until)
+                              for c in columns] or [pl.lit(False)])
 
 
 # The column types a Parquet file's dates may have that the checks test as they are, rather than

@@ -265,13 +265,26 @@ def test_prefilter_keeps_every_date_that_may_be_after_as_of(value):
     """The prefilter orders dates by their text: every value the full audit parses as a date
     after --as-of (audit.dates.parse_date) must keep its row in the full audit."""
     from audit.dates import parse_date
-    from audit.prefilter import triage
 
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]})
     parsed = rows.select(parse_date(pl.col("date_1"))).item()
     assert parsed is None or parsed > AS_OF  # the values are all (or may be read as) late
     for uk in (False, True):  # Parquet's reading of dates, and a CSV file's
-        assert triage(rows.lazy(), [1], (), as_of=AS_OF, uk=uk).collect()["needs_audit"].item()
+        assert _triaged_needs_audit(rows, uk) == [True, True]
+
+
+def _triaged_needs_audit(rows: pl.DataFrame, uk: bool) -> list[bool]:
+    """`needs_audit` for the one row of `rows`, as the prefilter decides it both ways: the date
+    test and the comparison with the as-of date apart, and in one bounded pattern per column (the
+    file's own query where no scan noted the dates: audit.canonical, `later_in_odd`)."""
+    from audit.dates import any_odd_date
+    from audit.layouts import date_column_names
+    from audit.prefilter import triage
+
+    bounded = any_odd_date(date_column_names(rows.columns), uk, until=AS_OF)
+    return [triage(rows.lazy(), [1], (), as_of=AS_OF, uk=uk).collect()["needs_audit"].item(),
+            triage(rows.lazy(), [1], (), as_of=AS_OF, odd_dates=bounded, uk=uk,
+                   later_in_odd=True).collect()["needs_audit"].item()]
 
 
 @pytest.mark.parametrize("value", ["2026-11-21", "2026-11-20", "2010-01-01", "1800-01-01", None,
@@ -284,11 +297,11 @@ def test_prefilter_sets_aside_rows_dated_on_or_before_as_of(value):
     is, and an instant the day before the as-of day is at latest on it in England
     (audit.dates.parse_date). A CSV file's `dd/mm/yyyy` date is compared as the date it is, not as
     its text."""
-    from audit.prefilter import triage
-
     rows = pl.DataFrame({"code_1": ["W371"], "date_1": [value], "episode_end": ["2026-11-20"]},
                         schema={"code_1": pl.String, "date_1": pl.String, "episode_end": pl.String})
-    assert not triage(rows.lazy(), [1], (), as_of=AS_OF, uk=True).collect()["needs_audit"].item()
+    assert _triaged_needs_audit(rows, uk=True) == [False, False]
+    if value is None or "/" not in value:  # (Parquet's dates: a UK one is odd there)
+        assert _triaged_needs_audit(rows, uk=False) == [False, False]
 
 
 @pytest.mark.parametrize("dtype", [pl.Date, pl.Datetime("us"), pl.Datetime("ms"), pl.Datetime("ns")], ids=str)
