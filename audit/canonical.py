@@ -10,6 +10,7 @@ Rows that cannot be audited are set aside by `audit.validate` with a reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -17,11 +18,12 @@ import polars as pl
 
 from audit import codes, memory
 from audit.codes import CodePattern
-from audit.dates import any_odd_date, is_unparseable, parse_dates, typed_dates
+from audit.dates import any_odd_date, is_unparseable, odd_rows, parse_dates, typed_dates
 from audit.layouts import DATE_FIELDS, EPISODE_FIELDS, date_column_names
-from audit.load import CARRY_PREFIX, Export
+from audit.load import CARRY_PREFIX, Export, is_parquet
 from audit.prefilter import (
-    LONG_FLAGS, TO_TRIAGE, long_episode_triage, long_row_triage, replace_rows, scanned, triage, triage_flagged,
+    LONG_FLAGS, ROW_NEEDS, TO_TRIAGE, long_episode_triage, long_row_triage, replace_rows, scanned, triage,
+    triage_flagged,
 )
 from audit.validate import REJECTED_SCHEMA, first_failure, rejected_rows
 from schemas import polars_schema
@@ -134,11 +136,38 @@ def _scan_notes(export: Export, in_full: bool) -> pl.Series | None:
 def _odd_dates(export: Export, schema: pl.Schema, noted: pl.Series | None, until: date | None) -> pl.Expr:
     """A row with a date value that needs the full validity test: one of the scan's `noted` rows,
     else tested here (typed dates as dates; `until`: a text date that may be after it counts,
-    audit.dates.odd_date)."""
+    audit.dates.odd_date), but for a Parquet file, whose batches are tested once read (`_tested_dates`)."""
     if noted is not None:
         return pl.col("row").is_in(noted.implode())
+    if is_parquet(export.path):
+        return pl.lit(False)
     return any_odd_date(date_column_names(schema.names()), uk=_uk_dates(export), typed=typed_dates(schema),
                         until=until)
+
+
+def _dates_bounded(export: Export, index: tuple[CodePattern, ...] | None, as_of: date | None, in_full: bool) -> bool:
+    """Whether `_odd_dates` also flags a row whose text date may be after `as_of`, for the prefilter
+    (audit.prefilter.maybe_after's `later_in_odd`): where the dates are tested here, not noted by the scan."""
+    return _scan_notes(export, in_full) is None and index is not None and as_of is not None
+
+
+def _tested_dates(export: Export, index: tuple[CodePattern, ...] | None,
+                  as_of: date | None) -> Callable[[pl.DataFrame], pl.DataFrame] | None:
+    """For a Parquet file: each batch, once read, with `_odd_dates` tested over each date column's
+    non-null values only (audit.dates.odd_rows: polars leaves text behind the null slots, which a
+    test inside the query read; a 500,000-row slice's date checks 200 -> 82 ms), and the rows it
+    flags needing the audit where the prefilter asks (`_dates_bounded`). None for other files."""
+    if not is_parquet(export.path):
+        return None
+    bounded = _dates_bounded(export, index, as_of, in_full=False)
+    needs = ROW_NEEDS if export.plan.shape == "long" else "needs_audit"
+
+    def tested(batch: pl.DataFrame) -> pl.DataFrame:
+        odd = odd_rows(batch, date_column_names(batch.columns), typed=typed_dates(batch.schema),
+                       until=as_of if bounded else None)
+        return batch.with_columns(odd, *([pl.col(needs) | odd] if bounded else []))
+
+    return tested
 
 
 def _as_text(rows: pl.LazyFrame) -> pl.LazyFrame:
@@ -189,7 +218,7 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
     rather than taken from the scan's notes and triaged again (1M CSV: 50,587 rows, 226 -> 178 ms)."""
     shape, uk = export.plan.shape, _uk_dates(export)
     noted = _scan_notes(export, in_full)
-    later_in_odd = noted is None and index is not None and as_of is not None
+    later_in_odd = _dates_bounded(export, index, as_of, in_full)
 
     def extend(rows: pl.LazyFrame) -> pl.LazyFrame:
         rows = rows.with_columns(
@@ -254,8 +283,11 @@ def _read(export: Export, number: int, index: tuple[CodePattern, ...] | None, kn
     uk = _uk_dates(export)
     narrow = _narrow(export, index, as_of)
     slots = [slot.position for slot in export.plan.slots]
+    tested_dates = _tested_dates(export, index, as_of)
     batch_ids, listed_lines = [], []
     for batch in export.batches(checks, narrow=narrow):
+        if tested_dates is not None:
+            batch = tested_dates(batch)
         whole = batch  # the batch's rows that may need more than their id and codes, in every column
         if narrow:
             flagged = batch[TO_TRIAGE]

@@ -31,7 +31,7 @@ from audit.codes import CodePattern
 from audit.dates import england_times, typed_dates
 from audit.errors import InputError, UserError
 from audit import memory, records
-from audit.layouts import DATE_FIELDS, ENCODINGS, ColumnPlan, Mapping, date_column_names, detect_layout, plan_for
+from audit.layouts import DATE_FIELDS, ENCODINGS, ColumnPlan, Mapping, detect_layout, plan_for
 from audit.prefilter import plain_coding
 from audit.records import (
     BLANK, FIELD_LIMIT, LONG_FIELD_REASON, LONG_LINE_PLACEHOLDER, QUOTING_REASON, RecordScan, scan_records,
@@ -132,9 +132,8 @@ class Export:
             frame = frame.with_columns(england_times(frame.collect_schema()))
             schema = frame.collect_schema()
             typed = typed_dates(schema)
-            frame = _empty_null_slots(frame.with_columns(
-                pl.col(c).cast(pl.String, strict=False) for c, dtype in schema.items()
-                if dtype != pl.String and c not in typed))
+            frame = frame.with_columns(pl.col(c).cast(pl.String, strict=False) for c, dtype in schema.items()
+                                       if dtype != pl.String and c not in typed)
         return frame.with_row_index("row", offset=first_row).with_columns(pl.col("row").cast(pl.Int64))
 
     def batches(self, extend: Extend | None = None, narrow: bool = False) -> Iterator[pl.DataFrame]:
@@ -215,24 +214,6 @@ class Export:
         line: a row's number is its line's past the header's)."""
         return records.numbered_lines(self.source).filter(pl.col("line").is_in(lines.implode())).select(
             (pl.col("line") - self.scan.header_line - 1).alias("row"), "line", "text").collect(engine="streaming")
-
-
-def _empty_null_slots(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """The date columns of a Parquet batch with their null slots emptied; values unchanged.
-
-    polars' Parquet decoder appears to leave text behind the nulls of a string column (inferred,
-    not read in its source: the same frame after a CSV round trip, or rebuilt as here, checks as
-    fast as CSV's), and its pattern tests run over every slot, nulls included, so the date checks (`audit.dates.odd_date`, over
-    every date column) took twice as long on Parquet text as on the same text parsed from CSV,
-    whose nulls are empty: 0.35 s against 0.18 s at 1M rows. Rebuilding the columns (`fill_null`,
-    then the nulls put back) costs 0.14 s and brings the checks back to CSV's: the 1M Parquet
-    file's query with its checks went from 0.66 to 0.53 s."""
-    schema = frame.collect_schema()
-    names = [c for c in date_column_names(schema.names()) if schema[c] == pl.String]
-    if not names:
-        return frame
-    dates = pl.col(names)
-    return frame.with_columns(pl.when(dates.is_not_null()).then(dates.fill_null("")))
 
 
 def _episode_aligned(batches) -> Iterator[pl.DataFrame]:

@@ -237,6 +237,38 @@ def test_prefilter_changes_nothing_but_the_work(request, monkeypatch, variant, b
     assert [f.invalid_dates for f in filtered.files] == [f.invalid_dates for f in full.files]
 
 
+@pytest.mark.parametrize("batch_rows", [None, 777])
+def test_a_parquet_files_dates_are_tested_as_its_csv_files_are(odd_dates, tmp_path, monkeypatch, batch_rows):
+    """A Parquet file's date columns are tested once each batch is read, over their non-null
+    values only (audit.dates.odd_rows; the record scan tests a CSV file's in its lines): the same
+    count of invalid dates as the same export in CSV, every row dated after the as-of date (or
+    holding an odd date) audited in full, and the same findings."""
+    import audit.load
+    from audit.canonical import build
+    from audit.unit import index_patterns
+
+    monkeypatch.setattr(audit.load, "BATCH_ROWS", batch_rows)
+    last = pl.col("EPIKEY").str.slice(-1)
+    wide = pl.read_csv(odd_dates, infer_schema=False).with_columns(  # and some dated after AS_OF
+        pl.when(last == "9").then(pl.lit("2099-01-01")).otherwise(pl.col("OPDATE_02")).alias("OPDATE_02"),
+        pl.when(last == "1").then(pl.lit(f"{AS_OF + timedelta(days=1)} 10:00")).otherwise(pl.col("EPIEND"))
+        .alias("EPIEND"))
+    csv, parquet = tmp_path / "dated.csv", tmp_path / "dated.parquet"
+    wide.write_csv(csv)
+    wide.write_parquet(parquet, row_group_size=1000)
+    index = index_patterns(load_catalogue())
+    by_format = {path.suffix: build(read_exports([path], index=index, as_of=AS_OF), index=index, as_of=AS_OF)
+                 for path in (csv, parquet)}
+    invalid = [data.files[0].invalid_dates for data in by_format.values()]
+    assert invalid[0] == invalid[1] > 1000
+    later = wide.filter(((last == "9") & pl.col("OPERTN_02").is_not_null()) | (last == "1"))["EPIKEY"]
+    for data in by_format.values():
+        assert later.len() > 1000 and later.is_in(data.episodes["episode_id"].implode()).all()
+    found = [as_sets(fast_audit(path, load_catalogue(), batch_rows, monkeypatch)) for path in (csv, parquet)]
+    assert found[0] == found[1]
+    assert len(found[0][0]) > 200
+
+
 def test_examples_equal_reference():
     """The hand-made HES examples exercise every rule (spinal V55, HES fillers, first filled slot,
     overflow sites, evidence, date windows): the fast path and the reference agree on them."""

@@ -628,8 +628,8 @@ def test_parquet_is_read_in_slices_with_rows_numbered_across_them(tmp_path, monk
 
 
 def test_parquet_dates_reach_the_checks_as_written_with_nulls_kept(tmp_path):
-    """A Parquet batch's date columns are rebuilt to empty their null slots (audit.load
-    `_empty_null_slots`): every value, null or blank or odd, must come through unchanged."""
+    """A Parquet batch's date columns are tested over their non-null values only (audit.dates
+    `odd_rows`): every value, null or blank or odd, must come through unchanged."""
     dates = ["2012-01-01", None, "", "01/02/2012", "2012-02-30", None]
     frame = pl.DataFrame({"EPIKEY": [str(i) for i in range(len(dates))], "OPERTN_01": ["W371"] * len(dates),
                           "OPDATE_01": dates, "ADMIDATE": list(reversed(dates))})
