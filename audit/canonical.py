@@ -133,13 +133,19 @@ def _scan_notes(export: Export, in_full: bool) -> pl.Series | None:
     return export.scan.odd_dates if export.scan is not None and not in_full else None
 
 
+def _reads_parquet(export: Export) -> bool:
+    """A Parquet file read here (not a partition's rows, as the Spark engine hands them over, nor
+    a table): its text columns come from polars' Parquet decoder (`_tested_dates`)."""
+    return isinstance(export, Export) and is_parquet(export.path)
+
+
 def _odd_dates(export: Export, schema: pl.Schema, noted: pl.Series | None, until: date | None) -> pl.Expr:
     """A row with a date value that needs the full validity test: one of the scan's `noted` rows,
     else tested here (typed dates as dates; `until`: a text date that may be after it counts,
     audit.dates.odd_date), but for a Parquet file, whose batches are tested once read (`_tested_dates`)."""
     if noted is not None:
         return pl.col("row").is_in(noted.implode())
-    if is_parquet(export.path):
+    if _reads_parquet(export):
         return pl.lit(False)
     return any_odd_date(date_column_names(schema.names()), uk=_uk_dates(export), typed=typed_dates(schema),
                         until=until)
@@ -157,7 +163,7 @@ def _tested_dates(export: Export, index: tuple[CodePattern, ...] | None,
     non-null values only (audit.dates.odd_rows: polars leaves text behind the null slots, which a
     test inside the query read; a 500,000-row slice's date checks 200 -> 82 ms), and the rows it
     flags needing the audit where the prefilter asks (`_dates_bounded`). None for other files."""
-    if not is_parquet(export.path):
+    if not _reads_parquet(export):
         return None
     bounded = _dates_bounded(export, index, as_of, in_full=False)
     needs = ROW_NEEDS if export.plan.shape == "long" else "needs_audit"
