@@ -139,13 +139,15 @@ def _reads_parquet(export: Export) -> bool:
     return isinstance(export, Export) and is_parquet(export.path)
 
 
-def _odd_dates(export: Export, schema: pl.Schema, noted: pl.Series | None, until: date | None) -> pl.Expr:
+def _odd_dates(export: Export, schema: pl.Schema, noted: pl.Series | None, until: date | None,
+               parquet: bool) -> pl.Expr:
     """A row with a date value that needs the full validity test: one of the scan's `noted` rows,
     else tested here (typed dates as dates; `until`: a text date that may be after it counts,
-    audit.dates.odd_date), but for a Parquet file, whose batches are tested once read (`_tested_dates`)."""
+    audit.dates.odd_date), but for a Parquet file (`parquet`: `_reads_parquet`), whose batches are
+    tested once read (`_tested_dates`)."""
     if noted is not None:
         return pl.col("row").is_in(noted.implode())
-    if _reads_parquet(export):
+    if parquet:
         return pl.lit(False)
     return any_odd_date(date_column_names(schema.names()), uk=_uk_dates(export), typed=typed_dates(schema),
                         until=until)
@@ -225,12 +227,14 @@ def _checks(export: Export, index: tuple[CodePattern, ...] | None, known_codes: 
     shape, uk = export.plan.shape, _uk_dates(export)
     noted = _scan_notes(export, in_full)
     later_in_odd = _dates_bounded(export, index, as_of, in_full)
+    parquet = _reads_parquet(export)  # (once: it opens the file to look)
 
     def extend(rows: pl.LazyFrame) -> pl.LazyFrame:
         rows = rows.with_columns(
             pl.col("episode_id").str.strip_chars(),
             first_failure(shape).alias("_reason"),
-            _odd_dates(export, rows.collect_schema(), noted, as_of if later_in_odd else None).alias("_odd_dates"),
+            _odd_dates(export, rows.collect_schema(), noted, as_of if later_in_odd else None, parquet)
+            .alias("_odd_dates"),
         )
         if index is None:
             return rows.with_columns(needs_audit=pl.lit(True), filled=pl.lit(0, pl.UInt8),
