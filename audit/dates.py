@@ -161,8 +161,8 @@ def odd_rows(frame: pl.DataFrame, columns: list[str], uk: bool = False, typed: d
     null slots, and a pattern test over the whole column reads it: HES's later procedure-date
     columns are nearly all null, so a 500,000-row slice's 27 date columns took 286 ms to test so,
     71 ms once their null slots were emptied (itself a rebuild of every column, about 80 ms), and
-    82 ms over their non-null values, rebuild and all (audit.canonical tests a Parquet file's
-    batches so)."""
+    82 ms over their non-null values alone, with no rebuild (audit.canonical tests a Parquet
+    file's batches so)."""
     typed = typed or {}
     row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")
     odd = [frame.lazy().select(row, _odd_typed(c, typed[c]).alias("_odd")).filter("_odd").select("_row")
