@@ -56,8 +56,9 @@ def component_present(component: Component) -> pl.Expr:
 
 def _sequenced(procedures: pl.DataFrame, index_codes: pl.Expr) -> pl.DataFrame:
     """Valid codes of the episodes carrying an index code, with their place in the sequence."""
-    in_order = sequence.episodes_with(
-        sequence.in_episode_order(procedures.filter(pl.col("code_kind") == codes.PROCEDURE)), index_codes)
+    # Which rows hold an index code, tested once: it picks the episodes, then their index rows.
+    valid = sequence.in_episode_order(procedures.filter(pl.col("code_kind") == codes.PROCEDURE))
+    in_order = sequence.episodes_with(valid.with_columns(is_index=index_codes.fill_null(False)), pl.col("is_index"))
     action = codes.is_action(pl.col("code"))
     # Sorted by episode and position: windows are boundary operations (audit.sequence), run lazily
     # so that polars computes their shared parts once (see audit.sequence).
@@ -100,7 +101,7 @@ def match_guidance(procedures: pl.DataFrame, catalogue: Catalogue, as_of: date) 
         pl.col("procedure_date").alias("all_dates"),
     )
     # The rows holding some index code, once: each code set's own test then runs over them only.
-    index_rows = sequenced.filter(index_codes)
+    index_rows = sequenced.filter("is_index")
     # Which code sets' index each row holds, for every code set in one query (one filter per code
     # set cost 85 ms of the spinal benchmark's matching, 77 code sets, most matching nothing).
     holds = index_rows.select(codes.any_of(code_set.index.patterns, pl.col("code")).alias(str(order))

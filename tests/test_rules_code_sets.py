@@ -2,6 +2,7 @@
 
 import pytest
 
+from audit import judge
 from tests.conftest import audit_long, findings_of, status_of
 
 HEADER = "| episode_id | position | code | procedure_date |"
@@ -101,6 +102,19 @@ def test_two_guidances_in_one_episode_are_judged_apart(tmp_path):
 def test_each_occurrence_is_checked(tmp_path):
     result = audit_long(tmp_path, episode("V522", "V551", "Y102", "Y534", "Z992", "V522", "V552", "Y102", "Z992"))
     assert findings_of(result) == [("approach-missing", "IPG319", 6, "error")]
+
+
+def test_a_pair_is_judged_the_same_whatever_order_its_occurrences_come_in(tmp_path):
+    # Two IPG319 occurrences, the first dated before the guidance, the second after it: the pair
+    # takes its first occurrence's date, however the occurrences are ordered.
+    result = audit_long(tmp_path, "\n".join([
+        HEADER, "| E1 | 1 | V522 | 2001-03-14 |", "| E1 | 2 | V551 | 2001-03-14 |",
+        "| E1 | 3 | V522 | 2012-03-14 |", "| E1 | 4 | V552 | 2012-03-14 |",
+        episode("V522", "V551", "Y102", "Y534", "Z992", episode_id="E2").split("\n", 1)[1]]))
+    assert result.occurrences.height == 3
+    shuffled = result.occurrences.reverse()
+    assert judge.judge(shuffled, result.findings, result.catalogue).equals(result.episodes)
+    assert status_of(result, "E1", "IPG319") == "predates-guidance"
 
 
 def test_episode_without_index_code_matches_nothing(tmp_path):
