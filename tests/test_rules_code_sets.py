@@ -117,6 +117,14 @@ def test_a_pair_is_judged_the_same_whatever_order_its_occurrences_come_in(tmp_pa
     assert status_of(result, "E1", "IPG319") == "predates-guidance"
 
 
+def test_an_occurrence_two_code_sets_match_takes_the_first_in_catalogue_order(tmp_path):
+    # IPG421's code sets share the index code K26.2 and tell its approaches apart (Y79
+    # transluminal, Y49.4 transapical): an episode coding both matches both; the first listed wins.
+    result = audit_long(tmp_path, episode("K262", "Y791", "Y494", "Z341", date="2013-01-14"))
+    occurrences = result.occurrences.filter(guidance_id="IPG421")
+    assert occurrences.select("position", "code_set").rows() == [(1, "transluminal")]
+
+
 def test_episode_without_index_code_matches_nothing(tmp_path):
     result = audit_long(tmp_path, episode("W371", "V551", "Y534", "Z943"))
     assert result.episodes.height == 0 and findings_of(result) == []
