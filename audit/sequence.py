@@ -32,7 +32,7 @@ def in_episode_order(frame: pl.DataFrame) -> pl.DataFrame:
     if not frame.select(ascending.fill_null(True).all() & (EPISODE.null_count() == 0)).item():
         frame = frame.sort("episode_id", "position")
     # Flagged as sorted (it is, now): polars then groups by the id along its runs instead of
-    # hashing it (matching's episode lists at 10M episodes: 102 -> 21 ms). Filters keep the flag.
+    # hashing it (matching's episode lists at 10M episodes: 67 -> 22 ms). Filters keep the flag.
     return frame.with_columns(EPISODE.set_sorted())
 
 
