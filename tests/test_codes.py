@@ -93,6 +93,16 @@ def test_spinal_operations_table_is_sourced_and_leaves_out_skull_and_v55():
     assert "V55" not in SPINAL_CATEGORIES  # levels of spine: a qualifier, not an operation
 
 
+def test_a_spinal_operation_is_any_code_of_the_tables_categories():
+    # "Codes within category V55.- are assigned in second place each time a spinal operation is
+    # coded" (NICE IPG319 and IPG366 pages, shared/seeds): every normalised code of each spinal
+    # category (audit/spinal_operations.csv) is one; V55 itself, skull codes and no code are not.
+    every = [f"{category}{digit}" for category in codes.SPINAL_CATEGORIES for digit in range(10)]
+    others = ["V551", "V559", "V011", "W371", "Y534", None]
+    found = pl.select(codes.is_spinal_operation(pl.Series(every + others, dtype=pl.String))).to_series()
+    assert found.to_list() == [True] * len(every) + [False] * len(others)
+
+
 @pytest.mark.parametrize("code, chapter", [("O161", "Z"), ("V522", "V"), ("Y534", "Y"), ("O011", "O")])
 def test_overflow_codes_belong_to_their_parent_chapter(code, chapter):
     import polars as pl

@@ -105,12 +105,21 @@ def test_each_occurrence_is_checked(tmp_path):
 
 
 def test_a_pair_is_judged_the_same_whatever_order_its_occurrences_come_in(tmp_path):
-    # Two IPG319 occurrences, the first dated before the guidance, the second after it: the pair
-    # takes its first occurrence's date, however the occurrences are ordered.
-    result = audit_long(tmp_path, "\n".join([
-        HEADER, "| E1 | 1 | V522 | 2001-03-14 |", "| E1 | 2 | V551 | 2001-03-14 |",
-        "| E1 | 3 | V522 | 2012-03-14 |", "| E1 | 4 | V552 | 2012-03-14 |",
-        episode("V522", "V551", "Y102", "Y534", "Z992", episode_id="E2").split("\n", 1)[1]]))
+    # Two IPG319 occurrences of V52.2 (its index code: the IPG319 page, shared/seeds), the first
+    # dated before the guidance (published 2009: audit/guidance/ipg319.toml), the second after:
+    # the pair takes its first occurrence's date (audit.judge), however the occurrences are ordered.
+    result = audit_long(tmp_path, f"""
+        {HEADER}
+        | E1 | 1 | V522 | 2001-03-14 |
+        | E1 | 2 | V551 | 2001-03-14 |
+        | E1 | 3 | V522 | 2012-03-14 |
+        | E1 | 4 | V552 | 2012-03-14 |
+        | E2 | 1 | V522 | 2012-03-14 |
+        | E2 | 2 | V551 | 2012-03-14 |
+        | E2 | 3 | Y102 | 2012-03-14 |
+        | E2 | 4 | Y534 | 2012-03-14 |
+        | E2 | 5 | Z992 | 2012-03-14 |
+    """)
     assert result.occurrences.height == 3
     shuffled = result.occurrences.reverse()
     assert judge.judge(shuffled, result.findings, result.catalogue).equals(result.episodes)
@@ -118,8 +127,10 @@ def test_a_pair_is_judged_the_same_whatever_order_its_occurrences_come_in(tmp_pa
 
 
 def test_an_occurrence_two_code_sets_match_takes_the_first_in_catalogue_order(tmp_path):
-    # IPG421's code sets share the index code K26.2 and tell its approaches apart (Y79
-    # transluminal, Y49.4 transapical): an episode coding both matches both; the first listed wins.
+    # IPG421's code sets share the index code K26.2 and tell its approaches apart (Y79.-
+    # transluminal, Y49.4 transapical: the IPG421 page as recorded in shared/reference/
+    # nice-coding.md section 2, audit/guidance/ipg421.toml). An episode coding both matches both;
+    # it is audited against the first in file order (audit/guidance/README.md, code sets).
     result = audit_long(tmp_path, episode("K262", "Y791", "Y494", "Z341", date="2013-01-14"))
     occurrences = result.occurrences.filter(guidance_id="IPG421")
     assert occurrences.select("position", "code_set").rows() == [(1, "transluminal")]
