@@ -141,3 +141,39 @@ def test_the_entry_point_hands_every_other_command_to_the_command_line(tmp_path)
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "IPG319" in run.stdout
+
+
+# After the command has run: the OpenBLAS setting, the threads the process has once numpy (pandera's)
+# is imported, and how often the cycle collector runs.
+BLAS_PROBE = """
+import os, sys
+sys.argv = ["nice-audit", "catalogue", "list"]
+from audit.entry import main
+try:
+    main()
+except SystemExit:
+    pass
+import gc, numpy
+print(os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task")), gc.get_threshold()[0])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("2", "2")], ids=["unset", "the user's"])
+def test_the_command_prepares_its_process(tmp_path, given, expected):
+    """numpy's OpenBLAS pool spins on cores polars needs (audit.entry): the command starts none,
+    unless the user asked for one; and it runs Python's cycle collector less often than every 700
+    allocations (its default), which walks the imports' objects again and again."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    run = subprocess.run([sys.executable, "-c", BLAS_PROBE], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    setting, threads, collect_every = run.stdout.strip().splitlines()[-1].split()
+    assert setting == expected
+    assert int(collect_every) > 700
+    if given is None:
+        assert threads == "1"  # the main thread alone: no pool was started

@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from audit.entry import prepare_process  # noqa: E402
+
+prepare_process()  # as the command prepares its process, before numpy is imported
 from audit.catalogue import load_catalogue  # noqa: E402
 from audit.config import load_settings  # noqa: E402
 from audit.pipeline import audit_to_directory  # noqa: E402
