@@ -3,6 +3,7 @@ without polars, pandera or jinja2, and `run` imports jinja2 only to render. Chec
 `sys.modules` in a fresh interpreter, not by timing (the benchmark prints the times)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -146,15 +147,18 @@ def test_the_entry_point_hands_every_other_command_to_the_command_line(tmp_path)
 # After the command has run: the OpenBLAS setting, the threads the process has once numpy (pandera's)
 # is imported, and how often the cycle collector runs.
 BLAS_PROBE = """
-import os, sys
+import atexit, os, sys
+
+
+def probe():
+    import gc, numpy
+    print(os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task")), gc.get_threshold()[0])
+
+
+atexit.register(probe)  # run as the command exits (audit.entry.leave)
 sys.argv = ["nice-audit", "catalogue", "list"]
 from audit.entry import main
-try:
-    main()
-except SystemExit:
-    pass
-import gc, numpy
-print(os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task")), gc.get_threshold()[0])
+main()
 """
 
 
@@ -164,8 +168,6 @@ def test_the_command_prepares_its_process(tmp_path, given, expected):
     """numpy's OpenBLAS pool spins on cores polars needs (audit.entry): the command starts none,
     unless the user asked for one; and it runs Python's cycle collector less often than every 700
     allocations (its default), which walks the imports' objects again and again."""
-    import os
-
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     if given is not None:
         env["OPENBLAS_NUM_THREADS"] = given
@@ -177,3 +179,48 @@ def test_the_command_prepares_its_process(tmp_path, given, expected):
     assert int(collect_every) > 700
     if given is None:
         assert threads == "1"  # the main thread alone: no pool was started
+
+
+# The command, with an atexit function and, optionally, a thread still running when it returns.
+LEAVE_PROBE = """
+import atexit, sys, threading, time
+marks, command, straggler = sys.argv[1], sys.argv[2:], None
+atexit.register(lambda: (open(marks, "a").write("atexit;"), print("printed at exit")))
+if command == ["thread"]:
+    def late():
+        time.sleep(0.3)
+        open(marks, "a").write("thread;")
+    threading.Thread(target=late).start()
+    command = ["catalogue", "list"]
+sys.argv = ["nice-audit", *command]
+from audit.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("command", "status", "marks"), [
+    (["catalogue", "list"], 0, "atexit;"),
+    (["run", "no-such-export.csv", "--out", "out"], 2, "atexit;"),  # a user error keeps its exit code
+    (["no-such-command"], 2, "atexit;"),
+    (["thread"], 0, "thread;atexit;"),  # a thread still running: the interpreter waits for it, as ever
+], ids=["done", "user error", "usage error", "a thread still running"])
+def test_the_command_exits_as_python_would_without_its_teardown(tmp_path, command, status, marks):
+    """audit.entry.leave: the exit status, the atexit functions, and stdout flushed into a pipe."""
+    record = tmp_path / "marks.txt"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # (set on some machines)
+    run = subprocess.run([sys.executable, "-c", LEAVE_PROBE, str(record), *command], cwd=tmp_path, env=buffered,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == status, run.stderr
+    assert record.read_text(encoding="utf-8") == marks
+    assert run.stdout.endswith("printed at exit\n")  # printed into a pipe, so there only once flushed
+    if status == 0:
+        assert "IPG319" in run.stdout
+    else:
+        assert run.stderr.startswith("nice-audit: error:") and len(run.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("code", "status", "stderr"), [(None, 0, ""), (3, 3, ""), ("stopped", 1, "stopped\n")])
+def test_leave_reads_an_exit_code_as_system_exit_does(tmp_path, code, status, stderr):
+    run = subprocess.run([sys.executable, "-c", f"from audit.entry import leave; leave({code!r})"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stderr) == (status, stderr)
