@@ -31,6 +31,16 @@ def write_csv(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def line_coding_on_small_files(monkeypatch):
+    """The record scan tests a file's coding on its lines from `LINE_CODING_FROM` bytes on (24 MB);
+    the tests' files are small, and go the way a large export goes (the threshold's own test sets
+    it back). Subprocess runs of the command keep the real threshold."""
+    from audit import records
+
+    monkeypatch.setattr(records, "LINE_CODING_FROM", 0)
+
+
 @pytest.fixture
 def needs_shared():
     if not ARTIFICIAL_HES.exists():

@@ -591,3 +591,24 @@ def test_the_clean_codes_leave_out_exact_index_codes_alone_within_the_budget(mor
     assert not re.fullmatch(primary, "Y031")  # (Chapter Y or Z never first)
     assert bool(re.fullmatch(code, "H206")) == siblings_clean and bool(re.fullmatch(primary, "H206")) == siblings_clean
     assert (max(len(code), len(primary)) <= CODE_PATTERN_BUDGET) == siblings_clean
+
+
+def test_a_small_file_is_triaged_from_its_parsed_columns(generated, monkeypatch):
+    """Below `LINE_CODING_FROM` bytes the scan does not test a file's coding on its lines (its
+    pattern would cost more to compile than it saves): no row is certified from its line, every
+    one is triaged once parsed whole, and the run is the one the line's test gives."""
+    import audit.records
+    from audit.canonical import _narrow, build
+    from audit.unit import index_patterns
+
+    index = index_patterns(load_catalogue())
+    size = generated.stat().st_size
+    built = {}
+    for threshold, tested in ((size + 1, False), (size, True)):
+        monkeypatch.setattr(audit.records, "LINE_CODING_FROM", threshold)
+        exports = read_exports([generated], index=index, as_of=AS_OF)
+        assert (exports[0].scan.to_triage is not None) == tested
+        assert _narrow(exports[0], index, AS_OF) == tested
+        built[tested] = build(exports, index=index, as_of=AS_OF)
+    for name in ("episodes", "procedures", "rejected", "carried"):
+        assert getattr(built[False], name).equals(getattr(built[True], name)), name
