@@ -49,11 +49,12 @@ def main() -> None:
 
 def leave(code: int | str | None) -> None:
     """End the process with `code` as `SystemExit(code)` would, without the interpreter's
-    teardown: finalising the objects of some 700 imported modules took 0.10-0.12 s of every run, a tenth of a
-    small one (docs/performance.md, session 26), after every output had been written and closed.
-    What an exit must still do is done first: the `atexit` functions (logging's flush, the
-    temporary copies' removal, any library's) and the flush of stdout and stderr. While a thread that
-    Python would wait for is still running, the interpreter's own exit is taken instead."""
+    teardown: finalising the objects of some 700 imported modules took 0.10-0.12 s of every run,
+    a tenth of a small one (docs/performance.md, session 26), after every output had been
+    written and closed. What an exit must still do is done first: the `atexit` functions
+    (logging's flush, the temporary copies' removal, any library's) and the flush of stdout and
+    stderr. While a thread that Python would wait for is still running, the interpreter's own
+    exit is taken instead."""
     import atexit
     import threading
 
@@ -69,7 +70,8 @@ def leave(code: int | str | None) -> None:
     atexit._run_exitfuncs()  # (the interpreter's teardown would run them; os._exit does not)
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe: nothing left to tell it
             pass
     os._exit(status)
