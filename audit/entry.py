@@ -47,7 +47,7 @@ def main() -> None:
     leave(0)
 
 
-def leave(code: int | str | None) -> None:
+def leave(code: int | str | None) -> None:  # (never returns; typing.NoReturn would import typing for --version)
     """End the process with `code` as `SystemExit(code)` would, without the interpreter's
     teardown: finalising the objects of some 700 imported modules took 0.10-0.12 s of every run,
     a tenth of a small one (docs/performance.md, session 26), after every output had been

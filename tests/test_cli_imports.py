@@ -144,6 +144,10 @@ def test_the_entry_point_hands_every_other_command_to_the_command_line(tmp_path)
     assert "IPG319" in run.stdout
 
 
+def _environment_without(name: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != name}
+
+
 # After the command has run: the OpenBLAS setting, the threads the process has once numpy (pandera's)
 # is imported, and how often the cycle collector runs.
 BLAS_PROBE = """
@@ -168,7 +172,7 @@ def test_the_command_prepares_its_process(tmp_path, given, expected):
     """numpy's OpenBLAS pool spins on cores polars needs (audit.entry): the command starts none,
     unless the user asked for one; and it runs Python's cycle collector less often than every 700
     allocations (its default), which walks the imports' objects again and again."""
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env = _environment_without("OPENBLAS_NUM_THREADS")
     if given is not None:
         env["OPENBLAS_NUM_THREADS"] = given
     run = subprocess.run([sys.executable, "-c", BLAS_PROBE], cwd=tmp_path, env=env, capture_output=True,
@@ -184,7 +188,7 @@ def test_the_command_prepares_its_process(tmp_path, given, expected):
 # The command, with an atexit function and, optionally, a thread still running when it returns.
 LEAVE_PROBE = """
 import atexit, sys, threading, time
-marks, command, straggler = sys.argv[1], sys.argv[2:], None
+marks, command = sys.argv[1], sys.argv[2:]
 atexit.register(lambda: (open(marks, "a").write("atexit;"), print("printed at exit")))
 if command == ["thread"]:
     def late():
@@ -207,7 +211,7 @@ main()
 def test_the_command_exits_as_python_would_without_its_teardown(tmp_path, command, status, marks):
     """audit.entry.leave: the exit status, the atexit functions, and stdout flushed into a pipe."""
     record = tmp_path / "marks.txt"
-    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # (set on some machines)
+    buffered = _environment_without("PYTHONUNBUFFERED")  # (set on some machines)
     run = subprocess.run([sys.executable, "-c", LEAVE_PROBE, str(record), *command], cwd=tmp_path, env=buffered,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == status, run.stderr
@@ -220,7 +224,7 @@ def test_the_command_exits_as_python_would_without_its_teardown(tmp_path, comman
 
 
 @pytest.mark.parametrize(("code", "status", "stderr"), [(None, 0, ""), (3, 3, ""), ("stopped", 1, "stopped\n")])
-def test_leave_reads_an_exit_code_as_system_exit_does(tmp_path, code, status, stderr):
+def test_leave_reads_an_exit_code_as_system_exit_does(code, status, stderr):
     run = subprocess.run([sys.executable, "-c", f"from audit.entry import leave; leave({code!r})"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert (run.returncode, run.stderr) == (status, stderr)
