@@ -256,6 +256,15 @@ def test_bench_script_prints_its_tables(tmp_path):
         ["spinal", "csv", f"{N:,}"], ["spinal", "parquet", f"{N:,}"], ["quoted", "csv", f"{N:,}"],
         ["typed", "parquet", f"{N:,}"]]
     assert "≤3.00" in lines[lines.index(header) + 7]  # the targeted export's target beside its ratio
+    budget = next(i for i, line in enumerate(lines) if line.startswith("1b. "))
+    assert lines[budget + 1].split() == ["mix", "format", "episodes", "floor_s", "stack_s", "stack/floor",
+                                         "target_s", "left_s", "own_work_s"]
+    # One row per ratio target (the spinal mix's, at any size), its seconds adding up.
+    spinal = [line.split() for line in lines[budget + 2:budget + 4]]
+    assert [row[:2] for row in spinal] == [["spinal", "csv"], ["spinal", "parquet"]]
+    for row in spinal:
+        floor, stack, target, left = map(float, (row[3], row[4], row[6], row[7]))
+        assert abs(target - 3 * floor) <= 0.021 and abs(left - (target - stack)) <= 0.021  # (rounding)
     assert any(line.startswith("long ") for line in lines)
     assert f"episodes {N:,}, matched" in run.stdout
     assert "nice-audit --version" in run.stdout

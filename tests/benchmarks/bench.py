@@ -15,7 +15,9 @@ It prints five tables:
    each figure) for the `hes` mix at each size, the `padded` mix and the targeted `spinal` mix,
    CSV and Parquet, `quoted`: the hes CSV with every field quoted (as pandas, R and SQL Server
    exports may write it; CSV only), and `typed`: the hes Parquet with its dates typed as dates
-   (as Spark writes a SUS extract; Parquet only);
+   (as Spark writes a SUS extract; Parquet only); then (1b), for each ratio target, the seconds
+   it leaves for the audit's own work once the fixed stack is imported (the stack floor: the
+   floor after importing pandera, typer and jinja2), beside what that work takes now;
 2. the sweep: seconds per million episodes at each size, so fixed costs (falling per million)
    and super-linear steps (rising) show;
 3. the long layout (one row per procedure);
@@ -28,7 +30,7 @@ then what each audit found (from its summary.json), so a reader can see it did i
 Inputs are generated once per (mix, episodes, seed, generator version) into the work folder
 (default `out/bench/`) and reused. Each measurement runs in its own process, so its peak RSS is
 its own (`os.wait4`); wall time is taken around the child (perf_counter), so both include starting
-Python and importing polars. Floor and audit alternate, K times each (`--repeat`, default 3): the
+Python and importing polars. Floor, stack floor and audit alternate, K times each (`--repeat`, default 3): the
 fastest time and the highest peak RSS are reported, and load on the machine affects both alike.
 """
 
@@ -90,6 +92,11 @@ frame = pl.read_parquet(path) if fmt == "parquet" else pl.read_csv(path, infer_s
 print(frame.height, frame.width)
 """
 
+# The floor after importing the libraries every run must import beside polars, which the user
+# fixed (pandera's polars API as nice-audit imports it, without pandas: schemas/engine.py; typer;
+# jinja2): what no audit built on this stack can go below, before it checks a single row.
+STACK_FLOOR = "import schemas.engine, typer, jinja2\n" + FLOOR
+
 
 @dataclass
 class Measurement:
@@ -110,12 +117,18 @@ class Pair:
     episodes: int
     path: Path
     floor: Measurement
+    stack: Measurement  # the floor after the stack's imports (STACK_FLOOR)
     audit: Measurement
     summary: dict = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:
         return self.audit.seconds / self.floor.seconds
+
+    @property
+    def own_work(self) -> float:
+        """The audit's seconds beyond the stack floor: its own checks, outputs and report."""
+        return self.audit.seconds - self.stack.seconds
 
     @property
     def cpu_ratio(self) -> float:
@@ -166,22 +179,25 @@ def audit_command(path: Path, out: Path) -> list[str]:
 
 
 def floor_and_audit(mix: str, fmt: str, episodes: int, path: Path, args) -> Pair:
-    """The floor and the audit of one input, alternating (floor, audit, floor, audit, ...)."""
+    """The floor, the stack floor and the audit of one input, alternating (floor, stack, audit,
+    floor, stack, audit, ...)."""
     print(f"Measuring {mix} {fmt} at {episodes:,} episodes ...", flush=True)
     out = args.workdir / f"audit-{mix}-{fmt}-n{episodes}"
-    floors, audits = [], []
+    floors, stacks, audits = [], [], []
     for _ in range(args.repeat):
         floors.append(_checked(measure([sys.executable, "-c", FLOOR, str(path), fmt], args.workdir),
                                f"floor ({mix} {fmt})"))
+        stacks.append(_checked(measure([sys.executable, "-c", STACK_FLOOR, str(path), fmt], args.workdir),
+                               f"stack floor ({mix} {fmt})"))
         audits.append(_checked(measure(audit_command(path, out), args.workdir), f"nice-audit ({mix} {fmt})"))
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
-    pair = Pair(mix, fmt, episodes, path, _best(floors), _best(audits), summary)
+    pair = Pair(mix, fmt, episodes, path, _best(floors), _best(stacks), _best(audits), summary)
     # As it goes, so that an interrupted run still leaves its figures in the log.
-    print(f"  floor {pair.floor.seconds:.2f} s (CPU {pair.floor.cpu:.2f} s) {pair.floor.rss_mb:,.0f} MB, audit "
-          f"{pair.audit.seconds:.2f} s (CPU {pair.audit.cpu:.2f} s) {pair.audit.rss_mb:,.0f} MB, ratio {pair.ratio:.2f}"
-          f" (load {os.getloadavg()[0]:.1f})", flush=True)
+    print(f"  floor {pair.floor.seconds:.2f} s (CPU {pair.floor.cpu:.2f} s) {pair.floor.rss_mb:,.0f} MB, stack floor "
+          f"{pair.stack.seconds:.2f} s, audit {pair.audit.seconds:.2f} s (CPU {pair.audit.cpu:.2f} s) "
+          f"{pair.audit.rss_mb:,.0f} MB, ratio {pair.ratio:.2f} (load {os.getloadavg()[0]:.1f})", flush=True)
     return pair
 
 
@@ -312,6 +328,26 @@ def print_targets(pairs: list[Pair]) -> None:
           " than wall time)")
 
 
+def print_budget(pairs: list[Pair]) -> None:
+    """What each ratio target leaves for the audit's own work once the stack is imported, beside
+    what that work takes now."""
+    print("1b. What each ratio target leaves for the audit's own work (wall seconds)")
+    print(f"{'mix':<7} {'format':<8} {'episodes':>11} {'floor_s':>8} {'stack_s':>8} {'stack/floor':>11} "
+          f"{'target_s':>9} {'left_s':>7} {'own_work_s':>10}")
+    for p in pairs:
+        ratio_target, _ = targets(p.mix, p.fmt, p.episodes)
+        if ratio_target is None:
+            continue
+        allowed = ratio_target * p.floor.seconds
+        print(f"{p.mix:<7} {p.fmt:<8} {p.episodes:>11,} {p.floor.seconds:>8.2f} {p.stack.seconds:>8.2f} "
+              f"{p.stack.seconds / p.floor.seconds:>11.2f} {allowed:>9.2f} {allowed - p.stack.seconds:>7.2f} "
+              f"{p.own_work:>10.2f}")
+    print("(stack_s: the floor after importing what every run must beside polars: pandera's polars API, typer,"
+          " jinja2. target_s: the ratio target times the floor; left_s: target_s - stack_s, the seconds the"
+          " target leaves for validating, triaging, matching, judging, every output file and the report;"
+          " own_work_s: audit_s - stack_s, what they take now)")
+
+
 def print_sweep(pairs: list[Pair], title: str) -> None:
     print(title)
     print(f"{'format':<8} {'episodes':>11} {'floor_s':>8} {'audit_s':>8} {'floor_s/M':>10} {'audit_s/M':>10} "
@@ -439,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
           f"audit = nice-audit run --quiet (every output and report.html); MB = 2**20 bytes")
     print()
     print_targets(main_pairs + mix_pairs)
+    print()
+    print_budget(main_pairs + mix_pairs)
     print()
     print_sweep(main_pairs, "2. Issue 15 point 4: seconds per million episodes (hes mix; falling = fixed costs, "
                             "rising = super-linear)")
