@@ -30,8 +30,9 @@ then what each audit found (from its summary.json), so a reader can see it did i
 Inputs are generated once per (mix, episodes, seed, generator version) into the work folder
 (default `out/bench/`) and reused. Each measurement runs in its own process, so its peak RSS is
 its own (`os.wait4`); wall time is taken around the child (perf_counter), so both include starting
-Python and importing polars. Floor, stack floor and audit alternate, K times each (`--repeat`, default 3): the
-fastest time and the highest peak RSS are reported, and load on the machine affects both alike.
+Python and importing polars. Floor, stack floor and audit alternate, K times each (`--repeat`,
+default 3): the fastest time and the highest peak RSS are reported, and load on the machine
+affects them alike.
 """
 
 from __future__ import annotations
