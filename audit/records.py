@@ -41,7 +41,7 @@ HEADER_BLOCK = 64 << 10  # bytes of lines read at a time while looking for the h
 SAMPLE_BLOCK = 256 << 10  # bytes of lines from the top of a file that decide whether its coding is tested
 TRIAGE_SHARE = 0.2  # above this share of those lines failing it, it is not (`_often_fails`)
 # A smaller file's coding is not tested on its lines: compiling the test's pattern (55 kB for a
-# HES export, 30-45 ms on each thread that runs it) costs more than the test saves (a narrow
+# HES export, 28-47 ms on each thread that runs it) costs more than the test saves (a narrow
 # parse, rows certified without triage) until some 200,000 HES rows (37 MB). Whole runs without
 # it (session 26, alternating pairs): 100 to 50,000 episodes 0.06-0.15 s faster, 100,000 (18 MB)
 # 0.06 s, 200,000 even, 1M 0.58 s slower. A trust's nightly export of a day or a month is below it.

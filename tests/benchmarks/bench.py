@@ -95,7 +95,7 @@ print(frame.height, frame.width)
 
 # The floor after importing the libraries every run must import beside polars, which the user
 # fixed (pandera's polars API as nice-audit imports it, without pandas: schemas/engine.py; typer;
-# jinja2): what no audit built on this stack can go below, before it checks a single row.
+# jinja2): the floor plus the imports no run on this stack can avoid.
 STACK_FLOOR = "import schemas.engine, typer, jinja2\n" + FLOOR
 
 
