@@ -40,6 +40,7 @@ from tests.conftest import FIXTURES, run_cli
         ("mostly_malformed.csv", "malformed CSV: 3 of 4 rows have the wrong number of fields or broken quoting; "
                                  "the first is line 3 (2 fields where the header has 3)"),
         ("truncated.csv.gz", "truncated or corrupt gzip file"),
+        ("corrupt_deflate.csv.gz", "truncated or corrupt gzip file"),  # (a block of the reserved type)
         ("binary_garbage.csv", "binary content"),
         ("bom_only.csv", "file is empty"),
         # A headerless export: its first line is episode data, so no value from it is quoted.
@@ -555,10 +556,14 @@ def test_a_gzip_bomb_is_stopped_as_it_expands(tmp_path, monkeypatch):
     assert "expands to more than 100 times its size" in result.stderr
 
 
-def test_a_field_over_the_limit_rejects_its_row_only(tmp_path):
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252", "utf-16"])
+def test_a_field_over_the_limit_rejects_its_row_only(tmp_path, encoding):
+    """In any encoding: a cp1252 or UTF-16 file is copied to UTF-8 first (audit.load._normalised),
+    and its over-long lines are shortened in the copy (in UTF-16 after decoding, as a character's
+    bytes may hold 0x0A)."""
     path = tmp_path / "long.csv"
-    with open(path, "w") as handle:
-        handle.write("EPIKEY,CONSULT,OPERTN_01\n1,C1,V522\n2,")
+    with open(path, "w", encoding=encoding) as handle:  # ("utf-16" writes its byte order mark)
+        handle.write("EPIKEY,CONSULT,OPERTN_01\n1,C\u00e91,V522\n2,")
         handle.write('"' + ("x" * 6000 + "\n") * 200 + '"')  # a quoted field of 200 lines, over the limit
         handle.write(",W371\n3," + "y" * (FIELD_LIMIT + 10) + ",W371\n4,C4,W371\n")
     out = tmp_path / "out"
