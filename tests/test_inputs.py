@@ -690,3 +690,25 @@ def test_the_inspection_pass_finds_what_the_whole_file_holds(tmp_path_factory, m
     found = load._inspect(path)
     assert (found.utf8, found.nul, found.quotes) == (utf8, b"\x00" in data, b'"' in data)
     assert found.lone_cr == (re.search(rb"\r(?!\n)", data) is not None)
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-16"])
+@pytest.mark.parametrize("line_end", ["\n", "\r\n", "\r"])
+def test_a_copied_export_is_audited_as_the_utf8_one(tmp_path, encoding, line_end):
+    """A file in another encoding is copied to UTF-8 first (audit.load._normalised), keeping CR LF
+    where no CR stands alone: its rows, their reasons, their lines and their values (a CR LF in a
+    quoted field included) are those of the same file in UTF-8, which is read as it is."""
+    lines = ["EPIKEY,CONSULT,OPERTN_01,OPERTN_02", "1,Zoë,V522,W371", "2,Renée", "3,\"two", "lines\",V522,Y031",
+             "", "4,Chloé,W371,-"]
+    outputs = {}
+    for name, codec, end in (("utf8", "utf-8", line_end), ("copied", encoding, line_end)):
+        path = tmp_path / f"{name}.csv"
+        path.write_bytes(end.join(lines + [""]).encode(codec))
+        out = tmp_path / f"out-{name}"
+        result = run_cli("run", str(path), "--out", str(out))
+        assert result.exit_code == 0, result.stderr
+        outputs[name] = [pl.read_csv(out / f, infer_schema=False).drop("source_file", strict=False)
+                         for f in ("findings.csv", "rejected.csv", "episodes.csv")]
+    for utf8, copied in zip(outputs["utf8"], outputs["copied"]):
+        assert copied.equals(utf8)
+    assert outputs["copied"][1].select("source_row", "source_line").rows() == [("2", "3")]
