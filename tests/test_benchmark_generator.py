@@ -241,6 +241,7 @@ def test_bench_script_prints_its_tables(tmp_path):
     run = subprocess.run(
         [sys.executable, str(bench), "--episodes", f"{N},{2 * N}", "--padded-episodes", str(N),
          "--spinal-episodes", str(N), "--quoted-episodes", str(N), "--typed-episodes", str(N),
+         "--windows-episodes", str(N), "--gzip-episodes", str(N),
          "--long-episodes", str(N), "--repeat", "1", "--workdir", str(tmp_path),
          *(peers or ["--pandas-episodes", str(N)])],
         capture_output=True, text=True, timeout=600,
@@ -249,12 +250,14 @@ def test_bench_script_prints_its_tables(tmp_path):
     lines = run.stdout.splitlines()
     header = next(line for line in lines if line.startswith("mix "))
     assert header.split()[:6] == ["mix", "format", "episodes", "floor_s", "audit_s", "ratio"]
-    rows = [line.split() for line in lines[lines.index(header) + 1:lines.index(header) + 11]]
+    rows = [line.split() for line in lines[lines.index(header) + 1:lines.index(header) + 13]]
     assert [row[:3] for row in rows] == [
         ["hes", "csv", f"{N:,}"], ["hes", "parquet", f"{N:,}"], ["hes", "csv", f"{2 * N:,}"],
         ["hes", "parquet", f"{2 * N:,}"], ["padded", "csv", f"{N:,}"], ["padded", "parquet", f"{N:,}"],
         ["spinal", "csv", f"{N:,}"], ["spinal", "parquet", f"{N:,}"], ["quoted", "csv", f"{N:,}"],
-        ["typed", "parquet", f"{N:,}"]]
+        ["typed", "parquet", f"{N:,}"], ["windows", "csv", f"{N:,}"], ["gzip", "csv", f"{N:,}"]]
+    found = [line.split() for line in lines if line.startswith(("windows ", "gzip "))][-2:]  # (summary.json)
+    assert [row[4] for row in found] == [f"{N:,},"] * 2  # every row read from the cp1252 and gzip copies
     assert "≤3.00" in lines[lines.index(header) + 7]  # the targeted export's target beside its ratio
     budget = next(i for i, line in enumerate(lines) if line.startswith("1b. "))
     assert lines[budget + 1].split() == ["mix", "format", "episodes", "floor_s", "stack_s", "stack/floor",

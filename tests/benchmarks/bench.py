@@ -2,8 +2,9 @@
 the same export, and against what a user would write instead (issue 15).
 
     python tests/benchmarks/bench.py [--episodes 100000,1000000] [--formats csv,parquet]
-                                     [--mixes padded,spinal,quoted,typed] [--padded-episodes N]
-                                     [--spinal-episodes N] [--quoted-episodes N] [--typed-episodes N]
+                                     [--mixes padded,spinal,quoted,typed,windows,gzip]
+                                     [--padded-episodes N] [--spinal-episodes N] [--quoted-episodes N]
+                                     [--typed-episodes N] [--windows-episodes N] [--gzip-episodes N]
                                      [--long-episodes N] [--pandas-episodes N] [--no-duckdb]
                                      [--repeat K] [--workdir DIR] [--seed S] [--keep]
 
@@ -15,7 +16,9 @@ It prints five tables:
    each figure) for the `hes` mix at each size, the `padded` mix and the targeted `spinal` mix,
    CSV and Parquet, `quoted`: the hes CSV with every field quoted (as pandas, R and SQL Server
    exports may write it; CSV only), and `typed`: the hes Parquet with its dates typed as dates
-   (as Spark writes a SUS extract; Parquet only); then (1b), for each ratio target, the seconds
+   (as Spark writes a SUS extract; Parquet only), `windows`: the hes CSV as a Windows PAS may
+   write it (cp1252, CR LF line ends, accented names), and `gzip`: the hes CSV gzipped (both CSV
+   only); then (1b), for each ratio target, the seconds
    it leaves for the audit's own work once the fixed stack is imported (the stack floor: the
    floor after importing pandera, typer and jinja2), beside what that work takes now;
 2. the sweep: seconds per million episodes at each size, so fixed costs (falling per million)
@@ -59,7 +62,8 @@ from tests.benchmarks.generate import DEFAULT_SEED, GENERATOR_VERSION, MIXES  # 
 from tests.benchmarks.peers import GENERIC_RULES  # noqa: E402
 
 FORMATS = ("csv", "parquet")
-ONE_FORMAT = {"quoted": "csv", "typed": "parquet"}  # the mixes measured in one format only
+# The mixes made from the hes export, each measured in one format only
+ONE_FORMAT = {"quoted": "csv", "typed": "parquet", "windows": "csv", "gzip": "csv"}
 NICE_AUDIT = Path(sys.executable).parent / "nice-audit"
 PEERS = Path(__file__).with_name("peers.py")
 MB = 1024 * 1024  # peak RSS is printed in MB of 2**20 bytes; the targets' GB are 2**30 bytes
@@ -85,11 +89,32 @@ pl.scan_csv(sys.argv[1], infer_schema=False).with_columns(dates.str.to_date("%Y-
     sys.argv[2])
 """
 
+# The Windows export: cp1252 (a consultant's name accented every 97th row, so every block of the
+# file holds some), each line ended by CR LF.
+TO_WINDOWS = """
+import sys
+with open(sys.argv[1], "rb") as source, open(sys.argv[2], "wb") as out:
+    for number, line in enumerate(source):
+        if number and number % 97 == 0:
+            line = line.replace(b",C", b",\\xe9C", 1)
+        out.write(line.removesuffix(b"\\n") + b"\\r\\n")
+"""
+
+TO_GZIP = """
+import gzip, shutil, sys
+with open(sys.argv[1], "rb") as source, gzip.GzipFile(sys.argv[2], "wb", compresslevel=6, mtime=0) as out:
+    shutil.copyfileobj(source, out, 1 << 20)
+"""
+MADE = {"quoted": (TO_QUOTED, "csv"), "typed": (TO_TYPED, "parquet"), "windows": (TO_WINDOWS, "csv"),
+        "gzip": (TO_GZIP, "csv.gz")}
+
+# polars reads a gzipped CSV itself (in memory), and cp1252 only as lossy UTF-8: as near to
+# "merely reading" those files as it comes.
 FLOOR = """
 import sys
 import polars as pl
-path, fmt = sys.argv[1], sys.argv[2]
-frame = pl.read_parquet(path) if fmt == "parquet" else pl.read_csv(path, infer_schema=False)
+path, fmt, encoding = sys.argv[1:4]
+frame = pl.read_parquet(path) if fmt == "parquet" else pl.read_csv(path, infer_schema=False, encoding=encoding)
 print(frame.height, frame.width)
 """
 
@@ -185,10 +210,10 @@ def floor_and_audit(mix: str, fmt: str, episodes: int, path: Path, args) -> Pair
     print(f"Measuring {mix} {fmt} at {episodes:,} episodes ...", flush=True)
     out = args.workdir / f"audit-{mix}-{fmt}-n{episodes}"
     floors, stacks, audits = [], [], []
+    read = [str(path), fmt, "utf8-lossy" if mix == "windows" else "utf8"]  # (FLOOR's arguments)
     for _ in range(args.repeat):
-        floors.append(_checked(measure([sys.executable, "-c", FLOOR, str(path), fmt], args.workdir),
-                               f"floor ({mix} {fmt})"))
-        stacks.append(_checked(measure([sys.executable, "-c", STACK_FLOOR, str(path), fmt], args.workdir),
+        floors.append(_checked(measure([sys.executable, "-c", FLOOR, *read], args.workdir), f"floor ({mix} {fmt})"))
+        stacks.append(_checked(measure([sys.executable, "-c", STACK_FLOOR, *read], args.workdir),
                                f"stack floor ({mix} {fmt})"))
         audits.append(_checked(measure(audit_command(path, out), args.workdir), f"nice-audit ({mix} {fmt})"))
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -219,14 +244,13 @@ def _generate(*args: str) -> dict:
 
 def input_for(mix: str, episodes: int, fmt: str, seed: int, workdir: Path) -> Path:
     """The cached input, generated when missing (written beside, then renamed). fmt: csv, parquet
-    or long (the long layout, as CSV); mix `quoted`: the hes CSV with every field quoted, `typed`:
-    the hes Parquet with its dates typed."""
-    if mix in ("quoted", "typed"):
-        suffix = "csv" if mix == "quoted" else "parquet"
+    or long (the long layout, as CSV); the mixes of ONE_FORMAT are made from the hes CSV (MADE)."""
+    if mix in MADE:
+        script, suffix = MADE[mix]
         made = workdir / f"hes_n{episodes}_seed{seed}_v{GENERATOR_VERSION}_{mix}.{suffix}"
         if not made.exists():
             partial = made.with_name(made.name + ".partial")
-            _checked(measure([sys.executable, "-c", TO_QUOTED if mix == "quoted" else TO_TYPED,
+            _checked(measure([sys.executable, "-c", script,
                               str(input_for("hes", episodes, "csv", seed, workdir)), str(partial)], workdir),
                      f"writing the {mix} export")
             os.replace(partial, made)
@@ -387,8 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", default="100000,1000000",
                         help="comma-separated sizes of the hes mix (default 100000,1000000)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated: csv,parquet")
-    parser.add_argument("--mixes", default="padded,spinal,quoted,typed",
-                        help="extra mixes: padded,spinal,quoted,typed (or none)")
+    parser.add_argument("--mixes", default="padded,spinal,quoted,typed,windows,gzip",
+                        help="extra mixes: padded,spinal,quoted,typed,windows,gzip (or none)")
     parser.add_argument("--padded-episodes", type=int, default=1_000_000, help="size of the padded mix (default 1M)")
     parser.add_argument("--spinal-episodes", type=int, default=200_000,
                         help="size of the targeted spinal mix (default 200,000, as in the issue)")
@@ -396,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="size of the quoted mix (default 1M)")
     parser.add_argument("--typed-episodes", type=int, default=1_000_000,
                         help="size of the typed mix (default 1M)")
+    parser.add_argument("--windows-episodes", type=int, default=1_000_000,
+                        help="size of the windows mix (default 1M)")
+    parser.add_argument("--gzip-episodes", type=int, default=1_000_000,
+                        help="size of the gzip mix (default 1M)")
     parser.add_argument("--long-episodes", type=int, default=1_000_000,
                         help="size of the long-layout run (default 1M; 0 to skip)")
     parser.add_argument("--pandas-episodes", type=int, default=20_000,
@@ -417,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     if not formats or any(f not in FORMATS for f in formats):
         parser.error(f"--formats takes a comma-separated list of {', '.join(FORMATS)}")
     if any(m not in [*MIXES, *ONE_FORMAT] or m == "hes" for m in mixes):
-        parser.error("--mixes takes a comma-separated list of padded, spinal, quoted, typed (or none)")
+        parser.error("--mixes takes a comma-separated list of padded, spinal, quoted, typed, windows, gzip "
+                     "(or none)")
     if not sizes or min(sizes) < 1 or args.repeat < 1:
         parser.error("--episodes and --repeat must be at least 1")
     if not NICE_AUDIT.exists():
@@ -429,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     main_pairs = [floor_and_audit("hes", fmt, n, input_for("hes", n, fmt, args.seed, args.workdir), args)
                   for n in sizes for fmt in formats]
     mix_size = {"padded": args.padded_episodes, "spinal": args.spinal_episodes, "quoted": args.quoted_episodes,
-                "typed": args.typed_episodes}
+                "typed": args.typed_episodes, "windows": args.windows_episodes, "gzip": args.gzip_episodes}
     mix_pairs = [floor_and_audit(mix, fmt, mix_size[mix], input_for(mix, mix_size[mix], fmt, args.seed, args.workdir),
                                  args)
                  for mix in mixes for fmt in formats if ONE_FORMAT.get(mix, fmt) == fmt]
