@@ -327,7 +327,8 @@ def _inspect(path: Path) -> Content:
             # cost 0.17 s per 180 MB of a Windows export. A CR ending the chunk waits for the next.)
             if not lone_cr and (previous_cr or b"\r" in chunk):
                 found = _LONE_CR.search(chunk)
-                lone_cr = (previous_cr and not chunk.startswith(b"\n")) or (found is not None and found.end() < len(chunk))
+                lone_cr = ((previous_cr and not chunk.startswith(b"\n"))
+                           or (found is not None and found.end() < len(chunk)))
                 previous_cr = chunk.endswith(b"\r")
             first = chunk.find(b"\n")
             if first < 0:
